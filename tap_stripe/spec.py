@@ -1,0 +1,67 @@
+"""What the tap knows about one Stripe table: a `StreamSpec` is pure data.
+
+`streams_table.py` (generated from Stripe's OpenAPI spec by `scripts/generate.py`) holds one
+`StreamSpec` per table; every mechanism (paging, windows, events, children) reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    """Stream name: the snake_case plural of the object (`charges`, `invoice_line_items`)."""
+    path: str
+    """The list endpoint; `{param}` placeholders are filled from the parent record."""
+    object_types: tuple[str, ...]
+    """The `object` values a record can carry."""
+    kind: str = "list"
+    """`list` (paged list endpoint), `singleton` (one object, e.g. `/v1/balance`)."""
+    parent: str | None = None
+    """Parent stream whose records provide the ids this list needs."""
+    parent_param: str | None = None
+    """The path placeholder or required query parameter filled with the parent's id."""
+    parent_via: str | None = None
+    """`path` or `query`: where `parent_param` goes."""
+    parent_fields: tuple[tuple[str, str], ...] = ()
+    """Extra query parameters taken from parent record fields: (param, parent field)."""
+    embedded_field: str | None = None
+    """The parent field that embeds this list (first page only; `has_more` says more)."""
+    created_filter: bool = False
+    """The list accepts `created[gte]`/`created[lt]`."""
+    created_field: str | None = None
+    """The record's creation time field (`created`; `date` for invoice items)."""
+    query_params: tuple[str, ...] = ()
+    required_params: tuple[str, ...] = ()
+    list_params: tuple[tuple[str, str], ...] = ()
+    """Fixed parameters sent on every list call, e.g. (("status", "all"),)."""
+    expandable: tuple[tuple[str, str | None], ...] = ()
+    """Id fields `expand[]` can turn into objects: (field, stream of that object)."""
+    default_expand: tuple[str, ...] = ()
+    """Fields expanded by default because Stripe returns them only when expanded."""
+    event_types: tuple[str, ...] = ()
+    """Event types whose `data.object` is this stream's object."""
+    deleted_event: str | None = None
+    retrieve_path: str | None = None
+    """`GET` path for one object by id, `{id}` placeholder, when Stripe has one."""
+    paginated: bool = True
+    key_properties: tuple[str, ...] = ("id",)
+    selected_by_default: bool = True
+    oauth_readable: bool = True
+    """False for tables Stripe does not let an OAuth token read."""
+    notes: str = ""
+    children: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def replication_key(self) -> str | None:
+        """The creation-time field when the list can be windowed on it, else None.
+
+        Child lists are read in full for each parent that is emitted, so they have none.
+        """
+        return self.created_field if self.created_filter and not self.parent else None
+
+    @property
+    def top_level(self) -> bool:
+        return self.parent is None

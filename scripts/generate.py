@@ -112,8 +112,15 @@ KEYS = {"capabilities": ("account", "id")}
 OAUTH_UNREADABLE = {"accounts", "external_accounts", "report_runs", "report_types",
                     "radar_value_lists", "radar_value_list_items"}
 
-# Non-list objects read as one record per run.
-SINGLETONS = {"/v1/balance": ("balance", "balance")}
+# Objects read whole each run: name -> (path, component, field whose list items are the
+# rows, key). The balance is one record per run (its history); its available and pending
+# amounts are also tables of their own, one row per currency (Striim's AvailableBalance
+# and PendingBalance).
+SINGLETONS = {
+    "balance": ("/v1/balance", "balance", None, ()),
+    "balance_available": ("/v1/balance", "balance_amount", "available", ("currency",)),
+    "balance_pending": ("/v1/balance", "balance_amount", "pending", ("currency",)),
+}
 
 # Fields the tap adds to every record (see docs/DESIGN.md).
 TAP_FIELDS = {
@@ -326,9 +333,13 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         })
         if event_types and "parent" not in entry:
             entry["event_types"] = tuple(event_types)
+            # `.deleted` means gone only for objects Stripe can return as `deleted: true`
+            # (`customer.subscription.deleted` is a cancellation: the object stays).
             deleted = [t for t in event_types if t.endswith(".deleted")]
-            if deleted:
+            if deleted and any(f"deleted_{i}" in components for i in items):
                 entry["deleted_event"] = deleted[0]
+            if len(event_types) > 20:
+                raise SystemExit(f"{name}: more than 20 event types; Stripe's types[] takes 20")
         retrieve = _retrieve_path(path, spec["paths"])
         if retrieve:
             entry["retrieve_path"] = retrieve
@@ -342,9 +353,12 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         specs.append(entry)
         schemas[name] = _merged_schema(builder, items)
 
-    for path, (name, component) in SINGLETONS.items():
-        specs.append({"name": name, "path": path, "object_types": (component,), "kind": "singleton",
-                      "key_properties": ()})
+    for name, (path, component, rows_field, keys) in SINGLETONS.items():
+        entry = {"name": name, "path": path, "object_types": (component,), "kind": "singleton",
+                 "key_properties": keys}
+        if rows_field:
+            entry["rows_field"] = rows_field
+        specs.append(entry)
         schemas[name] = _merged_schema(builder, [component])
 
     by_name = {s["name"]: s for s in specs}
@@ -447,7 +461,7 @@ def _render_table(specs: list[dict], api_version: str) -> str:
         "",
         "STREAMS: tuple[StreamSpec, ...] = (",
     ]
-    order = ["name", "path", "object_types", "kind", "parent", "parent_param", "parent_via",
+    order = ["name", "path", "object_types", "kind", "rows_field", "parent", "parent_param", "parent_via",
              "parent_fields", "embedded_field", "created_filter", "created_field", "query_params",
              "required_params", "list_params", "expandable", "default_expand", "event_types",
              "deleted_event", "retrieve_path", "paginated", "key_properties", "oauth_readable",

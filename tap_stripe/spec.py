@@ -19,6 +19,8 @@ class StreamSpec:
     """The `object` values a record can carry."""
     kind: str = "list"
     """`list` (paged list endpoint), `singleton` (one object, e.g. `/v1/balance`)."""
+    rows_field: str | None = None
+    """For a singleton: the field whose list items are the rows (`available`)."""
     parent: str | None = None
     """Parent stream whose records provide the ids this list needs."""
     parent_param: str | None = None

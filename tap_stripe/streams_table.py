@@ -740,7 +740,6 @@ STREAMS: tuple[StreamSpec, ...] = (
         list_params=(("status", "all"),),
         expandable=(("application", None), ("customer", "customers"), ("default_payment_method", "payment_methods"), ("default_source", None), ("latest_invoice", "invoices"), ("on_behalf_of", "accounts"), ("pending_setup_intent", "setup_intents"), ("schedule", "subscription_schedules"), ("test_clock", "test_clocks")),
         event_types=("customer.subscription.created", "customer.subscription.deleted", "customer.subscription.paused", "customer.subscription.pending_update_applied", "customer.subscription.pending_update_expired", "customer.subscription.resumed", "customer.subscription.trial_will_end", "customer.subscription.updated"),
-        deleted_event="customer.subscription.deleted",
         retrieve_path="/v1/subscriptions/{id}",
         children=("subscription_items",),
     ),
@@ -981,6 +980,22 @@ STREAMS: tuple[StreamSpec, ...] = (
         object_types=("balance",),
         kind="singleton",
         key_properties=(),
+    ),
+    StreamSpec(
+        name="balance_available",
+        path="/v1/balance",
+        object_types=("balance_amount",),
+        kind="singleton",
+        rows_field="available",
+        key_properties=("currency",),
+    ),
+    StreamSpec(
+        name="balance_pending",
+        path="/v1/balance",
+        object_types=("balance_amount",),
+        kind="singleton",
+        rows_field="pending",
+        key_properties=("currency",),
     ),
 )
 

@@ -1,0 +1,3 @@
+from tap_stripe.tap import TapStripe
+
+TapStripe.cli()

@@ -1,0 +1,540 @@
+"""The run: every selected stream of every account, fetched concurrently, emitted in order.
+
+Work is organised in *feeds*: one per (top-level stream, account). A feed reads its stream
+and its child streams (the *family*), and is a queue of *segments* in output order:
+created-time windows of the list, then windows of events for changed and deleted objects
+(or pages of a full-table list, or one singleton read). Worker threads fetch segments, and
+the children of their records, up to `max_workers` requests in flight. The main thread
+alone writes: it emits a feed's head segment once it and its children are complete,
+then moves the bookmarks past it and writes STATE. A bookmark therefore only ever moves
+past records already written, whatever was fetched ahead, and a killed run resumes from
+its last STATE with at most the in-flight window sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tap_stripe import events as ev
+from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
+from tap_stripe.pagination import list_pages
+from tap_stripe.records import RecordShaper, rfc3339
+from tap_stripe.spec import StreamSpec
+from tap_stripe.state import State
+from tap_stripe.summary import RunSummary
+from tap_stripe.windows import Split, created_params, split_window
+
+LOGGER = logging.getLogger("tap_stripe")
+EVENTS_RETENTION = 30 * 86400
+EVENTS_SAFETY_MARGIN = 86400
+STATE_INTERVAL = 1.0
+Output = list[tuple[str, dict]]
+
+
+class FatalRunError(Exception):
+    """The run must stop; `str()` is the one line to show."""
+
+
+@dataclass
+class Member:
+    """One stream of a family, as read for one account."""
+
+    spec: StreamSpec
+    selected: bool
+    floor: int | None = None  # records created before this are not emitted
+    skipped: str | None = None
+    children: list["Member"] = field(default_factory=list)
+
+    def wanted(self, created: Any) -> bool:
+        return self.floor is None or not isinstance(created, int) or created >= self.floor
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass
+class Segment:
+    kind: str  # "window" | "events" | "pages" | "singleton"
+    lo: int | None = None
+    hi: int | None = None
+    cursor: str | None = None  # pages: starting_after
+    future: Future | None = None
+    subs: list[Future] = field(default_factory=list)
+    output: Output = field(default_factory=list)
+    ready: bool = False
+
+
+@dataclass
+class SegmentResult:
+    output: Output = field(default_factory=list)
+    subs: list[Future] = field(default_factory=list)
+    split: Split | None = None
+    next_cursor: str | None = None
+
+
+class Feed:
+    """One top-level stream (with its children) for one account."""
+
+    def __init__(self, run: "Run", root: Member, account: str | None):
+        self.run = run
+        self.root = root
+        self.account = account
+        self.segments: deque[Segment] = deque()
+        self.version: int | None = None
+        self.resync = False
+        self.events_types: tuple[str, ...] = ()
+        self.done = False
+        self.lo: int | None = None
+        self.hi = run.hi
+        self.emitted_hi: int | None = None
+
+    @property
+    def spec(self) -> StreamSpec:
+        return self.root.spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def label(self) -> str:
+        return f"{self.name}" + (f" [{self.account}]" if self.account else "")
+
+
+class Run:
+    def __init__(self, *, client: StripeClient, specs: dict[str, StreamSpec],
+                 selected: set[str], shapers: dict[str, RecordShaper], emit: Callable[[str, dict, str, int | None], None],
+                 write_message: Callable[[dict], None], state: State, settings: Any,
+                 accounts: list[str | None], platform_streams: tuple[set[str], bool], hi: int, summary: RunSummary,
+                 expand: dict[str, list[str]], activate_versions: bool):
+        self.client = client
+        self.specs = specs
+        self.selected = selected
+        self.shapers = shapers
+        self.emit = emit
+        self.write_message = write_message
+        self.state = state
+        self.settings = settings
+        self.accounts = accounts
+        self.platform_streams = platform_streams
+        self.hi = hi
+        self.summary = summary
+        self.expand = expand
+        self.activate_versions = activate_versions
+        self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="stripe")
+        self.in_flight_limit = settings.max_workers * 2
+        self.feeds: list[Feed] = []
+        self._last_state = 0.0
+        self._state_dirty = False
+        self._stop = threading.Event()
+
+    # ----- planning -------------------------------------------------------------------
+
+    def family(self, spec: StreamSpec) -> Member | None:
+        children = [m for m in (self.family(self.specs[c]) for c in spec.children if c in self.specs) if m]
+        member = Member(spec, spec.name in self.selected, children=children)
+        return member if member.selected or children else None
+
+    def plan(self) -> None:
+        for spec in self.specs.values():
+            if spec.parent:
+                continue
+            platform, read_platform = self.platform_streams
+            accounts = ([None] if read_platform else []) if spec.name in platform else self.accounts
+            for account in accounts:
+                root = self.family(spec)
+                if root is None:
+                    continue
+                feed = Feed(self, root, account)
+                self._plan_feed(feed)
+                self.feeds.append(feed)
+
+    def _plan_feed(self, feed: Feed) -> None:
+        spec, account, settings = feed.spec, feed.account, self.settings
+        start = settings.start
+        if spec.kind == "singleton":
+            feed.segments.append(Segment("singleton"))
+            return
+        if not spec.replication_key:
+            feed.version = self.new_version()
+            feed.segments.append(Segment("pages"))
+            return
+        feed.resync = spec.name in settings.full_resync_streams
+        lookback = settings.lookback
+        if feed.resync:
+            resync = self.state.get(spec.name, account, "resync")
+            if resync:
+                feed.version, lo = resync["version"], resync.get("created", start)
+            else:
+                feed.version, lo = self.new_version(), start
+                self.state.set(spec.name, account, "resync", {"version": feed.version, "created": start})
+            for member in feed.root.walk():
+                member.floor = start
+        else:
+            if spec.event_types:
+                feed.events_types = spec.event_types
+                self._plan_events(feed)
+            floors = []
+            for member in feed.root.walk():
+                cursor = self.state.get(member.spec.name, account, "created")
+                member.floor = _max(start, cursor - lookback if cursor is not None else None)
+                if member.selected or member is not feed.root:
+                    floors.append(member.floor)
+            lo = None if any(f is None for f in floors) else min(floors, default=start)
+        feed.lo = lo
+        if lo is None or lo < feed.hi:
+            feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi))
+        if feed.events_types:
+            events_from = self.state.get(spec.name, account, "events")
+            if events_from is not None and events_from - lookback < feed.hi:
+                feed.segments.append(Segment("events", events_from - lookback, feed.hi))
+
+    def _plan_events(self, feed: Feed) -> None:
+        """First load: remember where events start. Stale bookmark: fall back to a re-read."""
+        spec, account = feed.spec, feed.account
+        events_from = self.state.get(spec.name, account, "events")
+        if events_from is None:
+            self.state.set(spec.name, account, "events", feed.hi)
+            return
+        oldest_safe = self.hi - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN
+        if events_from < oldest_safe:
+            LOGGER.warning(
+                "Stream %s%s: its events bookmark (%s) is older than Stripe keeps events (30 days, "
+                "less a day of margin); re-reading the whole list instead so no change is missed.",
+                spec.name, f" account {account}" if account else "", rfc3339(events_from))
+            for member in feed.root.walk():
+                self.state.set(member.spec.name, account, "created", None)
+            self.state.set(spec.name, account, "events", feed.hi)
+            self.summary.note(spec.name, "events bookmark older than 30 days: full re-read")
+
+    def new_version(self) -> int:
+        return int(time.time() * 1000)
+
+    # ----- the loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.plan()
+        active = list(self.feeds)
+        try:
+            while active:
+                self._schedule(active)
+                progressed = False
+                for feed in list(active):
+                    progressed |= self._advance(feed)
+                    if not feed.segments:
+                        self._finish(feed)
+                        active.remove(feed)
+                        progressed = True
+                self._maybe_write_state()
+                self.summary.progress(self.feeds)
+                if not progressed and active:
+                    pending = [f for feed in active for s in feed.segments
+                               for f in ([s.future] if s.future else []) + s.subs if not f.done()]
+                    if pending:
+                        wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        except BaseException:
+            self._stop.set()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self._write_state(force=True)
+            raise
+        self.executor.shutdown(wait=True)
+        self._write_state(force=True)
+
+    def _schedule(self, active: list[Feed]) -> None:
+        running = sum(1 for feed in active for s in feed.segments if s.future and not s.future.done())
+        budget = self.in_flight_limit - running
+        if budget <= 0:
+            return
+        # Round-robin over feeds, earliest segments first, a few segments ahead per feed.
+        ahead = max(2, self.settings.max_workers)
+        candidates = []
+        for feed in active:
+            for index, segment in enumerate(feed.segments):
+                if index >= ahead:
+                    break
+                if segment.future is None and not segment.ready:
+                    candidates.append((index, feed, segment))
+        candidates.sort(key=lambda c: c[0])
+        for _, feed, segment in candidates[:budget]:
+            segment.future = self.executor.submit(self._fetch, feed, segment)
+
+    def _advance(self, feed: Feed) -> bool:
+        """Fold in finished fetches; emit the feed's complete head segments."""
+        progressed = False
+        for index, segment in enumerate(list(feed.segments)):
+            if segment.future is None or not segment.future.done() or segment.ready:
+                continue
+            try:
+                result: SegmentResult = segment.future.result()
+            except (PermissionDenied, ProductNotSetUp) as exc:
+                self._skip(feed, feed.root, exc)
+                return True
+            except StripeError as exc:
+                raise FatalRunError(_stream_message(feed, exc)) from None
+            progressed = True
+            position = feed.segments.index(segment)
+            if result.split is not None:
+                # The kept newest objects become a ready tail after the new sub-windows.
+                windows = [Segment(segment.kind, lo, hi) for lo, hi in result.split.windows]
+                tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
+                               output=result.output, subs=result.subs, ready=True)
+                del feed.segments[position]
+                for offset, item in enumerate([*windows, tail]):
+                    feed.segments.insert(position + offset, item)
+                continue
+            segment.output, segment.subs, segment.ready = result.output, result.subs, True
+            if result.next_cursor:
+                feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor))
+        while feed.segments and feed.segments[0].ready:
+            head = feed.segments[0]
+            if any(not f.done() for f in head.subs):
+                break
+            output = list(head.output)
+            for sub in head.subs:
+                try:
+                    output.extend(sub.result())
+                except (PermissionDenied, ProductNotSetUp) as exc:
+                    member = getattr(exc, "member", None)
+                    self._skip(feed, member or feed.root, exc)
+                    if member is None:
+                        return True
+                except StripeError as exc:
+                    raise FatalRunError(_stream_message(feed, exc)) from None
+            self._emit_segment(feed, head, output)
+            feed.segments.popleft()
+            progressed = True
+        return progressed
+
+    def _emit_segment(self, feed: Feed, segment: Segment, output: Output) -> None:
+        extracted = rfc3339(int(time.time()))
+        skipped = {m.spec.name for m in feed.root.walk() if m.skipped}
+        for stream, record in output:
+            if stream in skipped:
+                continue
+            self.emit(stream, record, extracted, feed.version)
+            self.summary.count(stream, record, segment.kind == "events")
+        name, account = feed.name, feed.account
+        if segment.kind == "window" and segment.hi is not None:
+            feed.emitted_hi = segment.hi
+            if feed.resync:
+                self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi})
+            else:
+                for member in feed.root.walk():
+                    if member.selected and not member.skipped:
+                        current = self.state.get(member.spec.name, account, "created")
+                        self.state.set(member.spec.name, account, "created", _max(current, segment.hi))
+        elif segment.kind == "events" and segment.hi is not None:
+            current = self.state.get(name, account, "events")
+            self.state.set(name, account, "events", _max(current, segment.hi))
+        self._state_dirty = True
+
+    def _finish(self, feed: Feed) -> None:
+        """A feed's every segment was emitted: activate its table version if it has one."""
+        if feed.resync:
+            self.state.set(feed.name, feed.account, "resync", None)
+            for member in feed.root.walk():
+                if member.selected and not member.skipped:
+                    self.state.set(member.spec.name, feed.account, "created", feed.hi)
+        if feed.version is not None and self.activate_versions:
+            for member in feed.root.walk():
+                if member.selected and not member.skipped:
+                    self.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name,
+                                        "version": feed.version})
+        self._state_dirty = True
+
+    def _skip(self, feed: Feed, member: Member, exc: StripeError) -> None:
+        reason = _skip_reason(exc)
+        if isinstance(exc, PermissionDenied) and self.settings.on_permission_error == "fail":
+            raise FatalRunError(_stream_message(feed, exc)) from None
+        for skipped in member.walk():
+            skipped.skipped = reason
+            if skipped.selected:
+                self.summary.skip(skipped.spec.name, feed.account, reason)
+        LOGGER.warning("Skipping stream %s%s: %s", member.spec.name,
+                       f" for account {feed.account}" if feed.account else "", reason)
+        if member is feed.root:
+            for segment in feed.segments:
+                if segment.future:
+                    segment.future.cancel()
+                for sub in segment.subs:
+                    sub.cancel()
+            feed.segments.clear()
+
+    def _maybe_write_state(self) -> None:
+        if self._state_dirty and time.monotonic() - self._last_state >= STATE_INTERVAL:
+            self._write_state()
+
+    def _write_state(self, force: bool = False) -> None:
+        if self._state_dirty or force:
+            self.write_message({"type": "STATE", "value": self.state.data})
+            self._state_dirty = False
+            self._last_state = time.monotonic()
+
+    # ----- work done in worker threads -----------------------------------------------
+
+    def _fetch(self, feed: Feed, segment: Segment) -> SegmentResult:
+        if self._stop.is_set():
+            return SegmentResult()
+        spec = feed.spec
+        if segment.kind == "singleton":
+            body = self.client.get(spec.path, account=feed.account, stream=spec.name)
+            self.summary.page(spec.name)
+            rows = body.get(spec.rows_field) or [] if spec.rows_field else [body]
+            shaper, now = self.shapers[spec.name], int(time.time())
+            return SegmentResult(output=[(spec.name, shaper.shape(row, feed.account, now)) for row in rows])
+        if segment.kind == "pages":
+            page = self._page(feed, self._list_params(spec), cursor=segment.cursor)
+            objects = page.get("data") or []
+            result = self._parents(feed, objects)
+            if page.get("has_more") and spec.paginated and objects:
+                next_cursor = objects[-1]["id"]
+                if next_cursor == segment.cursor:
+                    raise StripeError(f"stream {spec.name}: GET {spec.path} cursor did not advance", path=spec.path)
+                result.next_cursor = next_cursor
+            return result
+        if segment.kind == "events":
+            return self._events_window(feed, segment)
+        return self._list_window(feed, segment)
+
+    def _page(self, feed: Feed, params: list, cursor: str | None = None) -> dict:
+        spec = feed.spec
+        query = list(params) + ([("limit", 100)] if spec.paginated else [])
+        if cursor:
+            query.append(("starting_after", cursor))
+        body = self.client.get(spec.path, query, account=feed.account, stream=spec.name)
+        self.summary.page(spec.name)
+        return body
+
+    def _list_params(self, spec: StreamSpec) -> list[tuple[str, Any]]:
+        params: list[tuple[str, Any]] = list(spec.list_params)
+        for field_name in (*spec.default_expand, *self.expand.get(spec.name, ())):
+            params.append(("expand[]", f"data.{field_name}"))
+        return params
+
+    def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
+        spec = feed.spec
+        params = self._list_params(spec) + created_params(segment.lo, segment.hi)
+        first = self._page(feed, params)
+        objects = first.get("data") or []
+        created_field = spec.created_field or "created"
+        if first.get("has_more") and objects and segment.hi - segment.lo > 1:
+            split = split_window(segment.lo, segment.hi, objects, created_field)
+            result = self._parents(feed, list(reversed(split.kept)))
+            result.split = split
+            return result
+        pages = [objects]
+        if first.get("has_more") and objects:
+            for body in list_pages(self.client, spec.path, params, account=feed.account,
+                                   endpoint=spec.path, stream=spec.name, starting_after=objects[-1]["id"]):
+                self.summary.page(spec.name)
+                pages.append(body.get("data") or [])
+        ascending = [obj for page in reversed(pages) for obj in reversed(page)]
+        return self._parents(feed, ascending)
+
+    def _parents(self, feed: Feed, objects: list[dict]) -> SegmentResult:
+        """Shape parent objects (ascending) and start fetching their children.
+
+        A parent is shaped before its children are submitted, and children are shallow
+        copies, so no two threads shape the same dict at once.
+        """
+        result = SegmentResult()
+        root = feed.root
+        shaper = self.shapers[root.spec.name]
+        created_field = root.spec.created_field
+        for obj in objects:
+            created = obj.get(created_field) if created_field else None
+            changed = obj.get("updated") or created
+            if root.selected and root.wanted(created):
+                result.output.append((root.spec.name, shaper.shape(obj, feed.account)))
+            for child in root.children:
+                if not child.skipped and child.wanted(created):
+                    result.subs.append(self.executor.submit(self._child_records, feed, child, obj, changed))
+        return result
+
+    def _child_records(self, feed: Feed, member: Member, parent_obj: dict, changed: Any) -> Output:
+        """Every record of one child list of one parent (embedded first page, then the rest)."""
+        spec = member.spec
+        try:
+            objects = [dict(obj) for obj in self._child_objects(feed, spec, parent_obj)]
+        except (PermissionDenied, ProductNotSetUp) as exc:
+            exc.member = member  # type: ignore[attr-defined]
+            raise
+        output: Output = []
+        shaper = self.shapers[spec.name]
+        updated_at = changed if isinstance(changed, int) else None
+        for obj in objects:
+            for grandchild in member.children:
+                if not grandchild.skipped:
+                    output.extend(self._child_records(feed, grandchild, obj, changed))
+            if member.selected:
+                record = shaper.shape(obj, feed.account, updated_at or obj.get("created"))
+                if spec.parent_via and spec.parent_param and spec.parent_param not in record and \
+                        spec.parent_param in shaper.known:
+                    record[spec.parent_param] = parent_obj.get("id")
+                output.append((spec.name, record))
+        return output
+
+    def _child_objects(self, feed: Feed, spec: StreamSpec, parent_obj: dict):
+        parent_id = parent_obj.get("id")
+        embedded = parent_obj.get(spec.embedded_field) if spec.embedded_field else None
+        cursor = None
+        if isinstance(embedded, dict) and isinstance(embedded.get("data"), list):
+            yield from embedded["data"]
+            if not embedded.get("has_more") or not embedded["data"]:
+                return
+            cursor = embedded["data"][-1]["id"]
+        params: list[tuple[str, Any]] = list(spec.list_params)
+        path = spec.path
+        if spec.parent_via == "path":
+            path = re.sub(r"\{\w+\}", str(parent_id), path, count=1)
+        elif spec.parent_via == "query":
+            params.append((spec.parent_param, parent_id))
+        for param, field_name in spec.parent_fields:
+            value = parent_obj.get(field_name)
+            value = value.get("id") if isinstance(value, dict) else value
+            if not value:
+                return
+            params.append((param, value))
+        for field_name in (*spec.default_expand, *self.expand.get(spec.name, ())):
+            params.append(("expand[]", f"data.{field_name}"))
+        for body in list_pages(self.client, path, params, account=feed.account, endpoint=spec.path,
+                               stream=spec.name, starting_after=cursor, paginated=spec.paginated):
+            self.summary.page(spec.name)
+            yield from body.get("data") or []
+
+    def _events_window(self, feed: Feed, segment: Segment) -> SegmentResult:
+        events_list, split = ev.read_window(self, feed, segment)
+        result = SegmentResult(split=split)
+        for event in ev.newest_per_object(events_list):
+            result.subs.append(self.executor.submit(ev.apply_event, self, feed, event))
+        return result
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _skip_reason(exc: StripeError) -> str:
+    message = exc.error.get("message") or str(exc)
+    permission = re.search(r"'(rak_[a-z_]+)'", message)
+    if isinstance(exc, PermissionDenied):
+        return "permission denied" + (f" (needs {permission[1]})" if permission else "") + \
+            f" [HTTP {exc.status}, request id {exc.request_id or '-'}]"
+    return f"product not set up on this account [HTTP {exc.status}: {' '.join(message.split())[:160]}]"
+
+
+def _stream_message(feed: Feed, exc: StripeError) -> str:
+    text = str(exc)
+    return text if text.startswith("stream ") else f"stream {feed.label()}: {text}"

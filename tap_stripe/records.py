@@ -1,0 +1,113 @@
+"""Turning a Stripe object into the record the tap emits, cheaply.
+
+`RecordShaper` is compiled once per stream from its generated schema. Per record it:
+- converts unix-time integers to RFC 3339 UTC strings, walking only the paths of the
+  schema that hold `date-time` fields (nested objects, arrays and expanded objects too);
+- drops top-level keys the schema does not know (newer API versions add fields);
+- adds `_account_id` and `_updated_at`.
+
+Everything else is already JSON-typed the way the schema says, so no generic per-field
+conformance runs.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+TAP_FIELDS = ("_account_id", "_updated_at", "deleted", "_sdc_deleted_at")
+
+# A plan maps a key to None (convert this value) or to a sub-plan for a nested value.
+Plan = dict[str, Any]
+
+
+@lru_cache(maxsize=65536)
+def rfc3339(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _is_datetime(node: dict) -> bool:
+    return node.get("format") == "date-time"
+
+
+def compile_plan(node: dict) -> Plan | None:
+    """The date-time paths below an object schema node, or None if there are none."""
+    plan: Plan = {}
+    for key, prop in node.get("properties", {}).items():
+        if key in TAP_FIELDS:
+            continue
+        if _is_datetime(prop):
+            plan[key] = None
+            continue
+        sub = _compile_value(prop)
+        if sub is not None:
+            plan[key] = sub
+    return plan or None
+
+
+def _compile_value(node: dict) -> Plan | None:
+    members = node.get("anyOf", [node])
+    merged: Plan = {}
+    for member in members:
+        if "properties" in member:
+            sub = compile_plan(member)
+        elif "items" in member and isinstance(member["items"], dict):
+            items = member["items"]
+            sub = {"[]": None} if _is_datetime(items) else (
+                {"[]": inner} if (inner := _compile_value(items)) else None)
+        else:
+            sub = None
+        if sub:
+            merged.update(sub)
+    return merged or None
+
+
+def apply_plan(value: Any, plan: Plan) -> None:
+    """Convert, in place, the unix times that `plan` points at inside `value`."""
+    if isinstance(value, dict):
+        for key, sub in plan.items():
+            item = value.get(key)
+            if item is None:
+                continue
+            if sub is None:
+                if type(item) is int:
+                    value[key] = rfc3339(item)
+            else:
+                apply_plan(item, sub)
+    elif isinstance(value, list) and "[]" in plan:
+        inner = plan["[]"]
+        if inner is None:
+            value[:] = [rfc3339(v) if type(v) is int else v for v in value]
+        else:
+            for item in value:
+                apply_plan(item, inner)
+
+
+class RecordShaper:
+    """Shapes raw Stripe objects of one stream into records matching its schema."""
+
+    def __init__(self, schema: dict, created_field: str | None):
+        self.plan = compile_plan(schema) or {}
+        self.known = frozenset(schema.get("properties", {}))
+        self.created_field = created_field
+
+    def shape(self, obj: dict, account: str | None, updated_at: int | None = None) -> dict:
+        """Shape `obj` in place and return it. `updated_at` defaults to the object's times."""
+        if updated_at is None:
+            updated_at = obj.get("updated") or (obj.get(self.created_field) if self.created_field else None)
+        if not self.known.issuperset(obj):
+            for key in [k for k in obj if k not in self.known]:
+                del obj[key]
+        apply_plan(obj, self.plan)
+        obj["_account_id"] = account
+        obj["_updated_at"] = rfc3339(updated_at) if type(updated_at) is int else None
+        return obj
+
+    def deletion(self, obj_id: str, object_type: str, deleted_at: int, account: str | None,
+                 extra: dict | None = None) -> dict:
+        """The record a target can soft-delete with: id, `deleted: true` and when."""
+        record = {"id": obj_id, "object": object_type, **(extra or {})}
+        record.update(deleted=True, _sdc_deleted_at=rfc3339(deleted_at),
+                      _account_id=account, _updated_at=rfc3339(deleted_at))
+        return {k: v for k, v in record.items() if k in self.known}

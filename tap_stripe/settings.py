@@ -1,0 +1,282 @@
+"""The tap's settings: their JSON Schema (shown by `--about`) and their validation.
+
+`validate(config)` runs before any request and returns a `Settings` with defaults filled
+in, or raises `ConfigError` whose message is one line naming the setting to fix. Values
+are never echoed, so a misplaced secret cannot leak through an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+from tap_stripe.streams_table import API_VERSION
+
+DEFAULT_FULL_RESYNC = ("customers", "invoices")
+KEY_PATTERN = re.compile(r"^(sk|rk)_(live|test)_[0-9A-Za-z_]+$")
+OAUTH_TOKEN_PATTERN = re.compile(r"^[0-9A-Za-z_\-.]+$")
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property("api_key", th.StringType, secret=True,
+                description="Secret (`sk_…`) or restricted (`rk_…`) API key, sent as a Bearer token. "
+                            "Not needed with OAuth settings."),
+    th.Property("account_id", th.StringType,
+                description="A connected account to read (`acct_…`), sent as `Stripe-Account`."),
+    th.Property("account_ids", th.ArrayType(th.StringType),
+                description="Several connected accounts to read in one run."),
+    th.Property("connected_accounts", th.StringType, allowed_values=["all"],
+                description="`all`: list the platform's accounts through /v1/accounts and read each."),
+    th.Property("account_shard", th.StringType,
+                description="`i/N`: read only the i-th of N stable, disjoint subsets of the accounts."),
+    th.Property("start_date", th.DateTimeType,
+                description="RFC 3339 date; objects created before it are not read. Default: all history."),
+    th.Property("end_date", th.DateTimeType,
+                description="RFC 3339 date; exclusive upper bound on `created`. Default: the run's start."),
+    th.Property("lookback_seconds", th.IntegerType, default=300,
+                description="Re-read this many seconds before each bookmark, for objects that become "
+                            "visible late."),
+    th.Property("api_url", th.StringType, default="https://api.stripe.com",
+                description="Base URL of the API (the sandbox, proxies and tests point it elsewhere)."),
+    th.Property("files_url", th.StringType, default="https://files.stripe.com",
+                description="Base URL of Stripe's file downloads (report results)."),
+    th.Property("api_version", th.StringType, default=API_VERSION,
+                description="Sent as `Stripe-Version` on every request; the schemas match this version."),
+    th.Property("request_timeout", th.NumberType, default=80,
+                description="Seconds to wait for a response (read timeout)."),
+    th.Property("connect_timeout", th.NumberType, default=10,
+                description="Seconds to wait for a connection."),
+    th.Property("user_agent", th.StringType, description="User-Agent header; default `tap-stripe/<version>`."),
+    th.Property("expand", th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+                description="Extra fields to expand, per stream: `{\"charges\": [\"customer\"]}`."),
+    th.Property("max_retries", th.IntegerType, default=8,
+                description="Retries of a request that failed in a retryable way (429, 5xx, timeouts)."),
+    th.Property("max_backoff_seconds", th.NumberType, default=60,
+                description="Longest wait between two retries."),
+    th.Property("on_permission_error", th.StringType, default="skip", allowed_values=["skip", "fail"],
+                description="A stream the key may not read: `skip` it with a warning, or `fail` the run."),
+    th.Property("ca_bundle", th.StringType,
+                description="Path to a CA bundle (corporate proxies). Certificates are always verified."),
+    th.Property("max_requests_per_second", th.NumberType,
+                description="Global request budget. Default: 80% of Stripe's limit for the key's mode "
+                            "(80 live, 20 test)."),
+    th.Property("max_requests_per_second_per_endpoint", th.NumberType,
+                description="Budget per API operation. Default 20 (80% of Stripe's 25)."),
+    th.Property("max_workers", th.IntegerType, default=16,
+                description="Requests in flight at once across the run."),
+    th.Property("full_resync_streams", th.ArrayType(th.StringType), default=list(DEFAULT_FULL_RESYNC),
+                description="Streams re-read in full each run (with table versions) instead of events."),
+    th.Property("updates_mode", th.StringType, default="refetch", allowed_values=["refetch", "snapshot"],
+                description="Changed objects found in events: `refetch` them by id (pinned API version, "
+                            "expansions) or emit the event's `snapshot`."),
+    th.Property("oauth_client_id", th.StringType, description="Connect OAuth: the platform's client id."),
+    th.Property("oauth_client_secret", th.StringType, secret=True,
+                description="Connect OAuth: the platform's secret key used for the token exchange."),
+    th.Property("oauth_refresh_token", th.StringType, secret=True,
+                description="Connect OAuth: the connected account's refresh token."),
+    th.Property("oauth_url", th.StringType, default="https://connect.stripe.com",
+                description="Base URL of Stripe's OAuth token endpoint."),
+    th.Property("summary_file", th.StringType,
+                description="Write the run summary as JSON to this path."),
+    th.Property("progress_interval_seconds", th.NumberType, default=10,
+                description="Seconds between progress lines on stderr (0 turns them off)."),
+).to_dict()
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message is one line naming it."""
+
+
+@dataclass
+class Settings:
+    api_key: str | None
+    account_ids: list[str] | None
+    connected_accounts: bool
+    shard: tuple[int, int] | None
+    start: int | None
+    end: int | None
+    lookback: int
+    api_url: str
+    files_url: str
+    api_version: str
+    request_timeout: float
+    connect_timeout: float
+    user_agent: str
+    expand: dict[str, list[str]]
+    max_retries: int
+    max_backoff_seconds: float
+    on_permission_error: str
+    ca_bundle: str | None
+    max_rps: float | None
+    max_rps_endpoint: float | None
+    max_workers: int
+    full_resync_streams: frozenset[str]
+    updates_mode: str
+    oauth: dict[str, str] | None
+    oauth_url: str
+    summary_file: str | None
+    progress_interval: float
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def multi_account(self) -> bool:
+        return self.connected_accounts or bool(self.account_ids and len(self.account_ids) > 1) \
+            or self.shard is not None
+
+
+def _timestamp(config: dict, name: str) -> int | None:
+    value = config.get(name)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"setting '{name}' must be an RFC 3339 date-time string, e.g. 2024-01-31T00:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"setting '{name}' is not an RFC 3339 date-time (e.g. 2024-01-31T00:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp())
+
+
+def _number(config: dict, name: str, default: float | None, *, integer: bool = False,
+            minimum: float = 0, allow_zero: bool = True) -> Any:
+    value = config.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"setting '{name}' must be {kind}")
+    if value < minimum or (not allow_zero and value == 0):
+        raise ConfigError(f"setting '{name}' must be {'greater than' if not allow_zero else 'at least'} {minimum}")
+    return int(value) if integer else float(value)
+
+
+def _url(config: dict, name: str, default: str) -> str:
+    value = config.get(name) or default
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"setting '{name}' must be an http(s) URL")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "::1") and \
+            not parts.hostname.startswith("127."):
+        raise ConfigError(f"setting '{name}' uses plain http; only https is allowed, except on loopback "
+                          "(127.0.0.1/localhost) for the sandbox")
+    return value.rstrip("/")
+
+
+def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str]],
+             version: str = "") -> Settings:
+    """Check every setting and fill in defaults; raise ConfigError on the first problem."""
+    oauth_keys = ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token")
+    oauth = {k: config[k] for k in oauth_keys if config.get(k)}
+    if oauth and len(oauth) != len(oauth_keys):
+        missing = [k for k in oauth_keys if k not in oauth]
+        raise ConfigError(f"setting '{missing[0]}' is required with the other OAuth settings")
+    api_key = config.get("api_key")
+    if not oauth:
+        if not api_key:
+            raise ConfigError("setting 'api_key' is required (or TAP_STRIPE_API_KEY, or the OAuth settings)")
+        if not isinstance(api_key, str) or not KEY_PATTERN.match(api_key):
+            raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key "
+                              "(expected sk_live_…, sk_test_…, rk_live_… or rk_test_…)")
+    elif not KEY_PATTERN.match(str(oauth["oauth_client_secret"])):
+        raise ConfigError("setting 'oauth_client_secret' is not a Stripe secret key (expected sk_…)")
+
+    account_ids = None
+    if config.get("account_id"):
+        if not re.fullmatch(r"acct_[0-9A-Za-z]+", str(config["account_id"])):
+            raise ConfigError("setting 'account_id' must look like acct_…")
+        account_ids = [config["account_id"]]
+    if config.get("account_ids"):
+        ids = config["account_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) and re.fullmatch(r"acct_[0-9A-Za-z]+", i) for i in ids):
+            raise ConfigError("setting 'account_ids' must be a list of account ids (acct_…)")
+        if account_ids:
+            raise ConfigError("settings 'account_id' and 'account_ids' exclude each other; use one")
+        account_ids = list(dict.fromkeys(ids))
+    connected = config.get("connected_accounts")
+    if connected not in (None, "", "all"):
+        raise ConfigError("setting 'connected_accounts' must be \"all\"")
+    if connected and account_ids:
+        raise ConfigError("setting 'connected_accounts' excludes 'account_id' and 'account_ids'")
+    if oauth and (connected or account_ids):
+        raise ConfigError("OAuth settings read the token's own account; remove 'account_id(s)'/'connected_accounts'")
+    shard = None
+    if config.get("account_shard"):
+        match = re.fullmatch(r"(\d+)/(\d+)", str(config["account_shard"]))
+        if not match or not 0 <= int(match[1]) < int(match[2]):
+            raise ConfigError("setting 'account_shard' must be i/N with 0 <= i < N, e.g. 0/3")
+        if not (connected or account_ids):
+            raise ConfigError("setting 'account_shard' needs 'connected_accounts' or 'account_ids'")
+        shard = (int(match[1]), int(match[2]))
+
+    start = _timestamp(config, "start_date")
+    end = _timestamp(config, "end_date")
+    if start is not None and end is not None and end <= start:
+        raise ConfigError("setting 'end_date' must be after 'start_date'")
+
+    expand = config.get("expand") or {}
+    if not isinstance(expand, dict):
+        raise ConfigError("setting 'expand' must be an object of stream name to a list of fields")
+    for stream, fields in expand.items():
+        if stream not in stream_names:
+            raise ConfigError(f"setting 'expand' names unknown stream '{stream}'")
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise ConfigError(f"setting 'expand.{stream}' must be a list of field names")
+        for name in fields:
+            if name.split(".")[0] not in expandable.get(stream, set()):
+                allowed = ", ".join(sorted(expandable.get(stream, set()))) or "none"
+                raise ConfigError(f"setting 'expand.{stream}': '{name}' is not expandable "
+                                  f"(expandable: {allowed})")
+
+    full_resync = config.get("full_resync_streams", list(DEFAULT_FULL_RESYNC))
+    if not isinstance(full_resync, list) or not all(isinstance(s, str) for s in full_resync):
+        raise ConfigError("setting 'full_resync_streams' must be a list of stream names")
+    for stream in full_resync:
+        if stream not in stream_names:
+            raise ConfigError(f"setting 'full_resync_streams' names unknown stream '{stream}'")
+
+    for name, allowed in (("on_permission_error", ("skip", "fail")), ("updates_mode", ("refetch", "snapshot"))):
+        if config.get(name) not in (None, *allowed):
+            raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
+    ca_bundle = config.get("ca_bundle")
+    if ca_bundle is not None:
+        import os
+
+        if not isinstance(ca_bundle, str) or not os.path.isfile(ca_bundle):
+            raise ConfigError("setting 'ca_bundle' must be the path of a readable CA bundle file")
+
+    return Settings(
+        api_key=api_key,
+        account_ids=account_ids,
+        connected_accounts=bool(connected),
+        shard=shard,
+        start=start,
+        end=end,
+        lookback=_number(config, "lookback_seconds", 300, integer=True),
+        api_url=_url(config, "api_url", "https://api.stripe.com"),
+        files_url=_url(config, "files_url", "https://files.stripe.com"),
+        api_version=str(config.get("api_version") or API_VERSION),
+        request_timeout=_number(config, "request_timeout", 80, allow_zero=False),
+        connect_timeout=_number(config, "connect_timeout", 10, allow_zero=False),
+        user_agent=str(config.get("user_agent") or f"tap-stripe/{version}"),
+        expand={k: list(v) for k, v in expand.items()},
+        max_retries=_number(config, "max_retries", 8, integer=True),
+        max_backoff_seconds=_number(config, "max_backoff_seconds", 60),
+        on_permission_error=config.get("on_permission_error") or "skip",
+        ca_bundle=ca_bundle,
+        max_rps=_number(config, "max_requests_per_second", None, allow_zero=False),
+        max_rps_endpoint=_number(config, "max_requests_per_second_per_endpoint", None, allow_zero=False),
+        max_workers=_number(config, "max_workers", 16, integer=True, minimum=1),
+        full_resync_streams=frozenset(full_resync),
+        updates_mode=config.get("updates_mode") or "refetch",
+        oauth=oauth or None,
+        oauth_url=_url(config, "oauth_url", "https://connect.stripe.com"),
+        summary_file=config.get("summary_file"),
+        progress_interval=_number(config, "progress_interval_seconds", 10),
+        raw=config,
+    )

@@ -1,0 +1,306 @@
+"""TapStripe: the singer-sdk plugin — CLI, settings, catalog — around the tap's own engine.
+
+The SDK provides the command line (`--about`, `--discover`, `--config`, `--catalog`,
+`--state`), the catalog with its selection metadata, and stream maps. Syncing is the
+engine's (`tap_stripe.engine`), because the SDK syncs one stream and one request at a time.
+The engine hands each record back here, where the SDK's deselection and stream maps apply
+exactly as in the SDK's own record path (guarded by a golden-output test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from email.utils import parsedate_to_datetime
+from functools import cached_property
+from importlib import resources
+from typing import Any, Iterable
+
+import click
+import orjson
+from singer_sdk import Stream, Tap
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
+
+from tap_stripe import __version__, accounts
+from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, StripeClient, StripeError,
+                               redact)
+from tap_stripe.engine import FatalRunError, Run
+from tap_stripe.ratelimit import RateLimiter, default_limits
+from tap_stripe.records import RecordShaper
+from tap_stripe.settings import CONFIG_SCHEMA, ConfigError, Settings, validate
+from tap_stripe.spec import StreamSpec
+from tap_stripe.state import State, StateError
+from tap_stripe.state import validate as validate_state
+from tap_stripe.streams_table import STREAMS
+from tap_stripe.summary import RunSummary
+from tap_stripe.writer import FastWriter, SDKMessageWriter
+
+LOGGER = logging.getLogger("tap_stripe")
+SPECS: dict[str, StreamSpec] = {spec.name: spec for spec in STREAMS}
+
+
+def load_schema(name: str) -> dict:
+    return json.loads((resources.files("tap_stripe") / "schemas" / f"{name}.json").read_text())
+
+
+class StripeStream(Stream):
+    """One Stripe table. Its catalog entry comes from `spec`; the engine reads it."""
+
+    spec: StreamSpec
+
+    def __init__(self, tap: "TapStripe"):
+        spec = self.spec
+        super().__init__(tap, schema=load_schema(spec.name), name=spec.name)
+        keys = list(spec.key_properties)
+        if tap.multi_account and keys:
+            keys = ["_account_id", *keys]
+        self.primary_keys = keys
+        self.replication_key = spec.replication_key
+        self.selected_by_default = spec.selected_by_default
+
+    def get_records(self, context: dict | None) -> Iterable[dict]:
+        """Records of this stream alone, through the engine (the SDK's sync path)."""
+        yield from self._tap.collect(self.name)
+
+
+def stream_class(spec: StreamSpec) -> type[StripeStream]:
+    name = "".join(part.title() for part in spec.name.split("_")) + "Stream"
+    return type(name, (StripeStream,), {"spec": spec, "name": spec.name, "__doc__": f"Stripe `{spec.path}`."})
+
+
+STREAM_CLASSES = [stream_class(spec) for spec in STREAMS]
+
+
+class TapStripe(Tap):
+    """Singer tap for Stripe: every table, resumable, concurrent."""
+
+    name = "tap-stripe"
+    config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = SDKMessageWriter
+
+    def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any):
+        self._stripe_state: dict = {}
+        self._validate = validate_config
+        super().__init__(*args, validate_config=False, **kwargs)
+        if validate_config:
+            _ = self.settings
+
+    @classmethod
+    def get_plugin_version(cls) -> str:
+        return __version__
+
+    @cached_property
+    def settings(self) -> Settings:
+        expandable = {spec.name: {f for f, _ in spec.expandable} | set(spec.default_expand) for spec in STREAMS}
+        return validate(dict(self.config), set(SPECS), expandable, __version__)
+
+    @property
+    def multi_account(self) -> bool:
+        config = self.config
+        return bool(config.get("connected_accounts") or len(config.get("account_ids") or []) > 1
+                    or config.get("account_shard"))
+
+    def discover_streams(self) -> list[Stream]:
+        return [cls(self) for cls in STREAM_CLASSES]
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._stripe_state = validate_state(state)
+
+    # ----- command line --------------------------------------------------------------
+
+    @classmethod
+    def invoke(cls, *, about: bool = False, about_format: str | None = None, config: Any = None,
+               state: Any = None, catalog: Any = None) -> None:  # type: ignore[override]
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        try:
+            state_dict = _read_json_file(state, "state")
+            catalog_dict = _read_json_file(catalog, "catalog")
+            tap = cls(config=config.config if config else {}, state=state_dict, catalog=catalog_dict,
+                      parse_env_config=bool(config and config.parse_env))
+            tap.sync()
+        except (ConfigError, StateError, FatalRunError, StripeError) as exc:
+            _fail(str(exc))
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: one cheap authenticated request that says whether the key works."""
+        if value == "disabled":
+            return
+        config = ctx.params.get("config")
+        try:
+            tap = cls(config=config.config if config else {}, parse_env_config=bool(config and config.parse_env))
+            if value == "schema":
+                tap.write_schemas()
+                ctx.exit()
+            client = tap.client(RunSummary(0))
+            try:
+                client.get("/v1/balance", stream="--test")
+                print("tap-stripe: connection test passed: Stripe accepted the key.", file=sys.stderr)
+            except StripeError as exc:
+                if exc.status == 403:
+                    print("tap-stripe: connection test passed: the key is valid but may not read the "
+                          f"balance ({redact(str(exc))}).", file=sys.stderr)
+                else:
+                    raise
+        except (ConfigError, StripeError) as exc:
+            _fail(f"connection test failed: {exc}")
+        ctx.exit()
+
+    # ----- sync ----------------------------------------------------------------------
+
+    def client(self, summary: RunSummary, credentials: Credentials | None = None) -> StripeClient:
+        settings = self.settings
+        if credentials is None:
+            credentials = accounts.credentials(settings)
+        global_rate, endpoint_rate = default_limits(credentials.api_key)
+        limiter = RateLimiter(settings.max_rps or global_rate, settings.max_rps_endpoint or endpoint_rate)
+        return StripeClient(
+            credentials=credentials, api_url=settings.api_url, api_version=settings.api_version,
+            user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
+            read_timeout=settings.request_timeout, max_retries=settings.max_retries,
+            max_backoff_seconds=settings.max_backoff_seconds, limiter=limiter,
+            ca_bundle=settings.ca_bundle, stats=ClientStats(),
+        )
+
+    def selected_specs(self) -> list[StreamSpec]:
+        return [SPECS[name] for name, stream in self.streams.items() if stream.selected]
+
+    def sync(self, only: str | None = None, sink: Any = None) -> None:
+        """Run the engine over the selected streams (or only `only`), writing Singer messages."""
+        settings = self.settings
+        summary = RunSummary(settings.progress_interval)
+        writer: FastWriter = sink or self.message_writer.fast
+        client = self.client(summary)
+        try:
+            now = server_time(client)
+            account_list = accounts.resolve(client, settings)
+            selected = {only} if only else {s.name for s in self.selected_specs()}
+            if settings.oauth:
+                unreadable = sorted(n for n in selected if not SPECS[n].oauth_readable)
+                if unreadable:
+                    LOGGER.info("OAuth tokens cannot read %s; leaving them out of this run.", ", ".join(unreadable))
+                    for name in unreadable:
+                        summary.skip(name, None, "not readable with OAuth")
+                    selected -= set(unreadable)
+            for name in sorted(selected):
+                for message in self.streams[name]._generate_schema_messages():
+                    writer.message(message.to_dict())
+                    summary.schema(name)
+            emitters = {name: Emitter(self.streams[name], writer) for name in selected}
+            run = Run(
+                client=client, specs=SPECS, selected=selected,
+                shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS},
+                emit=lambda stream, record, extracted, version: emitters[stream](record, extracted, version),
+                write_message=writer.message, state=State(self._stripe_state), settings=settings,
+                accounts=account_list,
+                platform_streams=accounts.platform_streams(settings),
+                hi=min(now, settings.end) if settings.end else now, summary=summary,
+                expand=settings.expand, activate_versions=not self.multi_account and only is None,
+            )
+            run.run()
+            summary.outcome = "succeeded"
+        except BaseException:
+            summary.outcome = "failed"
+            raise
+        finally:
+            writer.flush()
+            summary.merge_client_stats(client.stats)
+            print(summary.table(), file=sys.stderr)
+            summary.write(settings.summary_file)
+
+    def collect(self, name: str) -> Iterable[dict]:
+        """Records of one stream as dicts (for the SDK's test harness and --test)."""
+        sink = _CollectingWriter()
+        self.sync(only=name, sink=sink)
+        yield from (m["record"] for m in sink.messages if m.get("type") == "RECORD")
+
+
+class Emitter:
+    """The SDK's record path for one stream: deselected fields, then stream maps, then write."""
+
+    def __init__(self, stream: Stream, writer: Any):
+        self.stream = stream
+        self.writer = writer
+        self.mask = stream.mask
+        self.prune = any(not selected for crumb, selected in self.mask.items() if crumb)
+        maps = stream.stream_maps
+        self.identity = len(maps) == 1 and type(maps[0]) is SameRecordTransform
+        self.maps = [m for m in maps if not isinstance(m, RemoveRecordTransform)]
+        self.name = stream.name
+
+    def __call__(self, record: dict, extracted: str, version: int | None) -> None:
+        if self.prune:
+            pop_deselected_record_properties(record, self.stream.schema, self.mask)
+        if self.identity:
+            self.writer.record(self.name, record, extracted, version)
+            return
+        for stream_map in self.maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                self.writer.record(stream_map.stream_alias, mapped, extracted, version)
+
+
+class _CollectingWriter:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def record(self, stream: str, record: dict, extracted: str, version: int | None = None) -> None:
+        self.messages.append({"type": "RECORD", "stream": stream, "record": record})
+
+    def message(self, message: dict) -> None:
+        self.messages.append(message)
+
+    def flush(self) -> None:
+        pass
+
+
+def server_time(client: StripeClient) -> int:
+    """Stripe's clock (the `Date` header), so windows do not depend on this machine's clock.
+
+    The request also checks the key before any stream starts: a 401 stops the run here.
+    """
+    try:
+        client.get("/v1/balance", stream="")
+    except AuthenticationFailed:
+        raise
+    except StripeError:
+        pass  # a key that may not read the balance still gets a Date header
+    if client.last_response_date:
+        try:
+            return int(parsedate_to_datetime(client.last_response_date).timestamp())
+        except (TypeError, ValueError):
+            pass
+    return int(time.time())
+
+
+def _read_json_file(handle: Any, what: str) -> dict | None:
+    if handle is None:
+        return None
+    text = handle.read()
+    try:
+        value = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise StateError(f"the {what} file {getattr(handle, 'name', '')} is not valid JSON ({exc.msg}); "
+                         f"fix or remove it") from None
+    if not isinstance(value, dict):
+        raise StateError(f"the {what} file {getattr(handle, 'name', '')} must hold a JSON object")
+    if what == "catalog" and not isinstance(value.get("streams", []), list):
+        raise StateError(f"the catalog file {getattr(handle, 'name', '')} must have a 'streams' list")
+    return value
+
+
+def _fail(message: str) -> None:
+    print(f"tap-stripe: error: {redact(message)}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)  # worker threads may be mid-request; the state written so far is final
+
+
+def cli() -> None:
+    TapStripe.cli()

@@ -1,0 +1,62 @@
+"""Created-time windows: how a list is cut into pieces that can be fetched concurrently.
+
+A window `[lo, hi)` asks for `created[gte]=lo&created[lt]=hi`. Its first page (100 objects,
+newest first) either ends the window (`has_more` false) or tells how dense it is. A dense
+window is split: the first page's objects created after its oldest second `c` are kept,
+and `[lo, c + 1)` is cut into sub-windows sized so each should fit in one page. A window
+one second wide cannot be split and is paged to its end. Objects of second `c` that were on
+the first page are dropped and read again with their sub-window, so nothing is read twice
+and nothing is skipped.
+
+Windows are emitted in ascending order; the engine moves a bookmark to a window's `hi`
+only after that window and every window before it were emitted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+TARGET_PER_WINDOW = 80  # aim below the page size so most sub-windows take one request
+MAX_SPLIT = 64
+
+
+@dataclass
+class Split:
+    """A dense window's answer: objects to keep (newest first) and the sub-windows before them."""
+
+    kept: list[dict]
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+
+def split_window(lo: int, hi: int, page: list[dict], created_field: str) -> Split:
+    """Split `[lo, hi)` after its first page `page` (newest first) came back with has_more."""
+    oldest = page[-1][created_field]
+    kept = [obj for obj in page if obj[created_field] > oldest]
+    end = oldest + 1  # the sub-windows cover [lo, oldest] inclusive
+    span_read = max(1, hi - oldest)
+    expected = len(page) * (end - lo) / span_read
+    pieces = max(2, min(MAX_SPLIT, math.ceil(expected / TARGET_PER_WINDOW)))
+    if end == hi and not kept:
+        # Every object on the page shares the window's last second: set that second apart
+        # so it is paged on its own, and split what lies before it.
+        return Split(kept, [*_cut(lo, oldest, pieces - 1), (oldest, end)] if lo < oldest else [(oldest, end)])
+    return Split(kept, _cut(lo, end, pieces))
+
+
+def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
+    if hi - lo <= 0:
+        return []
+    pieces = max(1, min(pieces, hi - lo))
+    bounds = sorted({lo + (hi - lo) * i // pieces for i in range(pieces)} | {hi})
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def created_params(lo: int | None, hi: int | None, param: str = "created") -> list[tuple[str, Any]]:
+    params: list[tuple[str, Any]] = []
+    if lo is not None:
+        params.append((f"{param}[gte]", lo))
+    if hi is not None:
+        params.append((f"{param}[lt]", hi))
+    return params

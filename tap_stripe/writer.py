@@ -1,0 +1,66 @@
+"""Singer messages to stdout: orjson, buffered, one writer for the whole run.
+
+RECORD lines are serialised with orjson and buffered; every other message (SCHEMA, STATE,
+ACTIVATE_VERSION) flushes the buffer first and itself right after, so a STATE line is
+never written before the records it covers and never sits in a buffer. Only the main
+thread writes, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from typing import IO, Any
+
+import orjson
+from singer_sdk.singerlib.encoding.base import GenericSingerWriter
+
+FLUSH_BYTES = 1 << 16
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class FastWriter:
+    def __init__(self, out: IO[bytes] | None = None):
+        self._out = out if out is not None else sys.stdout.buffer
+        self._buffer: list[bytes] = []
+        self._size = 0
+
+    def record(self, stream: str, record: dict, time_extracted: str, version: int | None = None) -> None:
+        message: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record,
+                                   "time_extracted": time_extracted}
+        if version is not None:
+            message["version"] = version
+        line = orjson.dumps(message, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+        self._buffer.append(line)
+        self._size += len(line)
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+
+    def message(self, message: dict) -> None:
+        self._buffer.append(orjson.dumps(message, default=_default, option=orjson.OPT_APPEND_NEWLINE))
+        self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._out.write(b"".join(self._buffer))
+            self._buffer.clear()
+            self._size = 0
+        self._out.flush()
+
+
+class SDKMessageWriter(GenericSingerWriter):
+    """Lets the SDK's own messages (discovery, `--test`) go through the same orjson path."""
+
+    def __init__(self) -> None:
+        self.fast = FastWriter()
+
+    def serialize_message(self, message: Any) -> bytes:
+        return orjson.dumps(message.to_dict(), default=_default)
+
+    def write_message(self, message: Any) -> None:
+        self.fast.message(message.to_dict())

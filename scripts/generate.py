@@ -21,6 +21,8 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 DEFAULT_OPENAPI_DIR = Path(__file__).resolve().parents[2] / "shared" / "stripe-openapi"
 
 # Lists that are not streams, and why. The README's streams section prints these.
@@ -384,6 +386,10 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         target = schema_dir / f"{name}.json"
         target.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
         written.append(str(target))
+    from tap_stripe.sensitive import write_classification  # reviewed rules, see that module
+
+    write_classification(schema_dir, out / "sensitive_fields.json")
+    written.append(str(out / "sensitive_fields.json"))
     table = out / "streams_table.py"
     table.write_text(_render_table(specs, api_version))
     written.append(str(table))

@@ -80,6 +80,14 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Connect OAuth: the connected account's refresh token."),
     th.Property("oauth_url", th.StringType, default="https://connect.stripe.com",
                 description="Base URL of Stripe's OAuth token endpoint."),
+    th.Property("sensitive_data", th.ObjectType(
+        th.Property("categories", th.ObjectType(additional_properties=th.StringType)),
+        th.Property("fields", th.ObjectType(additional_properties=th.StringType)),
+    ), description="Protect personal data in flight: {\"categories\": {\"contact\": \"hash\"}, "
+                   "\"fields\": {\"customers.email\": \"mask\"}}; policies keep, hash, mask, drop."),
+    th.Property("sensitive_hash_key", th.StringType, secret=True,
+                description="Secret key of the `hash` policy (HMAC-SHA256); the same key gives the same "
+                            "hashes across runs and streams."),
     th.Property("summary_file", th.StringType,
                 description="Write the run summary as JSON to this path."),
     th.Property("progress_interval_seconds", th.NumberType, default=10,
@@ -243,6 +251,12 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
     for name, allowed in (("on_permission_error", ("skip", "fail")), ("updates_mode", ("refetch", "snapshot"))):
         if config.get(name) not in (None, *allowed):
             raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
+    from tap_stripe import sensitive
+
+    try:
+        sensitive.validate_policy(config, sensitive.load_classification())
+    except ValueError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
     ca_bundle = config.get("ca_bundle")
     if ca_bundle is not None:
         import os

@@ -25,7 +25,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_stripe import __version__, accounts
+from tap_stripe import __version__, accounts, sensitive
 from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, StripeClient, StripeError,
                                redact)
 from tap_stripe.engine import FatalRunError, Run
@@ -106,6 +106,26 @@ class TapStripe(Tap):
 
     def discover_streams(self) -> list[Stream]:
         return [cls(self) for cls in STREAM_CLASSES]
+
+    @property
+    def catalog_dict(self) -> dict:
+        """The SDK's catalog, with each sensitive property marked by its category."""
+        catalog = super().catalog_dict
+        classification = sensitive.load_classification()
+        for entry in catalog["streams"]:
+            by_breadcrumb = {tuple(m["breadcrumb"]): m["metadata"] for m in entry["metadata"]}
+            for breadcrumb, extra in sensitive.catalog_metadata(classification.get(entry["tap_stream_id"], {})):
+                if breadcrumb in by_breadcrumb:
+                    by_breadcrumb[breadcrumb].update(extra)
+                else:
+                    entry["metadata"].append({"breadcrumb": list(breadcrumb), "metadata": dict(extra)})
+        return catalog
+
+    @cached_property
+    def protector(self) -> "sensitive.Protector | None":
+        return sensitive.Protector.from_config(self.config.get("sensitive_data"),
+                                               self.config.get("sensitive_hash_key"),
+                                               sensitive.load_classification())
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._stripe_state = validate_state(state)
@@ -190,9 +210,12 @@ class TapStripe(Tap):
                     selected -= set(unreadable)
             for name in sorted(selected):
                 for message in self.streams[name]._generate_schema_messages():
-                    writer.message(message.to_dict())
+                    schema_message = message.to_dict()
+                    if self.protector:
+                        schema_message["schema"] = self.protector.schema(name, schema_message["schema"])
+                    writer.message(schema_message)
                     summary.schema(name)
-            emitters = {name: Emitter(self.streams[name], writer) for name in selected}
+            emitters = {name: Emitter(self.streams[name], writer, self.protector) for name in selected}
             run = Run(
                 client=client, specs=SPECS, selected=selected,
                 shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS},
@@ -224,9 +247,10 @@ class TapStripe(Tap):
 class Emitter:
     """The SDK's record path for one stream: deselected fields, then stream maps, then write."""
 
-    def __init__(self, stream: Stream, writer: Any):
+    def __init__(self, stream: Stream, writer: Any, protector: "sensitive.Protector | None" = None):
         self.stream = stream
         self.writer = writer
+        self.protect = protector.record if protector and protector.policies(stream.name) else None
         self.mask = stream.mask
         self.prune = any(not selected for crumb, selected in self.mask.items() if crumb)
         maps = stream.stream_maps
@@ -235,6 +259,8 @@ class Emitter:
         self.name = stream.name
 
     def __call__(self, record: dict, extracted: str, version: int | None) -> None:
+        if self.protect:
+            self.protect(self.name, record)
         if self.prune:
             pop_deselected_record_properties(record, self.stream.schema, self.mask)
         if self.identity:

@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both install into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test generate bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m stripe_sandbox.demo
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+generate: install
+	$(BIN)/python scripts/generate.py
+
+bench: install
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/cpu_per_record.py
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/sandbox_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output

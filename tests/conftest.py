@@ -1,0 +1,72 @@
+"""Fixtures shared by the whole test tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_OPENAPI = Path(os.environ.get("STRIPE_OPENAPI_DIR", ROOT.parent / "shared" / "stripe-openapi"))
+
+
+@pytest.fixture(scope="session")
+def openapi_dir() -> Path:
+    """Stripe's OpenAPI material from the project's shared folder (CI always has it)."""
+    if not (SHARED_OPENAPI / "spec3.json").exists():
+        pytest.skip(f"needs Stripe's OpenAPI spec at {SHARED_OPENAPI} (../shared, not in the repo)")
+    return SHARED_OPENAPI
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict] = field(default_factory=list)
+
+    def records(self, stream: str | None = None) -> list[dict]:
+        return [m["record"] for m in self.messages
+                if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)]
+
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def last_state(self) -> dict | None:
+        states = self.states()
+        return states[-1] if states else None
+
+
+def parse_messages(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def run_tap(tmp_path):
+    """Run `tap-stripe` in a subprocess like a pipeline would; return its messages."""
+
+    def run(config: dict, *, state: dict | None = None, catalog: dict | None = None,
+            args: tuple[str, ...] = (), env: dict | None = None, timeout: float = 300) -> TapRun:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        command = [sys.executable, "-m", "tap_stripe", "--config", str(config_path), *args]
+        if state is not None:
+            state_path = tmp_path / "state.json"
+            state_path.write_text(json.dumps(state))
+            command += ["--state", str(state_path)]
+        if catalog is not None:
+            catalog_path = tmp_path / "catalog.json"
+            catalog_path.write_text(json.dumps(catalog))
+            command += ["--catalog", str(catalog_path)]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=tmp_path)
+        messages = parse_messages(proc.stdout) if proc.returncode == 0 or proc.stdout else []
+        return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
+
+    return run

@@ -1,0 +1,144 @@
+"""The request layer against requests-mock: headers, paging, retries, errors."""
+
+import pytest
+import requests_mock as rm
+
+from tap_stripe.client import (AuthenticationFailed, Credentials, PermissionDenied, ProductNotSetUp,
+                               RetriesExhausted, StripeClient, StripeError)
+from tap_stripe.pagination import list_pages
+from tap_stripe.ratelimit import RateLimiter
+
+API = "https://api.stripe.test"
+
+
+def make_client(**overrides) -> StripeClient:
+    options = dict(credentials=Credentials("sk_test_123"), api_url=API, api_version="2023-08-16",
+                   user_agent="tap-stripe/test", connect_timeout=5, read_timeout=5, max_retries=3,
+                   max_backoff_seconds=0.01, limiter=RateLimiter(1000, 1000))
+    options.update(overrides)
+    return StripeClient(**options)
+
+
+def test_headers_carry_key_version_account_and_agent(requests_mock):
+    requests_mock.get(f"{API}/v1/charges", json={"object": "list", "data": [], "has_more": False})
+    make_client().get("/v1/charges", account="acct_42")
+    sent = requests_mock.last_request
+    assert sent.headers["Authorization"] == "Bearer sk_test_123"
+    assert sent.headers["Stripe-Version"] == "2023-08-16"
+    assert sent.headers["Stripe-Account"] == "acct_42"
+    assert sent.headers["User-Agent"] == "tap-stripe/test"
+
+
+def test_no_account_header_for_the_keys_own_account(requests_mock):
+    requests_mock.get(f"{API}/v1/charges", json={"data": [], "has_more": False})
+    make_client().get("/v1/charges")
+    assert "Stripe-Account" not in requests_mock.last_request.headers
+
+
+def test_paging_follows_starting_after_until_has_more_is_false(requests_mock):
+    pages = [
+        {"data": [{"id": "ch_3"}, {"id": "ch_2"}], "has_more": True},
+        {"data": [{"id": "ch_1"}], "has_more": False},
+    ]
+    requests_mock.get(f"{API}/v1/charges", [{"json": p} for p in pages])
+    bodies = list(list_pages(make_client(), "/v1/charges", [("created[gte]", 5)], account=None,
+                             endpoint="/v1/charges", stream="charges"))
+    assert [o["id"] for b in bodies for o in b["data"]] == ["ch_3", "ch_2", "ch_1"]
+    first, second = requests_mock.request_history
+    assert first.qs == {"created[gte]": ["5"], "limit": ["100"]}
+    assert second.qs == {"created[gte]": ["5"], "limit": ["100"], "starting_after": ["ch_2"]}
+
+
+def test_a_cursor_that_does_not_advance_stops_with_a_clear_error(requests_mock):
+    page = {"data": [{"id": "ch_1"}], "has_more": True}
+    requests_mock.get(f"{API}/v1/charges", json=page)
+    with pytest.raises(StripeError, match="cursor ch_1 twice"):
+        list(list_pages(make_client(), "/v1/charges", [], account=None, endpoint="/v1/charges", stream="charges"))
+    assert len(requests_mock.request_history) == 2
+
+
+def test_has_more_with_an_empty_page_is_an_error(requests_mock):
+    requests_mock.get(f"{API}/v1/charges", json={"data": [], "has_more": True})
+    with pytest.raises(StripeError, match="empty page"):
+        list(list_pages(make_client(), "/v1/charges", [], account=None, endpoint="/v1/charges", stream="charges"))
+
+
+def test_retries_429_5xx_and_truncated_json_then_succeeds(requests_mock):
+    requests_mock.get(f"{API}/v1/charges", [
+        {"status_code": 429, "json": {"error": {"type": "invalid_request_error", "code": "rate_limit"}}},
+        {"status_code": 500, "json": {"error": {"type": "api_error"}}},
+        {"status_code": 200, "text": '{"data": [{"id": "ch_'},
+        {"status_code": 200, "json": {"data": [{"id": "ch_1"}], "has_more": False}},
+    ])
+    client = make_client()
+    assert client.get("/v1/charges", stream="charges")["data"] == [{"id": "ch_1"}]
+    assert client.stats.retries["charges"] == 3
+    assert client.stats.throttled["charges"] == 1
+
+
+def test_stripe_should_retry_false_is_not_retried(requests_mock):
+    requests_mock.get(f"{API}/v1/charges", status_code=503, headers={"Stripe-Should-Retry": "false"},
+                      json={"error": {"type": "api_error", "message": "nope"}})
+    with pytest.raises(StripeError):
+        make_client().get("/v1/charges")
+    assert len(requests_mock.request_history) == 1
+
+
+def test_retry_after_sets_the_wait(requests_mock, monkeypatch):
+    waits = []
+    monkeypatch.setattr("tap_stripe.client.time.sleep", waits.append)
+    requests_mock.get(f"{API}/v1/charges", [
+        {"status_code": 429, "headers": {"Retry-After": "7"}, "json": {}},
+        {"json": {"data": [], "has_more": False}},
+    ])
+    make_client(max_backoff_seconds=30).get("/v1/charges")
+    assert [w for w in waits if w > 0.5] == [7.0]  # the others are the rate limiter's tiny waits
+
+
+def test_exhausted_retries_say_what_failed_in_one_line(requests_mock):
+    requests_mock.get(f"{API}/v1/charges", status_code=500, headers={"Request-Id": "req_abc"},
+                      json={"error": {"type": "api_error", "code": "boom", "message": "Something broke"}})
+    with pytest.raises(RetriesExhausted) as info:
+        make_client(max_retries=2).get("/v1/charges", [("created[gte]", 1)], stream="charges")
+    message = str(info.value)
+    assert "\n" not in message
+    for part in ("stream charges", "GET /v1/charges", "HTTP 500", "api_error/boom", "Something broke", "req_abc"):
+        assert part in message
+    assert "created" not in message  # no query string
+    assert len(requests_mock.request_history) == 3
+
+
+def test_401_403_and_product_errors_are_classified(requests_mock):
+    client = make_client()
+    requests_mock.get(f"{API}/v1/a", status_code=401, json={"error": {"message": "Invalid API Key provided: sk_test_****123"}})
+    requests_mock.get(f"{API}/v1/b", status_code=403, json={"error": {"message": "Having the 'rak_charge_read' permission would allow this request to continue."}})
+    requests_mock.get(f"{API}/v1/c", status_code=400, json={"error": {"message": "Your account is not set up to use Issuing."}})
+    with pytest.raises(AuthenticationFailed):
+        client.get("/v1/a")
+    with pytest.raises(PermissionDenied):
+        client.get("/v1/b")
+    with pytest.raises(ProductNotSetUp):
+        client.get("/v1/c")
+
+
+def test_connection_errors_are_retried(requests_mock):
+    import requests
+
+    requests_mock.get(f"{API}/v1/charges", [{"exc": requests.exceptions.ConnectionError("reset")},
+                                             {"exc": requests.exceptions.ReadTimeout("slow")},
+                                             {"json": {"data": [], "has_more": False}}])
+    assert make_client().get("/v1/charges") == {"data": [], "has_more": False}
+
+
+def test_the_key_never_appears_in_errors(requests_mock):
+    key = "sk_test_supersecretvalue123"
+    requests_mock.get(f"{API}/v1/x", status_code=401, json={"error": {"message": f"Invalid API Key provided: {key}"}})
+    with pytest.raises(AuthenticationFailed) as info:
+        make_client(credentials=Credentials(key)).get("/v1/x")
+    assert "supersecret" not in str(info.value)
+
+
+@pytest.fixture
+def requests_mock():
+    with rm.Mocker() as mocker:
+        yield mocker

@@ -174,7 +174,7 @@ class SchemaBuilder:
             out = _typed(["array"], nullable)
             out["items"] = self.convert(node.get("items", {}), depth, chain, nullable=False) if node.get("items") else {}
             return out
-        if node.get("format") == "unix-time":
+        if _is_unix_time(node):
             return {"type": ["string", "null"], "format": "date-time"}
         if not types:
             return {}
@@ -205,6 +205,15 @@ class SchemaBuilder:
             merged = sorted({t for c in converted for t in _as_list(c["type"])} | {"null"})
             return {"type": merged}
         return {"anyOf": [*converted, {"type": "null"}]}
+
+
+def _is_unix_time(node: dict) -> bool:
+    """`format: unix-time`, or an integer the spec describes as a Unix time but forgot to mark
+    (`subscription_item.created`, `account_terms_of_service.date`, …)."""
+    if node.get("format") == "unix-time":
+        return True
+    text = (node.get("description") or "").lower()
+    return node.get("type") == "integer" and ("unix epoch" in text or "unix timestamp" in text)
 
 
 def _merge_objects(schemas: list[dict]) -> list[dict]:

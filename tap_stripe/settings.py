@@ -8,6 +8,7 @@ are never echoed, so a misplaced secret cannot leak through an error.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -156,7 +157,8 @@ def _number(config: dict, name: str, default: float | None, *, integer: bool = F
     value = config.get(name, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or \
+            (integer and not float(value).is_integer()):
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"setting '{name}' must be {kind}")
     if value < minimum or (not allow_zero and value == 0):

@@ -31,7 +31,7 @@ from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, S
 from tap_stripe.engine import FatalRunError, Run
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
-from tap_stripe.settings import CONFIG_SCHEMA, ConfigError, Settings, validate
+from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, validate
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State, StateError
 from tap_stripe.state import validate as validate_state
@@ -59,7 +59,9 @@ class StripeStream(Stream):
         if tap.multi_account and keys:
             keys = ["_account_id", *keys]
         self.primary_keys = keys
-        self.replication_key = spec.replication_key
+        resync = set(tap.config.get("full_resync_streams", DEFAULT_FULL_RESYNC))
+        self.replication_key = None if spec.name in resync else spec.replication_key
+        self.forced_replication_method = "INCREMENTAL" if self.replication_key else "FULL_TABLE"
         self.selected_by_default = spec.selected_by_default
 
     def get_records(self, context: dict | None) -> Iterable[dict]:

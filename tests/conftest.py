@@ -70,3 +70,35 @@ def run_tap(tmp_path):
         return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
 
     return run
+
+
+SANDBOX_KEY = "sk_test_sandbox"
+SANDBOX_NOW = 1767225600  # 2026-01-01T00:00:00Z: the sandbox clock every test starts from
+
+
+def tap_config(sandbox, **settings) -> dict:
+    """A config for the tap against `sandbox`, with limits out of the way unless set."""
+    return {"api_key": SANDBOX_KEY, "api_url": sandbox.url, "max_requests_per_second": 2000,
+            "max_requests_per_second_per_endpoint": 2000, "progress_interval_seconds": 0,
+            "max_backoff_seconds": 0.2, **settings}
+
+
+def catalog_for(streams: list[str], config: dict | None = None) -> dict:
+    """The tap's catalog with only `streams` selected."""
+    from tap_stripe.tap import TapStripe
+
+    catalog = TapStripe(config={"api_key": SANDBOX_KEY, **(config or {})}, validate_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+@pytest.fixture
+def sandbox():
+    """A small sandbox on an ephemeral loopback port, its clock at SANDBOX_NOW."""
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=3, scale=0.05, now=SANDBOX_NOW, history_days=200) as sb:
+        yield sb

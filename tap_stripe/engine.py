@@ -179,9 +179,10 @@ class Run:
             for member in feed.root.walk():
                 member.floor = start
         else:
+            events_from = None
             if spec.event_types:
                 feed.events_types = spec.event_types
-                self._plan_events(feed)
+                events_from = self._plan_events(feed)
             floors = []
             for member in feed.root.walk():
                 cursor = self.state.get(member.spec.name, account, "created")
@@ -192,18 +193,22 @@ class Run:
         feed.lo = lo
         if lo is None or lo < feed.hi:
             feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi))
-        if feed.events_types:
-            events_from = self.state.get(spec.name, account, "events")
+        if feed.events_types and not feed.resync:
             if events_from is not None and events_from - lookback < feed.hi:
                 feed.segments.append(Segment("events", events_from - lookback, feed.hi))
 
-    def _plan_events(self, feed: Feed) -> None:
-        """First load: remember where events start. Stale bookmark: fall back to a re-read."""
+    def _plan_events(self, feed: Feed) -> int | None:
+        """Where this run's events start, or None when there are none to read.
+
+        First load: events start at this run's upper bound (the list covers what came before),
+        and that is saved at once, so a first load resumed later still reads the events since.
+        A bookmark older than Stripe keeps events: fall back to a full re-read of the list.
+        """
         spec, account = feed.spec, feed.account
         events_from = self.state.get(spec.name, account, "events")
         if events_from is None:
             self.state.set(spec.name, account, "events", feed.hi)
-            return
+            return None
         oldest_safe = self.hi - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN
         if events_from < oldest_safe:
             LOGGER.warning(
@@ -214,6 +219,8 @@ class Run:
                 self.state.set(member.spec.name, account, "created", None)
             self.state.set(spec.name, account, "events", feed.hi)
             self.summary.note(spec.name, "events bookmark older than 30 days: full re-read")
+            return None
+        return events_from
 
     def new_version(self) -> int:
         return int(time.time() * 1000)

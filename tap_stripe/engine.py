@@ -276,7 +276,8 @@ class Run:
     def _advance(self, feed: Feed) -> bool:
         """Fold in finished fetches; emit the feed's complete head segments."""
         progressed = False
-        for index, segment in enumerate(list(feed.segments)):
+        failure: StripeError | None = None
+        for segment in list(feed.segments):
             if segment.future is None or not segment.future.done() or segment.ready:
                 continue
             try:
@@ -285,7 +286,8 @@ class Run:
                 self._skip(feed, feed.root, exc)
                 return True
             except StripeError as exc:
-                raise FatalRunError(_stream_message(feed, exc)) from None
+                failure = exc  # emit what came before it first, then stop
+                break
             progressed = True
             position = feed.segments.index(segment)
             if result.split is not None:
@@ -318,6 +320,8 @@ class Run:
             self._emit_segment(feed, head, output)
             feed.segments.popleft()
             progressed = True
+        if failure is not None:
+            raise FatalRunError(_stream_message(feed, failure))
         return progressed
 
     def _emit_segment(self, feed: Feed, segment: Segment, output: Output) -> None:

@@ -3,10 +3,11 @@
 A window `[lo, hi)` asks for `created[gte]=lo&created[lt]=hi`. Its first page (100 objects,
 newest first) either ends the window (`has_more` false) or tells how dense it is. A dense
 window is split: the first page's objects created after its oldest second `c` are kept,
-and `[lo, c + 1)` is cut into sub-windows sized so each should fit in one page. A window
-one second wide cannot be split and is paged to its end. Objects of second `c` that were on
-the first page are dropped and read again with their sub-window, so nothing is read twice
-and nothing is skipped.
+and `[lo, c + 1)` is cut into sub-windows. The newest is sized from the first page's
+density to fit in one page; each older one is twice as wide, so a long, sparse history
+costs a few requests, not one per empty slice. A window one second wide cannot be split
+and is paged to its end. Objects of second `c` that were on the first page are dropped and
+read again with their sub-window, so nothing is read twice and nothing is skipped.
 
 Windows are emitted in ascending order; the engine moves a bookmark to a window's `hi`
 only after that window and every window before it were emitted.
@@ -14,7 +15,6 @@ only after that window and every window before it were emitted.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,21 +35,25 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str) -> Spli
     oldest = page[-1][created_field]
     kept = [obj for obj in page if obj[created_field] > oldest]
     end = oldest + 1  # the sub-windows cover [lo, oldest] inclusive
-    span_read = max(1, hi - oldest)
-    expected = len(page) * (end - lo) / span_read
-    pieces = max(2, min(MAX_SPLIT, math.ceil(expected / TARGET_PER_WINDOW)))
     if end == hi and not kept:
         # Every object on the page shares the window's last second: set that second apart
         # so it is paged on its own, and split what lies before it.
-        return Split(kept, [*_cut(lo, oldest, pieces - 1), (oldest, end)] if lo < oldest else [(oldest, end)])
-    return Split(kept, _cut(lo, end, pieces))
+        return Split(kept, [*_geometric(lo, oldest, 1), (oldest, end)])
+    density = len(page) / max(1, hi - oldest)  # objects per second near the top
+    return Split(kept, _geometric(lo, end, max(1, int(TARGET_PER_WINDOW / density))))
 
 
-def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
-    if hi - lo <= 0:
-        return []
-    pieces = max(1, min(pieces, hi - lo))
-    bounds = sorted({lo + (hi - lo) * i // pieces for i in range(pieces)} | {hi})
+def _geometric(lo: int, hi: int, first: int) -> list[tuple[int, int]]:
+    """Windows from `hi` back to `lo`, the newest `first` seconds wide, each older one twice
+    as wide: dense recent data gets page-sized windows, sparse old history a few requests."""
+    bounds = [hi]
+    width = first
+    while bounds[-1] > lo and len(bounds) < MAX_SPLIT:
+        bounds.append(max(lo, bounds[-1] - width))
+        width *= 2
+    if bounds[-1] > lo:
+        bounds[-1] = lo
+    bounds.reverse()
     return list(zip(bounds[:-1], bounds[1:]))
 
 

@@ -147,3 +147,58 @@ def expected_rows(sandbox, stream: str, account=None) -> dict[str, dict]:
 
 def comparable(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("_updated_at", "_account_id")}
+
+
+class SandboxClient:
+    """A bare HTTP client of the sandbox, for the sandbox's own tests."""
+
+    def __init__(self, sb, key=SANDBOX_KEY):
+        import requests
+
+        self.sb = sb
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {key}"
+
+    def get(self, path, params=None, **headers):
+        return self.s.get(self.sb.url + path, params=params, headers=headers, timeout=10)
+
+    def all(self, path, params=None, **headers):
+        base = list(params.items()) if isinstance(params, dict) else list(params or [])
+        out, cursor = [], None
+        while True:
+            p = base + [("limit", 100)] + ([("starting_after", cursor)] if cursor else [])
+            r = self.get(path, p, **headers)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            out.extend(body["data"])
+            if not body["has_more"]:
+                return out
+            cursor = body["data"][-1]["id"]
+
+
+@pytest.fixture(scope="session")
+def session_sandbox():
+    """One read-only sandbox shared by a session: 2 connected accounts, fixed data."""
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=7, scale=0.2, now=SANDBOX_NOW, accounts=2, volumes={"charges": 250, "events": 300}) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb():
+    """A fresh small sandbox per test (for mutations, faults, limits)."""
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=3, scale=0.05, now=SANDBOX_NOW, volumes={"customers": 30, "charges": 40, "events": 50}) as s:
+        yield s
+
+
+@pytest.fixture
+def client(session_sandbox):
+    return SandboxClient(session_sandbox)
+
+
+@pytest.fixture
+def c(sb):
+    return SandboxClient(sb)

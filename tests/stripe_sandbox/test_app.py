@@ -1,0 +1,174 @@
+"""HTTP behaviour: paging, limits, cursors, filters, params, auth, 404, expand, accounts, balance."""
+from conftest import SandboxClient as Client  # noqa: F401
+import base64
+
+import requests
+
+KEY = "sk_test_sandbox"
+
+
+def test_paging_every_object_once_newest_first(client, session_sandbox):
+    got = client.all("/v1/charges")
+    ids = [o["id"] for o in got]
+    assert len(ids) == 250 and len(set(ids)) == 250
+    keys = [(o["created"], o["id"]) for o in got]
+    assert keys == sorted(keys, reverse=True)
+    assert ids == [o["id"] for o in session_sandbox.truth("charges")]
+
+
+def test_list_shape_and_default_limit(client):
+    body = client.get("/v1/charges").json()
+    assert body["object"] == "list" and body["url"] == "/v1/charges" and body["has_more"] is True
+    assert len(body["data"]) == 10
+
+
+def test_limit_bounds(client):
+    assert len(client.get("/v1/charges", {"limit": 100}).json()["data"]) == 100
+    assert len(client.get("/v1/charges", {"limit": 1}).json()["data"]) == 1
+    for bad in (0, 101, "x"):
+        r = client.get("/v1/charges", {"limit": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
+
+
+def test_starting_after_and_ending_before(client):
+    all_ids = [o["id"] for o in client.all("/v1/charges")]
+    p = client.get("/v1/charges", {"limit": 5, "starting_after": all_ids[9]}).json()
+    assert [o["id"] for o in p["data"]] == all_ids[10:15]
+    p = client.get("/v1/charges", {"limit": 5, "ending_before": all_ids[9]}).json()
+    assert [o["id"] for o in p["data"]] == all_ids[4:9] and p["has_more"] is True
+    p = client.get("/v1/charges", {"limit": 5, "ending_before": all_ids[3]}).json()
+    assert [o["id"] for o in p["data"]] == all_ids[0:3] and p["has_more"] is False
+    r = client.get("/v1/charges", {"starting_after": all_ids[1], "ending_before": all_ids[0]})
+    assert r.status_code == 400
+    r = client.get("/v1/charges", {"starting_after": "ch_nope"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "resource_missing"
+
+
+def test_created_filters(client):
+    allc = client.all("/v1/charges")
+    mid = allc[100]["created"]
+    for op, pred in (("gt", lambda c: c > mid), ("gte", lambda c: c >= mid), ("lt", lambda c: c < mid),
+                     ("lte", lambda c: c <= mid)):
+        got = client.all("/v1/charges", {f"created[{op}]": mid})
+        assert [o["id"] for o in got] == [o["id"] for o in allc if pred(o["created"])], op
+    eq = client.all("/v1/charges", {"created": mid})
+    assert eq and all(o["created"] == mid for o in eq)
+    assert client.get("/v1/charges", {"created[gte]": "abc"}).status_code == 400
+
+
+def test_subscription_status_default_and_all(client):
+    default = client.all("/v1/subscriptions")
+    everything = client.all("/v1/subscriptions", {"status": "all"})
+    canceled = client.all("/v1/subscriptions", {"status": "canceled"})
+    assert all(s["status"] != "canceled" for s in default)
+    assert canceled and all(s["status"] == "canceled" for s in canceled)
+    assert len(everything) == len(default) + len(canceled)
+
+
+def test_required_and_unknown_params(client):
+    r = client.get("/v1/subscription_items")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "parameter_missing"
+    r = client.get("/v1/charges", {"bogus": 1})
+    e = r.json()["error"]
+    assert r.status_code == 400 and e["code"] == "parameter_unknown" and e["message"] == "Received unknown parameter: bogus"
+
+
+def test_auth(session_sandbox):
+    r = requests.get(session_sandbox.url + "/v1/charges", headers={"Authorization": "Bearer sk_test_wrongkey9876"})
+    e = r.json()["error"]
+    assert r.status_code == 401 and e["type"] == "invalid_request_error"
+    assert "9876" in e["message"] and "wrongkey" not in e["message"]
+    assert requests.get(session_sandbox.url + "/v1/charges").status_code == 401
+    basic = base64.b64encode(f"{KEY}:".encode()).decode()
+    assert requests.get(session_sandbox.url + "/v1/charges", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
+def test_404_and_retrieve(client):
+    r = client.get("/v1/nope")
+    assert r.status_code == 404 and r.headers["Request-Id"].startswith("req_")
+    ch = client.get("/v1/charges", {"limit": 1}).json()["data"][0]
+    assert client.get(f"/v1/charges/{ch['id']}").json() == ch
+    r = client.get("/v1/charges/ch_000000000000000000000000")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "resource_missing"
+
+
+def test_retrieve_every_top_level_stream(client, session_sandbox):
+    for st in session_sandbox.store.streams.values():
+        if st.is_child or st.spec.kind != "list" or not session_sandbox.truth(st.name):
+            continue
+        obj = session_sandbox.truth(st.name)[0]
+        path = (st.spec.retrieve_path or st.spec.path + "/{id}").replace("{id}", obj["id"])
+        r = client.get(path)
+        assert r.status_code == 200 and r.json()["id"] == obj["id"], st.name
+
+
+def test_links_hold(client, session_sandbox):
+    cus = {o["id"] for o in session_sandbox.truth("customers")}
+    charges = session_sandbox.truth("charges")
+    linked = [c["customer"] for c in charges if c.get("customer")]
+    assert linked and set(linked) <= cus
+    subs = {s["id"]: s for s in session_sandbox.truth("subscriptions")}
+    for inv in session_sandbox.truth("invoices"):
+        if inv.get("subscription"):
+            assert inv["subscription"] in subs
+            assert inv["customer"] == subs[inv["subscription"]]["customer"]
+    chs = {c["id"] for c in charges}
+    assert all(r["charge"] in chs for r in session_sandbox.truth("refunds") if r.get("charge"))
+
+
+def test_embedded_children_match_child_lists(client, session_sandbox):
+    invs = client.all("/v1/invoices")
+    big = [i for i in invs if i["lines"]["has_more"]]
+    assert big, "expected some invoices with more than 10 lines"
+    for inv in invs[:5] + big[:2]:
+        lines = client.all(f"/v1/invoices/{inv['id']}/lines")
+        assert [l["id"] for l in lines[:10]] == [l["id"] for l in inv["lines"]["data"]]
+        assert inv["lines"]["has_more"] == (len(lines) > 10)
+    sub = client.get("/v1/subscriptions", {"limit": 1, "status": "all"}).json()["data"][0]
+    items = client.all("/v1/subscription_items", {"subscription": sub["id"]})
+    assert [i["id"] for i in items] == [i["id"] for i in sub["items"]["data"]]
+    assert all(i["subscription"] == sub["id"] for i in items)
+
+
+def test_expand(client, session_sandbox):
+    body = client.get("/v1/charges", {"limit": 20, "expand[]": "data.customer"}).json()
+    exp = [c for c in body["data"] if isinstance(c["customer"], dict)]
+    assert exp and all(c["customer"]["object"] == "customer" for c in exp)
+    ch = exp[0]
+    one = client.get(f"/v1/charges/{ch['id']}", {"expand[]": "customer"}).json()
+    assert one["customer"]["id"] == ch["customer"]["id"]
+    assert client.get("/v1/charges", {"expand[]": "customer"}).status_code == 400
+
+
+def test_stripe_version_recorded(client, session_sandbox):
+    client.get("/v1/customers", {"limit": 1}, **{"Stripe-Version": "2099-01-01"})
+    assert session_sandbox.stats()["stripe_versions"].get("2099-01-01", 0) >= 1
+    assert any(r["stripe_version"] == "2099-01-01" for r in session_sandbox.requests)
+
+
+def test_stripe_account_separation(client, session_sandbox):
+    accts = [a["id"] for a in client.all("/v1/accounts")]
+    assert accts == list(reversed(session_sandbox.account_ids())) or sorted(accts) == sorted(session_sandbox.account_ids())
+    plat = {o["id"] for o in client.all("/v1/customers")}
+    a1 = {o["id"] for o in client.all("/v1/customers", **{"Stripe-Account": accts[0]})}
+    a2 = {o["id"] for o in client.all("/v1/customers", **{"Stripe-Account": accts[1]})}
+    assert a1 and not (plat & a1) and not (a1 & a2)
+    oid = next(iter(a1))
+    assert client.get(f"/v1/customers/{oid}").status_code == 404
+    assert client.get(f"/v1/customers/{oid}", **{"Stripe-Account": accts[0]}).status_code == 200
+    r = client.get("/v1/customers", **{"Stripe-Account": "acct_1NotConnectedXXXXXXXXXXX"})
+    assert r.status_code == 403
+
+
+def test_balance(client):
+    b = client.get("/v1/balance").json()
+    assert b["object"] == "balance" and b["available"][0]["currency"]
+
+
+def test_unpaginated_list_returns_everything(session_sandbox, client):
+    st = session_sandbox.store.streams.get("report_types")
+    if st is None:
+        return
+    body = client.get("/v1/reporting/report_types").json()
+    assert len(body["data"]) == len(session_sandbox.truth("report_types")) and body["has_more"] is False
+    assert client.get("/v1/reporting/report_types", {"limit": 5}).status_code == 400

@@ -327,11 +327,11 @@ class Run:
     def _emit_segment(self, feed: Feed, segment: Segment, output: Output) -> None:
         extracted = rfc3339(int(time.time()))
         skipped = {m.spec.name for m in feed.root.walk() if m.skipped}
+        emit, version = self.emit, feed.version
         for stream, record in output:
-            if stream in skipped:
-                continue
-            self.emit(stream, record, extracted, feed.version)
-            self.summary.count(stream, record, segment.kind == "events")
+            if stream not in skipped:
+                emit(stream, record, extracted, version)
+        self.summary.count(output, skipped, segment.kind == "events")
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:
             feed.emitted_hi = segment.hi

@@ -16,6 +16,7 @@ import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 
 FLUSH_BYTES = 1 << 16
+_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
 def _default(value: Any) -> Any:
@@ -35,7 +36,7 @@ class FastWriter:
                                    "time_extracted": time_extracted}
         if version is not None:
             message["version"] = version
-        line = orjson.dumps(message, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+        line = orjson.dumps(message, default=_default, option=_OPTIONS)
         self._buffer.append(line)
         self._size += len(line)
         if self._size >= FLUSH_BYTES:

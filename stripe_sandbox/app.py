@@ -14,6 +14,7 @@ from email.utils import formatdate
 
 from .http import Request, Response
 from .limits import Faults, RateLimiter
+from .oauth import OAuth
 from .store import DELETED_TYPES, SLOT_BITS, NotFound, Store
 from .ids import random_token
 
@@ -52,6 +53,11 @@ class App:
         self.versions: Counter = Counter()
         self.total = 0
         self._rid = 0
+        self.oauth = OAuth(self.keys)
+        # --- Reporting API (stripe_sandbox/reporting.py) ---
+        from .reporting import Reporting
+        self.reporting = store.reporting = Reporting(store)
+        # --- end Reporting API ---
         self._build_routes()
 
     # ------------------------------------------------------------------ routes
@@ -103,6 +109,13 @@ class App:
             resp = self.control(req, path, query)
             resp.headers.append(("Request-Id", rid))
             return resp
+        if path == "/oauth/token" and req.method == "POST":
+            status, body = self.oauth.token(req.body or b"", req.headers.get("authorization", ""),
+                                            self.store.account_id)
+            self.log.append({"t": time.time(), "method": "POST", "path": path, "query": "", "status": status,
+                             "account": 0, "stripe_version": None, "request_id": rid, "endpoint": path,
+                             "fault": None})
+            return Response(status, orjson.dumps(body), [("Request-Id", rid)])
         acct = 0
         version = req.headers.get("stripe-version")
         endpoint = None
@@ -142,6 +155,14 @@ class App:
                                   "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
                                   "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
                                   "or we can help at https://support.stripe.com/.")
+        self._oauth_account = None
+        account, refused = self.oauth.authenticate(key, req.target.partition("?")[0])
+        if refused:
+            status, message = refused
+            return None, err(status, message, code="expired_key" if status == 401 else "more_permissions_required")
+        if account is not None:
+            self._oauth_account = account
+            return key, None
         if key not in self.keys:
             return None, err(401, f"Invalid API Key provided: {mask_key(key)}")
         return key, None
@@ -153,6 +174,9 @@ class App:
         st_ = self.store
         acct = 0
         hdr = req.headers.get("stripe-account")
+        oauth_account = getattr(self, "_oauth_account", None)
+        if oauth_account is not None:  # an OAuth access token acts for its own account
+            acct, hdr = oauth_account, None
         if hdr:
             a = st_.account_index(hdr)
             if a is None:
@@ -170,6 +194,12 @@ class App:
             resp = self.fault_response(fault, key, acct, path)
             if resp is not None:
                 return resp, acct, endpoint
+        # --- Reporting API (stripe_sandbox/reporting.py): report types, runs (POST), result files ---
+        if path.startswith(("/v1/reporting/", "/v1/files/")):
+            resp = self.reporting.handle(req, acct, path, query)
+            if resp is not None:
+                return resp, acct, endpoint
+        # --- end Reporting API ---
         if r is None:
             return err(404, f"Unrecognized request URL ({req.method}: {path}). Please see https://stripe.com/docs "
                             "or we can help at https://support.stripe.com/.", code=None), acct, endpoint
@@ -512,6 +542,9 @@ class App:
         try:
             body = orjson.loads(req.body) if req.body else {}
             q = dict(parse_qsl(query))
+            if path.startswith("/_sandbox/reporting/"):  # Reporting API control (stripe_sandbox/reporting.py)
+                return Response(200, orjson.dumps(self.reporting.control(path[len("/_sandbox/reporting/"):],
+                                                                         {**q, **body}), default=str))
             out = control_dispatch(self, req.method, path[len("/_sandbox/"):], {**q, **body})
             return Response(200, orjson.dumps(out, default=str))
         except NotFound as e:

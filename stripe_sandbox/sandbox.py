@@ -120,6 +120,21 @@ class Sandbox:
     def set_latency(self, latency_ms: float = 0, jitter_ms: float = 0):
         self.app.latency_ms, self.app.jitter_ms = latency_ms, jitter_ms
 
+    # Connect OAuth
+    def issue_refresh_token(self, account: int | str = 1) -> str:
+        """A refresh token of a connected account, as the platform would hold after OAuth."""
+        return self.app.oauth.issue_refresh_token(self._acct(account))
+
+    def revoke_refresh_token(self, token: str) -> None:
+        self.app.oauth.revoke(token)
+
+    def expire_access_tokens(self, after_uses: int | None = 0) -> None:
+        """Expire issued access tokens now (0) or make new ones expire after `after_uses` requests."""
+        if after_uses == 0:
+            self.app.oauth.expire_access_tokens()
+        else:
+            self.app.oauth.access_token_uses = after_uses
+
     # stats
     @property
     def requests(self) -> list[dict]:

@@ -872,6 +872,8 @@ class Store:
             if st.name == "events":
                 return [orjson.loads(self.render_event(account, i))
                         for _, i in self.iter_desc(account, st, self.visible_lo(st), self.visible_hi(st))]
+            if st.name == "report_types" and getattr(self, "reporting", None) is not None:
+                return self.reporting.report_types(account)  # served by stripe_sandbox/reporting.py
             pred = None
             return [orjson.loads(self.render(account, st, i))
                     for _, i in self.iter_desc(account, st, self.visible_lo(st), self.visible_hi(st), pred)]

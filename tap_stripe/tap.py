@@ -84,10 +84,15 @@ class TapStripe(Tap):
     config_jsonschema = CONFIG_SCHEMA
     message_writer_class = SDKMessageWriter
 
-    def __init__(self, *args: Any, validate_config: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, validate_config: bool = True, catalog: Any = None, **kwargs: Any):
         self._stripe_state: dict = {}
         self._validate = validate_config
-        super().__init__(*args, validate_config=False, **kwargs)
+        super().__init__(*args, validate_config=False, catalog=catalog, **kwargs)
+        if isinstance(catalog, dict) and self.multi_account:
+            _key_by_account(catalog)
+            self._input_catalog = type(self._input_catalog).from_dict(catalog)
+            self._catalog = self._streams = None  # rebuilt from the patched catalog
+            self.setup_mapper()
         if validate_config:
             _ = self.settings
 
@@ -286,6 +291,17 @@ class _CollectingWriter:
 
     def flush(self) -> None:
         pass
+
+
+def _key_by_account(catalog: dict) -> None:
+    """With several accounts ids can repeat across accounts: the key gets `_account_id`."""
+    for entry in catalog.get("streams", []):
+        keys = entry.get("key_properties") or []
+        if keys and "_account_id" not in keys:
+            entry["key_properties"] = ["_account_id", *keys]
+            for meta in entry.get("metadata", []):
+                if meta.get("breadcrumb") == [] and "table-key-properties" in meta.get("metadata", {}):
+                    meta["metadata"]["table-key-properties"] = entry["key_properties"]
 
 
 def server_time(client: StripeClient) -> int:

@@ -26,8 +26,9 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
 from tap_stripe import __version__, accounts, sensitive
-from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, StripeClient, StripeError,
-                               redact)
+from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
+                               ProductNotSetUp, StripeClient, StripeError, redact)
+from tap_stripe.pagination import list_pages
 from tap_stripe.engine import FatalRunError, Run
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
@@ -179,6 +180,54 @@ class TapStripe(Tap):
             _fail(f"connection test failed: {exc}")
         ctx.exit()
 
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        command.params.append(click.Option(
+            ["--scan-sensitive"], is_flag=False, flag_value="sensitive-scan.json", default=None,
+            expose_value=False, callback=cls.cb_scan_sensitive,
+            help="Sample the selected streams, report fields that hold personal-looking values "
+                 "(and whether the classification covers them), and write the report as JSON "
+                 "(default sensitive-scan.json)."))
+        return command
+
+    @classmethod
+    def cb_scan_sensitive(cls, ctx: click.Context, param: click.Option, value: str | None) -> None:
+        if not value:
+            return
+        config = ctx.params.get("config")
+        catalog = ctx.params.get("catalog")
+        try:
+            tap = cls(config=config.config if config else {}, parse_env_config=bool(config and config.parse_env),
+                      catalog=_read_json_file(catalog, "catalog"))
+            report = tap.scan_sensitive()
+        except (ConfigError, StateError, StripeError) as exc:
+            _fail(f"sensitive-data scan failed: {exc}")
+        with open(value, "w") as handle:
+            json.dump(report, handle, indent=2)
+        print(sensitive.format_report(report))
+        print(f"JSON report written to {value}", file=sys.stderr)
+        ctx.exit()
+
+    def scan_sensitive(self, pages: int = 1) -> dict:
+        """Sample the first page(s) of each selected top-level list and scan them."""
+        client = self.client(RunSummary(0))
+        classification = sensitive.load_classification()
+        findings = {}
+        for spec in self.selected_specs():
+            if spec.parent or spec.kind != "list":
+                continue
+            params = [*spec.list_params, *(("expand[]", f"data.{f}") for f in spec.default_expand)]
+            try:
+                body = next(iter(_first_pages(client, spec, params, pages)))
+            except (PermissionDenied, ProductNotSetUp) as exc:
+                LOGGER.warning("Not scanning %s: %s", spec.name, exc)
+                continue
+            shaper = RecordShaper(self.streams[spec.name].schema, spec.created_field)
+            records = [shaper.shape(obj, None) for obj in body]
+            findings[spec.name] = sensitive.scan_records(spec.name, records, classification)
+        return sensitive.scan_report(findings)
+
     # ----- sync ----------------------------------------------------------------------
 
     def client(self, summary: RunSummary, credentials: Credentials | None = None) -> StripeClient:
@@ -291,6 +340,16 @@ class _CollectingWriter:
 
     def flush(self) -> None:
         pass
+
+
+def _first_pages(client: StripeClient, spec: StreamSpec, params: list, pages: int) -> Iterable[list[dict]]:
+    objects: list[dict] = []
+    for index, body in enumerate(list_pages(client, spec.path, params, account=client.credentials.account_id,
+                                            endpoint=spec.path, stream=spec.name, paginated=spec.paginated)):
+        objects.extend(body.get("data") or [])
+        if index + 1 >= pages:
+            break
+    yield objects
 
 
 def _key_by_account(catalog: dict) -> None:

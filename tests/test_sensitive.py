@@ -417,3 +417,86 @@ def test_scanner_ignores_non_personal_values(value):
 def test_scanner_detects(value, kind):
     rows = scan_records("charges", [{"description": f"x {value} y"}], CLASSIFICATION)
     assert [r["kind"] for r in rows] == [kind]
+
+
+# ---------------------------------------------------------------------------------------------
+# Over a full sync against the sandbox, in a subprocess like a pipeline
+# ---------------------------------------------------------------------------------------------
+
+SYNC_STREAMS = ["customers", "charges", "invoices", "payment_methods", "setup_attempts"]
+
+
+def _known_personal_values(sandbox):
+    """Emails, phones and IPs the sandbox holds, found by walking its objects."""
+    found = set()
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and key in ("email", "receipt_email", "phone", "ip_address", "ip") and len(value) > 6:
+            found.add(value)
+
+    for stream in ("customers", "charges", "invoices"):
+        for obj in sandbox.truth(stream):
+            walk(obj)
+    return found
+
+
+@pytest.mark.parametrize("policy", ["hash", "mask", "drop"])
+def test_no_personal_value_reaches_stdout_under_each_policy(sandbox, run_tap, policy):
+    from conftest import catalog_for, tap_config
+
+    known = _known_personal_values(sandbox)
+    assert len(known) > 20
+    config = tap_config(sandbox, sensitive_hash_key="k-123", sensitive_data={"categories": {c: policy for c in CATEGORIES}})
+    result = run_tap(config, catalog=catalog_for(SYNC_STREAMS))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.records("customers") and result.records("charges")
+    leaked = [value for value in known if value in result.stdout]
+    assert not leaked, f"{policy}: clear text reached stdout: {leaked[:5]}"
+    schemas = {m["stream"]: m["schema"] for m in result.messages if m["type"] == "SCHEMA"}
+    for message in result.messages:
+        if message["type"] == "RECORD":
+            errors = list(Draft202012Validator(schemas[message["stream"]]).iter_errors(message["record"]))
+            assert not errors, f"{policy} {message['stream']}: {errors[0].message[:200]}"
+
+
+def test_hashes_join_across_streams_and_runs(sandbox, run_tap):
+    from conftest import catalog_for, tap_config
+
+    config = tap_config(sandbox, sensitive_hash_key="k-123", sensitive_data={"categories": {"contact": "hash"}})
+    first = run_tap(config, catalog=catalog_for(["customers", "charges"]))
+    second = run_tap(config, catalog=catalog_for(["customers", "charges"]))
+    emails = {r["email"] for r in first.records("customers") if r.get("email")}
+    assert emails and all(e.startswith("h1:") for e in emails)
+    receipt = {r["receipt_email"] for r in first.records("charges") if r.get("receipt_email")}
+    truth_customers = {c["email"] for c in sandbox.truth("customers")}
+    truth_receipts = {c["receipt_email"] for c in sandbox.truth("charges") if c.get("receipt_email")}
+    if truth_customers & truth_receipts:
+        assert emails & receipt, "the same email must hash the same in both streams"
+    assert emails == {r["email"] for r in second.records("customers") if r.get("email")}
+
+
+def test_scan_finds_personal_data_planted_in_metadata_and_descriptions(sandbox, run_tap, tmp_path):
+    from conftest import catalog_for, tap_config
+
+    customer = sandbox.truth("customers")[0]
+    sandbox.update("customers", customer["id"], {"metadata": {"contact": "planted.person@example.org"},
+                                                 "description": "call me at +1 (415) 555-0187"})
+    product = sandbox.truth("products")[0]
+    sandbox.update("products", product["id"], {"metadata": {"owner_ip": "203.0.113.77"}})
+    report_path = tmp_path / "scan.json"
+    result = run_tap(tap_config(sandbox), catalog=catalog_for(["customers", "products"]),
+                     args=("--scan-sensitive", str(report_path)))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    rows = {(f["stream"], f["path"], f["kind"]) for f in report["findings"]}
+    assert ("customers", "metadata.*", "email") in rows
+    assert ("customers", "description", "phone") in rows
+    assert ("products", "metadata.*", "ip") in rows
+    assert "planted.person" not in result.stdout  # the report masks what it found
+    assert "metadata.*" in result.stdout

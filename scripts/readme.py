@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Regenerate the README's settings and streams tables from the tap itself.
+
+    python scripts/readme.py          # rewrite README.md in place
+    python scripts/readme.py --check  # exit 1 if README.md is out of date (tests run this)
+
+The tables sit between `<!-- BEGIN GENERATED: name -->` and `<!-- END GENERATED: name -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC  # noqa: E402
+from tap_stripe.streams_table import EXCLUDED_LISTS, STREAMS  # noqa: E402
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def settings_table() -> str:
+    rows = ["| setting | type | default | description |", "|---|---|---|---|"]
+    for name, prop in CONFIG_SCHEMA["properties"].items():
+        kind = prop.get("type", "object")
+        kind = "/".join(t for t in (kind if isinstance(kind, list) else [kind]) if t != "null")
+        if prop.get("secret"):
+            kind += " (secret)"
+        default = prop.get("default")
+        default = "" if default is None else f"`{default}`"
+        rows.append(f"| `{name}` | {kind} | {_cell(default)} | {_cell(prop.get('description', ''))} |")
+    return "\n".join(rows)
+
+
+def streams_table() -> str:
+    from tap_stripe.tap import SPECS
+
+    rows = ["| stream | endpoint | key | replication | changes and deletes |", "|---|---|---|---|---|"]
+    for spec in sorted(SPECS.values(), key=lambda s: s.name):
+        key = ", ".join(spec.key_properties) or "(none: one row per run)"
+        if spec.kind == "report":
+            replication = "report runs, bookmark on the interval end (opt-in)"
+            changes = "re-run per interval"
+        elif spec.parent:
+            replication = f"child of `{spec.parent}`" + (f" (embedded `{spec.embedded_field}`)" if spec.embedded_field else "")
+            changes = "re-read when the parent is emitted"
+        elif spec.kind == "singleton":
+            replication = "snapshot each run"
+            changes = "snapshot"
+        elif spec.name in DEFAULT_FULL_RESYNC:
+            replication = f"full resync each run (table versions); `{spec.replication_key}` windows"
+            changes = "full resync (or events, by `full_resync_streams`)"
+        elif spec.replication_key:
+            replication = f"incremental, `{spec.replication_key}` windows"
+            changes = ("events: " + (f"updates and `{spec.deleted_event}`" if spec.deleted_event else "updates")) \
+                if spec.event_types else "none (immutable or no events)"
+        else:
+            replication = "full table each run (table versions)"
+            changes = "full table"
+        rows.append(f"| `{spec.name}` | `{spec.path}` | {key} | {replication} | {changes} |")
+    rows += ["", "Lists that are not streams:", "", "| list | why |", "|---|---|"]
+    rows += [f"| `{path}` | {_cell(why)} |" for path, why in sorted(EXCLUDED_LISTS.items())]
+    return "\n".join(rows)
+
+
+BLOCKS = {"settings": settings_table, "streams": streams_table}
+
+
+def render(text: str) -> str:
+    for name, build in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(<!-- END GENERATED: {name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no GENERATED block '{name}'")
+        text = pattern.sub(lambda m: m[1] + build() + "\n" + m[2], text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    current = readme.read_text()
+    fresh = render(current)
+    if args.check:
+        if fresh != current:
+            print("README.md is out of date: run `python scripts/readme.py`", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -96,6 +96,7 @@ class Feed:
         self.lo: int | None = None
         self.hi = run.hi
         self.emitted_hi: int | None = None
+        self.progress_lo: int | None = None
 
     @property
     def spec(self) -> StreamSpec:
@@ -335,6 +336,8 @@ class Run:
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:
             feed.emitted_hi = segment.hi
+            if output and feed.progress_lo is None:
+                feed.progress_lo = segment.lo  # where the data starts, for progress lines
             if feed.resync:
                 self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi})
             else:

@@ -287,6 +287,8 @@ class ReportTask:
     """interval_start/interval_end (unix), payout, timezone, columns (list)."""
     bookmark_after: int
     """The stream's bookmark once this task's rows are emitted."""
+    schema_columns: tuple[str, ...] = ()
+    """The stream schema's report columns (null in the record when the run did not return them)."""
 
     @property
     def idempotency_key(self) -> str:
@@ -442,8 +444,10 @@ def plan_report(client: StripeClient, spec: ReportSpec, account: str | None, boo
         base["timezone"] = options.timezone
     base["columns"] = requested_columns(spec, chosen, options)
 
+    schema_columns = tuple(options.columns.get(spec.name) or spec.column_names)
+
     def task(params: dict, after: int) -> ReportTask:
-        return ReportTask(spec, account, type_id, {**params, **base}, after)
+        return ReportTask(spec, account, type_id, {**params, **base}, after, schema_columns)
 
     if spec.params == "payout":
         return _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task)
@@ -643,7 +647,7 @@ def parse_report_csv(task: ReportTask, body: bytes, run_id: str | None, updated:
     if task.parameters.get("timezone"):
         tz = ZoneInfo(task.parameters["timezone"])
     kinds = [column_kind(c) for c in header]
-    schema_columns = task.parameters.get("columns") or header
+    schema_columns = task.schema_columns or task.parameters.get("columns") or header
     base = {c: None for c in schema_columns}
     p = task.parameters
     extra: dict[str, Any] = {"_report_type": task.report_type, "_report_run": run_id}

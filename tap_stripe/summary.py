@@ -100,8 +100,9 @@ class RunSummary:
             elapsed = max(1e-6, time.time() - (stats.started or self.started))
             rate = stats.records / elapsed
             line = f"progress: {feed.label()}: {stats.records:,} records, {rate:,.0f} records/s"
-            if feed.lo is not None and feed.emitted_hi is not None and feed.hi > feed.lo:
-                share = min(1.0, max(0.0, (feed.emitted_hi - feed.lo) / (feed.hi - feed.lo)))
+            start = feed.progress_lo
+            if start is not None and feed.emitted_hi is not None and feed.hi > start:
+                share = min(1.0, max(0.0, (feed.emitted_hi - start) / (feed.hi - start)))
                 line += f", {share:.0%} of its time range"
                 if share > 0:
                     line += f", about {_duration(elapsed * (1 - share) / share)} left"

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m stripe_sandbox.demo
+	$(BIN)/python scripts/demo.py
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile

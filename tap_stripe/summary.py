@@ -97,6 +97,8 @@ class RunSummary:
             if not feed.segments:
                 continue
             stats = self.stream(feed.name)
+            if not stats.records:
+                continue  # nothing to say yet
             elapsed = max(1e-6, time.time() - (stats.started or self.started))
             rate = stats.records / elapsed
             line = f"progress: {feed.label()}: {stats.records:,} records, {rate:,.0f} records/s"

@@ -197,3 +197,34 @@ def test_killed_at_a_random_point_then_resumed_loses_nothing(sandbox, tmp_path, 
     for stream in streams:
         expected = {(stream, i) for i in expected_rows(sandbox, stream)}
         assert expected <= got, f"{stream}: lost {sorted(expected - got)[:5]}"
+
+
+def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(sandbox, run_tap):
+    """Every stream at once: records validate, keys are unique per stream, the final STATE is ours."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    result = run_tap(tap_config(sandbox))
+    assert result.returncode == 0, result.stderr[-2000:]
+    schemas = {m["stream"]: m for m in result.messages if m["type"] == "SCHEMA"}
+    assert len(schemas) >= 90
+    validators = {s: Draft202012Validator(m["schema"], format_checker=FormatChecker()) for s, m in schemas.items()}
+    keys: dict[str, set] = {}
+    for message in result.messages:
+        if message["type"] != "RECORD":
+            continue
+        stream, record = message["stream"], message["record"]
+        errors = list(validators[stream].iter_errors(record))
+        assert not errors, f"{stream}: {errors[0].message[:200]} at {list(errors[0].path)}"
+        key_properties = schemas[stream]["key_properties"]
+        if key_properties:
+            key = tuple(record[k] for k in key_properties)
+            assert key not in keys.setdefault(stream, set()), f"{stream}: duplicate key {key}"
+            keys[stream].add(key)
+    assert len(keys) >= 80, "most streams must have data in the sandbox"
+    final = result.last_state
+    assert set(final) == {"bookmarks", "tap_stripe"}
+    assert "progress_markers" not in json.dumps(final)
+    for stream, bookmark in final["bookmarks"].items():
+        for cursors in bookmark["accounts"].values():
+            assert "resync" not in cursors, f"{stream}: a finished run leaves no resync in progress"
+    assert final["bookmarks"]["charges"]["accounts"]["default"]["created"] == sandbox.now

@@ -27,7 +27,7 @@ def _default(value: Any) -> Any:
 
 class FastWriter:
     def __init__(self, out: IO[bytes] | None = None):
-        self._out = out if out is not None else sys.stdout.buffer
+        self._out = out  # None: whatever sys.stdout is when flushing (test harnesses swap it)
         self._buffer: list[bytes] = []
         self._size = 0
 
@@ -47,11 +47,16 @@ class FastWriter:
         self.flush()
 
     def flush(self) -> None:
+        out = self._out or getattr(sys.stdout, "buffer", None)
         if self._buffer:
-            self._out.write(b"".join(self._buffer))
+            data = b"".join(self._buffer)
+            if out is None:
+                sys.stdout.write(data.decode())
+            else:
+                out.write(data)
             self._buffer.clear()
             self._size = 0
-        self._out.flush()
+        (out or sys.stdout).flush()
 
 
 class SDKMessageWriter(GenericSingerWriter):

@@ -1,0 +1,25 @@
+"""singer-sdk's own standard tests, where they are meaningful for this tap.
+
+The SDK's tap-level tests (CLI prints, discovery, connection dry run, final state) run against
+a sandbox. Its per-stream tests exercise the SDK's sequential sync path, which this tap
+replaces with its engine, and two of them cannot fail (see docs/singer-sdk-notes); our own
+checks cover the same ground over real runs: key uniqueness, schema validity and the final
+state in tests/test_engine.py, the record path against the SDK's in tests/test_tap.py.
+"""
+
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
+from conftest import SANDBOX_NOW, tap_config
+from stripe_sandbox import Sandbox
+from tap_stripe.tap import TapStripe
+
+_SANDBOX = Sandbox(seed=3, scale=0.02, now=SANDBOX_NOW).start()
+
+TestTapStripeStandard = get_tap_test_class(
+    TapStripe,
+    config=tap_config(_SANDBOX),
+    parse_env_config=False,
+    include_stream_tests=False,
+    include_stream_attribute_tests=False,
+    suite_config=SuiteConfig(max_records_limit=5, ignore_no_records=True),
+)

@@ -248,16 +248,17 @@ def report_schema(spec: ReportSpec, columns: list[str] | None = None) -> dict:
         properties["_payout"] = dict(_STR)
     properties["_account_id"] = dict(_STR)
     properties["_updated_at"] = dict(_DT)
-    return {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"type": ["object"], "properties": properties}
 
 
 def report_key_properties(spec: ReportSpec) -> tuple[str, ...]:
     return ("_row_id",)
 
 
-def report_replication_key(spec: ReportSpec) -> str:
-    """The record field that advances with the bookmark (for catalog metadata)."""
-    return "_payout" if spec.params == "payout" else "_interval_end"
+def report_replication_key(spec: ReportSpec) -> str | None:
+    """The record field that advances with the bookmark (for catalog metadata); None for single-payout
+    reports, whose bookmark (the payout's `created`) is not a field of the rows."""
+    return None if spec.params == "payout" else "_interval_end"
 
 
 # --------------------------------------------------------------------------- options / tasks
@@ -606,7 +607,10 @@ def _convert(column: str, kind: str, value: str, tz) -> Any:
     if value == "":
         return None
     if kind == "decimal":
-        return Decimal(value.strip())
+        amount = Decimal(value.strip())
+        if not amount.is_finite():
+            raise ValueError(value)
+        return amount
     if kind == "integer":
         return int(value.strip())
     if kind == "datetime":

@@ -1,0 +1,363 @@
+"""Financial reports (tap_stripe.reports) against the sandbox's Reporting API, over HTTP."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import jsonschema
+import pytest
+
+from tap_stripe import reports
+from tap_stripe.client import Credentials, StripeClient
+from tap_stripe.ratelimit import RateLimiter
+from tap_stripe.reports import (REPORT_STREAMS, REPORTS_BY_NAME, ReportFailed, ReportOptions, plan_report,
+                                report_key_properties, report_schema, run_report)
+
+from conftest import SANDBOX_KEY, SANDBOX_NOW
+
+DAY = 86400
+ACTIVITY = REPORTS_BY_NAME["report_balance_change_from_activity_itemized"]
+BY_ID = REPORTS_BY_NAME["report_payout_reconciliation_by_id_itemized"]
+
+
+@pytest.fixture
+def rsb():
+    """A sandbox with ~10 balance transactions a day and a few payouts."""
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=5, scale=0.05, now=SANDBOX_NOW, history_days=60,
+                 volumes={"balance_transactions": 600, "payouts": 6}) as sb:
+        yield sb
+
+
+def make_client(sb) -> StripeClient:
+    return StripeClient(credentials=Credentials(SANDBOX_KEY), api_url=sb.url, api_version="2023-08-16",
+                        user_agent="tap-stripe-tests", connect_timeout=5, read_timeout=30, max_retries=2,
+                        max_backoff_seconds=0.05, limiter=RateLimiter(5000, 5000))
+
+
+def options(sb, **kw) -> ReportOptions:
+    return ReportOptions(**{"files_url": sb.url, "poll_interval": 0.01, "poll_max_interval": 0.05,
+                            "poll_timeout": 10, **kw})
+
+
+def validate(spec, records, columns=None):
+    schema = report_schema(spec, columns)
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    for record in records:
+        assert set(record) == set(schema["properties"]), (spec.name, set(record) ^ set(schema["properties"]))
+        errors = list(validator.iter_errors(record))
+        assert not errors, (spec.name, record, errors[0].message)
+
+
+def paid_payouts(sb, *offsets):
+    """Create paid automatic payouts `offsets` seconds before the sandbox clock; make generated ones paid."""
+    for payout in sb.truth("payouts"):
+        if payout["status"] in ("pending", "in_transit"):
+            sb.update("payouts", payout["id"], {"status": "paid"})
+    out = []
+    for offset in offsets:
+        at = sb.now - offset
+        out.append(sb.create("payouts", {"status": "paid", "automatic": True, "amount": 12345, "currency": "usd",
+                                         "arrival_date": at + DAY}, at=at))
+    return out
+
+
+def run_all(client, tasks, opts):
+    return [record for task in tasks for record in run_report(client, task, opts)]
+
+
+# --------------------------------------------------------------------------- discovery
+@pytest.mark.parametrize("spec", REPORT_STREAMS, ids=lambda s: s.name)
+def test_schema_offline(spec):
+    schema = report_schema(spec)
+    jsonschema.Draft7Validator.check_schema(schema)
+    for key in report_key_properties(spec):
+        assert key in schema["properties"]
+    for column, kind in spec.columns:
+        assert schema["properties"][column] == reports.column_schema(kind)
+    assert schema["properties"]["_account_id"] == {"type": ["string", "null"]}
+    assert schema["properties"]["_updated_at"]["format"] == "date-time"
+    custom = report_schema(spec, ["gross", "payment_metadata[order]", "created_utc"])
+    assert custom["properties"]["gross"] == {"type": ["number", "null"]}
+    assert custom["properties"]["payment_metadata[order]"] == {"type": ["string", "null"]}
+    assert custom["properties"]["created_utc"]["format"] == "date-time"
+
+
+def test_eleven_families():
+    assert {s.family for s in REPORT_STREAMS} == {
+        "balance.summary", "balance_change_from_activity.summary", "balance_change_from_activity.itemized",
+        "payouts.summary", "payouts.itemized", "payout_reconciliation.summary", "payout_reconciliation.itemized",
+        "payout_reconciliation.by_id.summary", "payout_reconciliation.by_id.itemized",
+        "ending_balance_reconciliation.summary", "ending_balance_reconciliation.itemized"}
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.mark.parametrize("spec", REPORT_STREAMS, ids=lambda s: s.name)
+def test_each_stream_end_to_end(rsb, spec):
+    paid_payouts(rsb, 3 * DAY, 2 * DAY)
+    client = make_client(rsb)
+    opts = options(rsb)
+    start = rsb.now - 4 * DAY
+    tasks = plan_report(client, spec, None, None, start, opts)
+    assert tasks, spec.name
+    if spec.params == "payout":
+        assert len(tasks) >= 2 and all("payout" in t.parameters for t in tasks)
+    else:
+        assert len(tasks) == 4  # one per complete UTC day
+        assert tasks[-1].bookmark_after == rsb.now  # data_available_end: the sandbox's midnight
+    assert tasks[0].report_type.startswith(spec.family + ".")
+    records = run_all(client, tasks, opts)
+    assert records, spec.name
+    validate(spec, records)
+    ids = [r["_row_id"] for r in records]
+    assert len(ids) == len(set(ids)), "row ids are unique"
+    assert all(r["_account_id"] is None and r["_updated_at"] for r in records)
+
+
+def test_newest_version_default_columns_and_exact_decimals(rsb):
+    client = make_client(rsb)
+    opts = options(rsb)
+    tasks = plan_report(client, ACTIVITY, None, None, rsb.now - 2 * DAY, opts)
+    assert {t.report_type for t in tasks} == {"balance_change_from_activity.itemized.3"}
+    records = run_all(client, tasks, opts)
+    truth = {b["id"]: b for b in rsb.truth("balance_transactions")}
+    assert records
+    for record in records:
+        txn = truth[record["balance_transaction_id"]]
+        assert isinstance(record["gross"], Decimal) and record["gross"] == Decimal(txn["amount"]) / 100
+        assert record["net"] == Decimal(txn["net"]) / 100 and record["fee"] == Decimal(txn["fee"]) / 100
+        assert record["created_utc"] == reports.rfc3339(txn["created"]) == record["created"]
+        assert record["_row_id"] == txn["id"]
+        assert record["_interval_end"] in (reports.rfc3339(rsb.now - DAY), reports.rfc3339(rsb.now))
+    assert any(r["gross"] == Decimal("%.2f" % (truth[r["balance_transaction_id"]]["amount"] / 100)) for r in records)
+
+
+def test_decimal_string_is_exact():
+    task = reports.ReportTask(ACTIVITY, None, "balance_change_from_activity.itemized.3",
+                              {"interval_start": 0, "interval_end": DAY, "columns": ["balance_transaction_id", "gross",
+                                                                                    "created", "count"]}, DAY)
+    body = b"balance_transaction_id,gross,created,count\ntxn_1,12.34,2026-01-01 01:02:03,7\ntxn_2,,,\n"
+    rows = reports.parse_report_csv(task, body, "frr_1", 100)
+    assert rows[0]["gross"] == Decimal("12.34") and str(rows[0]["gross"]) == "12.34"
+    assert rows[0]["created"] == "2026-01-01T01:02:03Z" and rows[0]["count"] == 7
+    assert rows[1]["gross"] is None and rows[1]["created"] is None
+    with pytest.raises(ReportFailed, match="row 1 column gross"):
+        reports.parse_report_csv(task, body.replace(b"12.34", b"12.3.4"), "frr_1", 100)
+
+
+def test_pinned_version_and_columns(rsb):
+    client = make_client(rsb)
+    opts = options(rsb, versions={ACTIVITY.name: "2"}, timezone="Europe/Paris")
+    tasks = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, opts)
+    assert tasks[0].report_type == "balance_change_from_activity.itemized.2"
+    assert "timezone" not in tasks[0].parameters  # .2 does not take one
+    assert "created" not in tasks[0].parameters["columns"] and "created_utc" in tasks[0].parameters["columns"]
+    records = run_all(client, tasks, opts)
+    validate(ACTIVITY, records)
+    assert all(r["created"] is None and r["created_utc"] for r in records)
+
+    with pytest.raises(ReportFailed, match="not offered"):
+        plan_report(client, ACTIVITY, None, None, None, options(rsb, versions={ACTIVITY.name: "9"}))
+
+    custom = ["balance_transaction_id", "net", "payment_metadata[order]"]
+    opts = options(rsb, columns={ACTIVITY.name: custom})
+    tasks = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, opts)
+    records = run_all(client, tasks, opts)
+    validate(ACTIVITY, records, custom)
+    assert records and set(records[0]) >= set(custom)
+
+
+def test_timezone_days_and_local_columns(rsb):
+    client = make_client(rsb)
+    opts = options(rsb, timezone="America/New_York")
+    tasks = plan_report(client, ACTIVITY, None, None, rsb.now - 3 * DAY, opts)
+    offset = 5 * 3600  # New York is UTC-5 in winter: local midnights are 05:00 UTC
+    assert [t.parameters["interval_end"] % DAY for t in tasks] == [offset] * len(tasks)
+    assert tasks[0].parameters["interval_start"] == rsb.now - 3 * DAY
+    assert all(t.parameters["timezone"] == "America/New_York" for t in tasks)
+    records = run_all(client, tasks, opts)
+    assert records
+    for record in records:
+        assert record["created"] == record["created_utc"]  # local time converted back to UTC
+        assert record["available_on"] == record["available_on_utc"]
+
+
+def test_sync_interval(rsb):
+    client = make_client(rsb)
+    opts = options(rsb, interval="sync")
+    tasks = plan_report(client, ACTIVITY, None, None, rsb.now - 3 * DAY - 100, opts)
+    assert len(tasks) == 1
+    assert tasks[0].parameters["interval_start"] == rsb.now - 3 * DAY - 100
+    assert tasks[0].parameters["interval_end"] == tasks[0].bookmark_after == rsb.now
+    assert plan_report(client, ACTIVITY, None, rsb.now, None, opts) == []
+    ending = REPORTS_BY_NAME["report_ending_balance_reconciliation_itemized"]
+    tasks = plan_report(client, ending, None, None, rsb.now - 3 * DAY, opts)
+    assert [t.parameters.get("interval_start") for t in tasks] == [None]
+    assert tasks[0].parameters["interval_end"] == rsb.now
+
+
+def test_start_defaults_to_data_available_start(rsb):
+    client = make_client(rsb)
+    tasks = plan_report(client, ACTIVITY, None, None, None, options(rsb, interval="sync"))
+    assert tasks[0].parameters["interval_start"] == (rsb.store.start // DAY) * DAY
+
+
+# --------------------------------------------------------------------------- incremental
+def test_incremental_next_day(rsb):
+    opts = options(rsb)
+    client = make_client(rsb)
+    tasks = plan_report(client, ACTIVITY, None, None, rsb.now - 2 * DAY, opts)
+    run_all(client, tasks, opts)
+    bookmark = tasks[-1].bookmark_after
+    assert bookmark == rsb.now
+    assert plan_report(make_client(rsb), ACTIVITY, None, bookmark, rsb.now - 2 * DAY, opts) == []
+
+    rsb.advance(DAY)
+    client = make_client(rsb)
+    tasks = plan_report(client, ACTIVITY, None, bookmark, rsb.now - 30 * DAY, opts)
+    assert [(t.parameters["interval_start"], t.parameters["interval_end"]) for t in tasks] == [(bookmark, bookmark + DAY)]
+    records = run_all(client, tasks, opts)
+    created = {b["id"] for b in rsb.truth("balance_transactions") if bookmark <= b["created"] < bookmark + DAY
+               and b["reporting_category"] != "payout"}
+    assert {r["balance_transaction_id"] for r in records} == created
+
+
+# --------------------------------------------------------------------------- failures
+def test_failed_run_then_retry(rsb):
+    client = make_client(rsb)
+    opts = options(rsb)
+    task = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, opts)[0]
+    rsb.app.reporting.fail_next(task.report_type, error="Something broke\nwhile generating")
+    with pytest.raises(ReportFailed) as failure:
+        run_report(client, task, opts)
+    message = str(failure.value)
+    assert "\n" not in message and "failed: Something broke while generating" in message
+    assert ACTIVITY.name in message and "retries this interval" in message
+    assert isinstance(failure.value, reports.StripeError)
+
+    # Right away, the same key replays the same failed run: no second run is created.
+    with pytest.raises(ReportFailed):
+        run_report(client, task, opts)
+    assert len(rsb.app.reporting.created_runs(report_type=task.report_type)) == 1
+
+    # Next sync (later): the same interval, the failed run is recognised and run again.
+    rsb.advance(600)
+    again = plan_report(make_client(rsb), ACTIVITY, None, None, rsb.now - 600 - DAY, opts)[0]
+    assert again.parameters == task.parameters and again.idempotency_key == task.idempotency_key
+    records = run_report(make_client(rsb), again, opts)
+    runs = rsb.app.reporting.created_runs(report_type=task.report_type)
+    assert [r["status"] for r in runs] == ["failed", "succeeded"]
+    assert {r["_report_run"] for r in records} <= {runs[1]["id"]}
+
+
+def test_pending_at_poll_limit_reuses_the_same_run(rsb):
+    client = make_client(rsb)
+    task = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, options(rsb))[0]
+    rsb.app.reporting.pending_next(task.report_type)
+    with pytest.raises(ReportFailed) as failure:
+        run_report(client, task, options(rsb, poll_timeout=0.2))
+    assert "still pending after 0.2s" in str(failure.value) and "\n" not in str(failure.value)
+    runs = rsb.app.reporting.created_runs(report_type=task.report_type)
+    assert len(runs) == 1 and runs[0]["status"] == "pending"
+
+    # The bookmark did not move: the next sync plans the same interval, with the same key.
+    rsb.app.reporting.release()
+    retry = plan_report(make_client(rsb), ACTIVITY, None, None, rsb.now - DAY, options(rsb))[0]
+    assert retry.idempotency_key == task.idempotency_key
+    records = run_report(make_client(rsb), retry, options(rsb))
+    assert records and {r["_report_run"] for r in records} == {runs[0]["id"]}
+    assert len(rsb.app.reporting.created_runs(report_type=task.report_type)) == 1
+
+
+def test_crash_between_create_and_read(rsb):
+    client = make_client(rsb)
+    opts = options(rsb)
+    task = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, opts)[0]
+    real = client.request
+
+    def crash_after_post(method, path, **kw):
+        body = real(method, path, **kw)
+        if method == "POST":
+            raise RuntimeError("killed")
+        return body
+
+    client.request = crash_after_post
+    with pytest.raises(RuntimeError):
+        run_report(client, task, opts)
+
+    fresh = make_client(rsb)  # the next run of the tap, from the same bookmark
+    again = plan_report(fresh, ACTIVITY, None, None, rsb.now - DAY, opts)
+    assert len(again) == 1
+    records = run_report(fresh, again[0], opts)
+    runs = rsb.app.reporting.created_runs(report_type=task.report_type)
+    assert len(runs) == 1, "one run for the interval"
+    assert records and {r["_report_run"] for r in records} == {runs[0]["id"]}
+    replayed = [r for r in rsb.requests if r["method"] == "POST" and r["path"] == "/v1/reporting/report_runs"]
+    assert len(replayed) == 2
+
+
+def test_sandbox_400_is_a_stripe_error(rsb):
+    client = make_client(rsb)
+    task = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, options(rsb))[0]
+    task.parameters["interval_end"] = rsb.now + DAY  # beyond data_available_end
+    with pytest.raises(reports.StripeError, match="data_available_end"):
+        run_report(client, task, options(rsb))
+
+
+# --------------------------------------------------------------------------- single payouts
+def test_single_payout_reports_run_per_payout(rsb):
+    first, second, third = paid_payouts(rsb, 5 * DAY, 3 * DAY, 3 * DAY)  # the last two in the same second
+    client = make_client(rsb)
+    opts = options(rsb)
+    tasks = plan_report(client, BY_ID, None, None, rsb.now - 5 * DAY, opts)
+    assert [t.parameters["payout"] for t in tasks] == [first["id"], *sorted([second["id"], third["id"]])]
+    assert [t.bookmark_after for t in tasks] == [first["created"], second["created"] - 1, second["created"]]
+    for task in tasks:
+        records = run_report(client, task, opts)
+        validate(BY_ID, records)
+        assert all(r["_payout"] == task.parameters["payout"] for r in records)
+        assert all(r["automatic_payout_id"] == task.parameters["payout"] for r in records)
+        assert all(r["_row_id"] == f"{task.parameters['payout']}/{r['balance_transaction_id']}" for r in records)
+    assert plan_report(make_client(rsb), BY_ID, None, tasks[-1].bookmark_after, None, opts) == []
+    # A crash after the first sibling: the second is not skipped.
+    resumed = plan_report(make_client(rsb), BY_ID, None, tasks[1].bookmark_after, None, opts)
+    assert [t.parameters["payout"] for t in resumed] == [tasks[1].parameters["payout"], tasks[2].parameters["payout"]]
+
+    summary = REPORTS_BY_NAME["report_payout_reconciliation_by_id_summary"]
+    later = paid_payouts(rsb, DAY)[0]
+    tasks = plan_report(make_client(rsb), summary, None, tasks[-1].bookmark_after, None, opts)
+    assert [t.parameters["payout"] for t in tasks] == [later["id"]]
+    assert "columns" in tasks[0].parameters and "timezone" not in tasks[0].parameters
+
+
+def test_payout_in_transit_holds_the_plan(rsb):
+    first = paid_payouts(rsb, 4 * DAY)[0]
+    waiting = rsb.create("payouts", {"status": "in_transit", "automatic": True, "arrival_date": rsb.now + DAY},
+                         at=rsb.now - 3 * DAY)
+    after = rsb.create("payouts", {"status": "paid", "automatic": True, "arrival_date": rsb.now},
+                       at=rsb.now - 2 * DAY)
+    opts = options(rsb)
+    tasks = plan_report(make_client(rsb), BY_ID, None, None, rsb.now - 5 * DAY, opts)
+    assert [t.parameters["payout"] for t in tasks] == [first["id"]]
+    rsb.update("payouts", waiting["id"], {"status": "paid"})
+    tasks = plan_report(make_client(rsb), BY_ID, None, tasks[-1].bookmark_after, None, opts)
+    assert [t.parameters["payout"] for t in tasks] == [waiting["id"], after["id"]]
+
+
+def test_connected_account():
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=6, scale=0.05, now=SANDBOX_NOW, history_days=20, accounts=1,
+                 volumes={"balance_transactions": 200}) as sb:
+        account = sb.account_ids()[0]
+        client = make_client(sb)
+        opts = options(sb)
+        tasks = plan_report(client, ACTIVITY, account, None, sb.now - 2 * DAY, opts)
+        records = run_all(client, tasks, opts)
+        assert records and {r["_account_id"] for r in records} == {account}
+        truth = {b["id"] for b in sb.truth("balance_transactions", account)}
+        assert {r["balance_transaction_id"] for r in records} <= truth
+        assert tasks[0].idempotency_key != plan_report(client, ACTIVITY, None, None, sb.now - 2 * DAY,
+                                                       opts)[0].idempotency_key
+        assert sb.app.reporting.created_runs(account=account)

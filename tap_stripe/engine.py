@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tap_stripe import events as ev
+from tap_stripe import reports
 from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
 from tap_stripe.pagination import list_pages
 from tap_stripe.records import RecordShaper, rfc3339
@@ -67,6 +68,7 @@ class Segment:
     lo: int | None = None
     hi: int | None = None
     cursor: str | None = None  # pages: starting_after
+    task: Any = None  # report: the run it reads
     future: Future | None = None
     subs: list[Future] = field(default_factory=list)
     output: Output = field(default_factory=list)
@@ -79,6 +81,7 @@ class SegmentResult:
     subs: list[Future] = field(default_factory=list)
     split: Split | None = None
     next_cursor: str | None = None
+    tasks: list | None = None  # report_plan: the report runs to read, in order
 
 
 class Feed:
@@ -130,6 +133,10 @@ class Run:
         self.summary = summary
         self.expand = expand
         self.activate_versions = activate_versions
+        self.report_options = reports.ReportOptions(
+            interval=settings.report_interval, columns=settings.report_columns, timezone=settings.report_timezone,
+            versions=settings.report_versions, poll_timeout=settings.report_poll_timeout,
+            files_url=settings.files_url)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="stripe")
         self.in_flight_limit = settings.max_workers * 2
         self.feeds: list[Feed] = []
@@ -163,6 +170,9 @@ class Run:
         start = settings.start
         if spec.kind == "singleton":
             feed.segments.append(Segment("singleton"))
+            return
+        if spec.kind == "report":
+            feed.segments.append(Segment("report_plan"))
             return
         if not spec.replication_key:
             feed.version = self.new_version()
@@ -283,7 +293,7 @@ class Run:
                 continue
             try:
                 result: SegmentResult = segment.future.result()
-            except (PermissionDenied, ProductNotSetUp) as exc:
+            except (PermissionDenied, ProductNotSetUp, reports.ReportFailed) as exc:
                 self._skip(feed, feed.root, exc)
                 return True
             except StripeError as exc:
@@ -291,6 +301,11 @@ class Run:
                 break
             progressed = True
             position = feed.segments.index(segment)
+            if result.tasks is not None:
+                del feed.segments[position]
+                for offset, task in enumerate(result.tasks):
+                    feed.segments.insert(position + offset, Segment("report", task=task))
+                continue
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
                 windows = [Segment(segment.kind, lo, hi) for lo, hi in result.split.windows]
@@ -345,6 +360,8 @@ class Run:
                     if member.selected and not member.skipped:
                         current = self.state.get(member.spec.name, account, "created")
                         self.state.set(member.spec.name, account, "created", _max(current, segment.hi))
+        elif segment.kind == "report":
+            self.state.set(name, account, "report", segment.task.bookmark_after)
         elif segment.kind == "events" and segment.hi is not None:
             current = self.state.get(name, account, "events")
             self.state.set(name, account, "events", _max(current, segment.hi))
@@ -416,6 +433,15 @@ class Run:
             return result
         if segment.kind == "events":
             return self._events_window(feed, segment)
+        if segment.kind == "report_plan":
+            bookmark = self.state.get(spec.name, feed.account, "report")
+            rspec = reports.REPORTS_BY_NAME[spec.name]
+            return SegmentResult(tasks=reports.plan_report(self.client, rspec, feed.account, bookmark,
+                                                           self.settings.start, self.report_options))
+        if segment.kind == "report":
+            rows = reports.run_report(self.client, segment.task, self.report_options)
+            self.summary.page(spec.name)
+            return SegmentResult(output=[(spec.name, row) for row in rows])
         return self._list_window(feed, segment)
 
     def _page(self, feed: Feed, params: list, cursor: str | None = None) -> dict:
@@ -541,6 +567,8 @@ def _max(a: int | None, b: int | None) -> int | None:
 
 
 def _skip_reason(exc: StripeError) -> str:
+    if isinstance(exc, reports.ReportFailed):
+        return str(exc)
     message = exc.error.get("message") or str(exc)
     permission = re.search(r"'(rak_[a-z_]+)'", message)
     if isinstance(exc, PermissionDenied):

@@ -89,6 +89,19 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("sensitive_hash_key", th.StringType, secret=True,
                 description="Secret key of the `hash` policy (HMAC-SHA256); the same key gives the same "
                             "hashes across runs and streams."),
+    th.Property("report_interval", th.StringType, default="day", allowed_values=["day", "sync"],
+                description="Report streams: `day` runs one report per complete day (of `report_timezone`), "
+                            "`sync` one report from the bookmark to Stripe's data_available_end."),
+    th.Property("report_columns", th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+                description="Report streams: the columns to request, per report stream."),
+    th.Property("report_timezone", th.StringType,
+                description="Report streams: IANA time zone for day boundaries and the report (default UTC)."),
+    th.Property("report_versions", th.ObjectType(additional_properties=th.StringType),
+                description="Report streams: pin a report type version per stream (default: the newest "
+                            "the account offers)."),
+    th.Property("report_poll_timeout_seconds", th.NumberType, default=600,
+                description="Report streams: how long to wait for a report run before leaving its interval "
+                            "to the next sync."),
     th.Property("summary_file", th.StringType,
                 description="Write the run summary as JSON to this path."),
     th.Property("progress_interval_seconds", th.NumberType, default=10,
@@ -129,6 +142,11 @@ class Settings:
     oauth_url: str
     summary_file: str | None
     progress_interval: float
+    report_interval: str = "day"
+    report_columns: dict[str, list[str]] = field(default_factory=dict)
+    report_timezone: str | None = None
+    report_versions: dict[str, str] = field(default_factory=dict)
+    report_poll_timeout: float = 600.0
     raw: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -253,6 +271,29 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
     for name, allowed in (("on_permission_error", ("skip", "fail")), ("updates_mode", ("refetch", "snapshot"))):
         if config.get(name) not in (None, *allowed):
             raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
+    report_streams = {name for name in stream_names if name.startswith("report_")}
+    for name in ("report_columns", "report_versions"):
+        value = config.get(name) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"setting '{name}' must be an object keyed by report stream")
+        for stream, choice in value.items():
+            if stream not in report_streams:
+                raise ConfigError(f"setting '{name}' names '{stream}', which is not a report stream")
+            ok = isinstance(choice, list) and all(isinstance(c, str) for c in choice) if name == "report_columns" \
+                else isinstance(choice, str) and bool(re.fullmatch(r"([a-z_.]+\.)?\d+", choice))
+            if not ok:
+                raise ConfigError(f"setting '{name}.{stream}' must be " +
+                                  ("a list of column names" if name == "report_columns" else 'a version like "3"'))
+    if config.get("report_interval") not in (None, "day", "sync"):
+        raise ConfigError("setting 'report_interval' must be one of: day, sync")
+    if config.get("report_timezone"):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(str(config["report_timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("setting 'report_timezone' is not an IANA time zone (e.g. Europe/Paris)") from None
+
     from tap_stripe import sensitive
 
     try:
@@ -294,5 +335,10 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         oauth_url=_url(config, "oauth_url", "https://connect.stripe.com"),
         summary_file=config.get("summary_file"),
         progress_interval=_number(config, "progress_interval_seconds", 10),
+        report_interval=config.get("report_interval") or "day",
+        report_columns=dict(config.get("report_columns") or {}),
+        report_timezone=config.get("report_timezone") or None,
+        report_versions=dict(config.get("report_versions") or {}),
+        report_poll_timeout=_number(config, "report_poll_timeout_seconds", 600),
         raw=config,
     )

@@ -7,7 +7,8 @@
        "<account id, or 'default' for the key's own account>": {
          "created": 1714521600,      # every object created before this second was emitted
          "events": 1714521600,       # every event before this second was applied
-         "resync": {"version": 1714521600000, "created": 1714000000}   # a full resync in progress
+         "resync": {"version": 1714521600000, "created": 1714000000},  # a full resync in progress
+         "report": 1714521600        # report streams: the end of the last interval read
        }}}},
  "tap_stripe": {"state_format": 1}}
 ```
@@ -46,7 +47,7 @@ def validate(state: Any) -> dict:
         for account, cursors in accounts.items():
             if not isinstance(cursors, dict):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}' must be an object")
-            for key in ("created", "events"):
+            for key in ("created", "events", "report"):
                 value = cursors.get(key)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.{key}' must be "

@@ -25,7 +25,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_stripe import __version__, accounts, sensitive
+from tap_stripe import __version__, accounts, reports, sensitive
 from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
                                ProductNotSetUp, StripeClient, StripeError, redact)
 from tap_stripe.pagination import list_pages
@@ -41,10 +41,17 @@ from tap_stripe.summary import RunSummary
 from tap_stripe.writer import FastWriter, SDKMessageWriter
 
 LOGGER = logging.getLogger("tap_stripe")
-SPECS: dict[str, StreamSpec] = {spec.name: spec for spec in STREAMS}
+REPORT_SPECS = tuple(
+    StreamSpec(name=r.name, path="/v1/reporting/report_runs", object_types=(), kind="report",
+               key_properties=reports.report_key_properties(r), selected_by_default=False, oauth_readable=False,
+               notes=r.description)
+    for r in reports.REPORT_STREAMS)
+SPECS: dict[str, StreamSpec] = {spec.name: spec for spec in (*STREAMS, *REPORT_SPECS)}
 
 
-def load_schema(name: str) -> dict:
+def load_schema(name: str, report_columns: list[str] | None = None) -> dict:
+    if name in reports.REPORTS_BY_NAME:  # built from the report's columns, which a setting may choose
+        return reports.report_schema(reports.REPORTS_BY_NAME[name], report_columns)
     return json.loads((resources.files("tap_stripe") / "schemas" / f"{name}.json").read_text())
 
 
@@ -55,13 +62,16 @@ class StripeStream(Stream):
 
     def __init__(self, tap: "TapStripe"):
         spec = self.spec
-        super().__init__(tap, schema=load_schema(spec.name), name=spec.name)
+        columns = (tap.config.get("report_columns") or {}).get(spec.name)
+        super().__init__(tap, schema=load_schema(spec.name, columns), name=spec.name)
         keys = list(spec.key_properties)
         if tap.multi_account and keys:
             keys = ["_account_id", *keys]
         self.primary_keys = keys
         resync = set(tap.config.get("full_resync_streams", DEFAULT_FULL_RESYNC))
         self.replication_key = None if spec.name in resync else spec.replication_key
+        if spec.kind == "report":
+            self.replication_key = reports.report_replication_key(reports.REPORTS_BY_NAME[spec.name])
         self.forced_replication_method = "INCREMENTAL" if self.replication_key else "FULL_TABLE"
         self.selected_by_default = spec.selected_by_default
 
@@ -75,7 +85,7 @@ def stream_class(spec: StreamSpec) -> type[StripeStream]:
     return type(name, (StripeStream,), {"spec": spec, "name": spec.name, "__doc__": f"Stripe `{spec.path}`."})
 
 
-STREAM_CLASSES = [stream_class(spec) for spec in STREAMS]
+STREAM_CLASSES = [stream_class(spec) for spec in SPECS.values()]
 
 
 class TapStripe(Tap):
@@ -103,7 +113,7 @@ class TapStripe(Tap):
 
     @cached_property
     def settings(self) -> Settings:
-        expandable = {spec.name: {f for f, _ in spec.expandable} | set(spec.default_expand) for spec in STREAMS}
+        expandable = {spec.name: {f for f, _ in spec.expandable} | set(spec.default_expand) for spec in SPECS.values()}
         return validate(dict(self.config), set(SPECS), expandable, __version__)
 
     @property

@@ -20,8 +20,8 @@ _OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
+    if isinstance(value, Decimal):  # report amounts: exact, written as JSON numbers
+        return orjson.Fragment(format(value, "f"))
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

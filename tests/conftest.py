@@ -78,7 +78,7 @@ SANDBOX_NOW = 1767225600  # 2026-01-01T00:00:00Z: the sandbox clock every test s
 
 def tap_config(sandbox, **settings) -> dict:
     """A config for the tap against `sandbox`, with limits out of the way unless set."""
-    return {"api_key": SANDBOX_KEY, "api_url": sandbox.url, "max_requests_per_second": 2000,
+    return {"api_key": SANDBOX_KEY, "api_url": sandbox.url, "files_url": sandbox.url, "max_requests_per_second": 2000,
             "max_requests_per_second_per_endpoint": 2000, "progress_interval_seconds": 0,
             "max_backoff_seconds": 0.2, **settings}
 

@@ -361,3 +361,49 @@ def test_connected_account():
         assert tasks[0].idempotency_key != plan_report(client, ACTIVITY, None, None, sb.now - 2 * DAY,
                                                        opts)[0].idempotency_key
         assert sb.app.reporting.created_runs(account=account)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the tap, in a subprocess, like a pipeline
+# ---------------------------------------------------------------------------------------------
+
+def test_report_streams_through_the_tap_are_incremental(run_tap):
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    from conftest import SANDBOX_NOW, catalog_for, tap_config
+    from stripe_sandbox import Sandbox
+
+    streams = ["report_balance_summary", "report_payouts_itemized", "report_ending_balance_reconciliation_summary"]
+    with Sandbox(seed=3, scale=0.05, now=SANDBOX_NOW, history_days=20) as sandbox:
+        config = tap_config(sandbox, start_date="2025-12-28T00:00:00Z")
+        first = run_tap(config, catalog=catalog_for(streams))
+        assert first.returncode == 0, first.stderr[-2000:]
+        schemas = {m["stream"]: m["schema"] for m in first.messages if m["type"] == "SCHEMA"}
+        for message in first.messages:
+            if message["type"] == "RECORD":
+                validator = Draft202012Validator(schemas[message["stream"]], format_checker=FormatChecker())
+                assert not list(validator.iter_errors(message["record"]))
+        days = {r["_interval_start"] for r in first.records("report_balance_summary")}
+        assert len(days) >= 3
+        bookmark = first.last_state["bookmarks"]["report_balance_summary"]["accounts"]["default"]["report"]
+        sandbox.advance(86400)
+        second = run_tap(config, catalog=catalog_for(streams), state=first.last_state)
+        assert second.returncode == 0, second.stderr[-2000:]
+        new_days = {r["_interval_start"] for r in second.records("report_balance_summary")}
+        assert len(new_days) == 1 and not new_days & days, "the second run reads only the new day"
+        assert second.last_state["bookmarks"]["report_balance_summary"]["accounts"]["default"]["report"] == bookmark + 86400
+    assert '"net_amount":' in first.stdout and '"net_amount":"' not in first.stdout, "amounts are JSON numbers"
+
+
+def test_a_failed_report_run_skips_the_stream_and_keeps_its_interval(run_tap):
+    from conftest import SANDBOX_NOW, catalog_for, tap_config
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=3, scale=0.05, now=SANDBOX_NOW, history_days=20) as sandbox:
+        sandbox.app.reporting.fail_next("balance.summary.1")
+        config = tap_config(sandbox, start_date="2025-12-30T00:00:00Z")
+        result = run_tap(config, catalog=catalog_for(["report_balance_summary", "charges"]))
+    assert result.returncode == 0
+    assert "Skipping stream report_balance_summary" in result.stderr and "failed" in result.stderr
+    assert "report_balance_summary" not in result.last_state["bookmarks"]
+    assert result.records("charges")

@@ -1,0 +1,169 @@
+"""meltano.yml: it agrees with `tap-stripe --about`, and Meltano runs the tap for real against the sandbox.
+
+Meltano lives in its own venv under the targets' cache folder (see tests/test_targets.py), made once. Each test
+works in a temporary copy of the project (meltano.yml, pyproject.toml, tap_stripe/), where `meltano install`
+builds the plugins' venvs (`pip_url: -e .` for the tap) under .meltano/ — with Meltano's bundled uv, seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SANDBOX_KEY
+from test_targets import POSTGRES_STREAM_MAPS, TARGETS, target_venv
+
+ROOT = Path(__file__).resolve().parents[1]
+MELTANO = ["meltano==4.4.1"]
+STREAMS = ["charges", "customers", "invoices", "invoice_line_items", "products", "prices"]
+STATE_ID = "dev:tap-stripe-to-target-jsonl"
+DAY = 86400
+
+
+def meltano_yml() -> dict:
+    return yaml.safe_load((ROOT / "meltano.yml").read_text())
+
+
+def plugin(kind: str, name: str) -> dict:
+    return next(p for p in meltano_yml()["plugins"][kind] if p["name"] == name)
+
+
+# ------------------------------------------------------------------------------ meltano.yml vs the plugin
+def test_meltano_yml_settings_match_the_taps_about():
+    about = json.loads(subprocess.run([sys.executable, "-m", "tap_stripe", "--about", "--format", "json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    props = about["settings"]["properties"]
+    tap = plugin("extractors", "tap-stripe")
+    assert (tap["namespace"], tap["pip_url"], tap["executable"]) == ("tap_stripe", "-e .", "tap-stripe")
+    assert set(tap["capabilities"]) <= set(about["capabilities"])
+    assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening"} <= set(tap["capabilities"])
+    settings = {s["name"]: s for s in tap["settings"]}
+    assert list(settings) == list(props), "meltano.yml's settings are not the tap's (regenerate them from --about)"
+    kinds = {"integer": "integer", "number": "decimal", "boolean": "boolean", "array": "array", "object": "object"}
+    for name, prop in props.items():
+        setting = settings[name]
+        json_type = [t for t in prop["type"] if t != "null"][0]
+        if "enum" in prop:
+            expected = "options"
+            assert [o["value"] for o in setting["options"]] == prop["enum"], name
+        elif json_type == "string":
+            expected = "date_iso8601" if prop.get("format") == "date-time" else "string"
+        else:
+            expected = kinds[json_type]
+        assert setting["kind"] == expected, name
+        assert setting.get("sensitive", False) == prop.get("secret", False), name
+        assert setting.get("description") == prop.get("description"), name
+        assert "value" not in setting, f"{name}: defaults are the tap's own, not repeated in meltano.yml"
+
+
+def test_meltano_yml_loaders_are_the_tested_ones():
+    assert plugin("loaders", "target-postgres")["pip_url"].split() == TARGETS["target-postgres"]
+    assert plugin("loaders", "target-duckdb")["pip_url"].split() == TARGETS["target-duckdb"]
+    assert plugin("loaders", "target-jsonl")["pip_url"] == "target-jsonl==0.1.4"
+    for_postgres = plugin("extractors", "tap-stripe--postgres")
+    assert for_postgres["inherit_from"] == "tap-stripe"
+    assert for_postgres["config"]["stream_maps"] == POSTGRES_STREAM_MAPS
+    jobs = {job["name"]: job["tasks"] for job in meltano_yml()["jobs"]}
+    assert jobs["stripe-to-postgres"] == ["tap-stripe--postgres target-postgres"]
+
+
+# ----------------------------------------------------------------------------------------- real Meltano
+@pytest.fixture(scope="session")
+def meltano_exe() -> str:
+    return str(target_venv("meltano", MELTANO) / "bin" / "meltano")
+
+
+@pytest.fixture
+def project(tmp_path, meltano_exe):
+    """A copy of the project with tap-stripe and target-jsonl installed by Meltano; returns a runner."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("meltano.yml", "pyproject.toml", "README.md"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "tap_stripe", root / "tap_stripe", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_STRIPE", "TARGET_"))}
+    env.update({"MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "MELTANO_PROJECT_ROOT": str(root),
+                "TAP_STRIPE_API_KEY": SANDBOX_KEY, "TAP_STRIPE__SELECT": json.dumps([f"{s}.*" for s in STREAMS])})
+    env.pop("VIRTUAL_ENV", None)
+
+    def meltano(*args: str, check: bool = True, timeout: float = 300, **extra_env: str):
+        proc = subprocess.run([meltano_exe, *args], cwd=root, env={**env, **extra_env}, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check:
+            assert proc.returncode == 0, f"meltano {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        return proc
+
+    meltano("install", "tap-stripe", "target-jsonl", timeout=600)
+    meltano.root = root
+    return meltano
+
+
+def test_config_list_and_select_list(project):
+    listed = project("config", "list", "tap-stripe", "--all")
+    out = listed.stdout + listed.stderr
+    assert "TAP_STRIPE_API_KEY" in out and "TAP_STRIPE_MAX_REQUESTS_PER_SECOND" in out
+    assert SANDBOX_KEY not in out, "the API key is shown: it must be sensitive"
+    assert "api_key (required by group 1) [env: TAP_STRIPE_API_KEY] current value: (redacted)" in out
+
+    # Discovery needs no network; the selection comes from TAP_STRIPE__SELECT.
+    selected = project("select", "tap-stripe", "--list", "--all").stdout
+    lines = [line.strip() for line in selected.splitlines()]
+    assert "[selected   ] charges.amount" in lines
+    assert "[automatic  ] charges.id" in lines
+    assert "[excluded   ] events.type" in lines
+    streams = {line.split("] ")[1].split(".")[0] for line in lines if line.startswith(("[selected", "[automatic"))}
+    assert streams == set(STREAMS)
+
+
+def jsonl_rows(root: Path, stream: str) -> list[dict]:
+    path = root / "output" / f"{stream}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_run_then_incremental_run_with_state(project, sandbox):
+    root = project.root
+    env = {"TAP_STRIPE_API_URL": sandbox.url, "TAP_STRIPE_LOOKBACK_SECONDS": "60",
+           "TAP_STRIPE_ON_PERMISSION_ERROR": "fail"}
+    project("run", "tap-stripe", "target-jsonl", **env)
+    first = {s: jsonl_rows(root, s) for s in STREAMS}
+    for stream in STREAMS:
+        assert sorted(r["id"] for r in first[stream]) == sorted(o["id"] for o in sandbox.truth(stream)), stream
+    state = json.loads(project("state", "get", STATE_ID).stdout.strip().splitlines()[-1])
+    assert set(state["singer_state"]["bookmarks"]) == set(STREAMS)
+
+    sandbox.advance(DAY)
+    updated = [c["id"] for c in random.Random(3).sample(sandbox.truth("charges"), 2)]
+    for cid in updated:
+        sandbox.update("charges", cid, {"metadata": {"run": "second"}})
+    created = [sandbox.create("charges", {"amount": 777})["id"] for _ in range(3)]
+    sandbox.advance(60)
+
+    project("run", "tap-stripe", "target-jsonl", **env)
+    second = {s: jsonl_rows(root, s)[len(first[s]):] for s in STREAMS}  # target-jsonl appends
+    charges = {r["id"]: r for r in second["charges"]}
+    assert set(charges) == set(updated) | set(created), "the second run is not incremental"
+    assert all(charges[c]["metadata"] == {"run": "second"} for c in updated)
+    assert all(charges[c]["amount"] == 777 for c in created)
+    assert second["products"] == [] and second["prices"] == []
+    # customers and invoices are full_resync_streams by default: read again in full.
+    assert len(second["customers"]) == len(sandbox.truth("customers"))
+    later = json.loads(project("state", "get", STATE_ID).stdout.strip().splitlines()[-1])
+    assert later != state
+    assert later["singer_state"]["bookmarks"]["charges"]["accounts"]["default"]["created"] > \
+        state["singer_state"]["bookmarks"]["charges"]["accounts"]["default"]["created"]
+
+
+@pytest.mark.xfail(strict=True, reason="Meltano 4.4.1: a `kind: decimal` setting given as a string (environment "
+                                       "variable, .env) becomes a Decimal that Meltano cannot JSON-encode "
+                                       "(docs/targets.md); set such settings in meltano.yml")
+def test_decimal_setting_from_the_environment(project):
+    project("config", "print", "tap-stripe", TAP_STRIPE_MAX_REQUESTS_PER_SECOND="50")

@@ -196,6 +196,10 @@ class StripeClient:
                                retry.request_id or "-")
                 time.sleep(wait)
 
+    def received(self) -> int:
+        """Bytes of 200 responses this thread has received (the engine's memory accounting)."""
+        return getattr(self._local, "received", 0)
+
     def _refresh(self) -> None:
         with self._refresh_lock:
             refresh = self.credentials.refresh
@@ -241,6 +245,7 @@ class StripeClient:
         request_id = response.headers.get("Request-Id")
         should_retry = response.headers.get("Stripe-Should-Retry")
         if status == 200:
+            self._local.received = getattr(self._local, "received", 0) + len(response.content)
             if raw:
                 return response.content
             try:

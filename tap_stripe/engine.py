@@ -30,13 +30,20 @@ from tap_stripe.records import RecordShaper, rfc3339
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
-from tap_stripe.windows import Split, created_params, split_window
+from tap_stripe.windows import TARGET_RECORDS, Split, created_params, should_split, split_window
 
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
 EVENTS_SAFETY_MARGIN = 86400
 STATE_INTERVAL = 1.0
+# Fetched-but-not-yet-written response bytes the run may hold. Python objects take about four
+# times their JSON size, so this keeps memory flat (~100 MB of records) whatever the volume.
+BUFFER_BYTES = 32 << 20
+FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
 Output = list[tuple[str, dict]]
+# A segment's records as they wait to be written: (stream, RECORD line or record, kind), kind
+# being "new", "updated" or "deleted" for the summary.
+Rendered = list[tuple[str, Any, str]]
 
 
 class FatalRunError(Exception):
@@ -73,6 +80,7 @@ class Segment:
     subs: list[Future] = field(default_factory=list)
     output: Output = field(default_factory=list)
     ready: bool = False
+    nbytes: int = 0  # response bytes behind `output`
 
 
 @dataclass
@@ -82,6 +90,8 @@ class SegmentResult:
     split: Split | None = None
     next_cursor: str | None = None
     tasks: list | None = None  # report_plan: the report runs to read, in order
+    nbytes: int = 0
+    objects: int = 0  # objects fetched (for the size estimate)
 
 
 class Feed:
@@ -100,6 +110,12 @@ class Feed:
         self.hi = run.hi
         self.emitted_hi: int | None = None
         self.progress_lo: int | None = None
+        self.object_bytes = FIRST_OBJECT_BYTES  # running average size of this feed's objects
+
+    def expected_bytes(self, segment: "Segment") -> int:
+        """What fetching `segment` will add to memory: windows hold about TARGET_RECORDS."""
+        objects = TARGET_RECORDS if segment.kind in ("window", "events") else 100
+        return objects * self.object_bytes
 
     @property
     def spec(self) -> StreamSpec:
@@ -117,6 +133,8 @@ class Run:
     def __init__(self, *, client: StripeClient, specs: dict[str, StreamSpec],
                  selected: set[str], shapers: dict[str, RecordShaper], emit: Callable[[str, dict, str, int | None], None],
                  write_message: Callable[[dict], None], state: State, settings: Any,
+                 render: dict[str, Callable[[dict, str, int | None], bytes]],
+                 write_line: Callable[[bytes], None] | None,
                  accounts: list[str | None], platform_streams: tuple[set[str], bool], hi: int, summary: RunSummary,
                  expand: dict[str, list[str]], activate_versions: bool):
         self.client = client
@@ -124,6 +142,8 @@ class Run:
         self.selected = selected
         self.shapers = shapers
         self.emit = emit
+        self.render = render
+        self.write_line = write_line
         self.write_message = write_message
         self.state = state
         self.settings = settings
@@ -267,11 +287,21 @@ class Run:
         self._write_state(force=True)
 
     def _schedule(self, active: list[Feed]) -> None:
-        running = sum(1 for feed in active for s in feed.segments if s.future and not s.future.done())
-        budget = self.in_flight_limit - running
-        if budget <= 0:
+        """Start fetches: earliest segments of every feed first, while requests in flight
+        stay under the limit and fetched-but-unwritten bytes under BUFFER_BYTES. A feed's head
+        segment may always start, so every feed keeps moving."""
+        running = 0
+        buffered = 0
+        for feed in active:
+            for segment in feed.segments:
+                if segment.ready:
+                    buffered += segment.nbytes
+                elif segment.future is not None and not segment.future.done():
+                    running += 1
+                    buffered += feed.expected_bytes(segment)
+        slots = self.in_flight_limit - running
+        if slots <= 0:
             return
-        # Round-robin over feeds, earliest segments first, a few segments ahead per feed.
         ahead = max(2, self.settings.max_workers)
         candidates = []
         for feed in active:
@@ -281,7 +311,11 @@ class Run:
                 if segment.future is None and not segment.ready:
                     candidates.append((index, feed, segment))
         candidates.sort(key=lambda c: c[0])
-        for _, feed, segment in candidates[:budget]:
+        for index, feed, segment in candidates[:slots]:
+            expected = feed.expected_bytes(segment)
+            if index > 0 and buffered + expected > BUFFER_BYTES:
+                continue
+            buffered += expected
             segment.future = self.executor.submit(self._fetch, feed, segment)
 
     def _advance(self, feed: Feed) -> bool:
@@ -310,12 +344,15 @@ class Run:
                 # The kept newest objects become a ready tail after the new sub-windows.
                 windows = [Segment(segment.kind, lo, hi) for lo, hi in result.split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
-                               output=result.output, subs=result.subs, ready=True)
+                               output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
                 del feed.segments[position]
                 for offset, item in enumerate([*windows, tail]):
                     feed.segments.insert(position + offset, item)
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
+            segment.nbytes = result.nbytes
+            if result.objects:
+                feed.object_bytes = (feed.object_bytes + result.nbytes // result.objects) // 2
             if result.next_cursor:
                 feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor))
         while feed.segments and feed.segments[0].ready:
@@ -340,14 +377,18 @@ class Run:
             raise FatalRunError(_stream_message(feed, failure))
         return progressed
 
-    def _emit_segment(self, feed: Feed, segment: Segment, output: Output) -> None:
+    def _emit_segment(self, feed: Feed, segment: Segment, output: Rendered) -> None:
         extracted = rfc3339(int(time.time()))
         skipped = {m.spec.name for m in feed.root.walk() if m.skipped}
-        emit, version = self.emit, feed.version
-        for stream, record in output:
-            if stream not in skipped:
-                emit(stream, record, extracted, version)
-        self.summary.count(output, skipped, segment.kind == "events")
+        emit, write_line, version = self.emit, self.write_line, feed.version
+        for stream, payload, _ in output:
+            if stream in skipped:
+                continue
+            if type(payload) is bytes:
+                write_line(payload)
+            else:
+                emit(stream, payload, extracted, version)
+        self.summary.count(output, skipped)
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:
             feed.emitted_hi = segment.hi
@@ -414,6 +455,26 @@ class Run:
     def _fetch(self, feed: Feed, segment: Segment) -> SegmentResult:
         if self._stop.is_set():
             return SegmentResult()
+        before = self.client.received()
+        result = self._fetch_segment(feed, segment)
+        result.nbytes = self.client.received() - before
+        result.output = self._rendered(result.output, feed.version, segment.kind == "events")
+        return result
+
+    def _rendered(self, output: Output, version: int | None, from_events: bool = False) -> Rendered:
+        """Finish records in this worker: serialised lines wait in memory as compact bytes."""
+        extracted = rfc3339(int(time.time()))
+        rendered: Rendered = []
+        for stream, record in output:
+            kind = "deleted" if record.get("deleted") is True else ("updated" if from_events else "new")
+            render = self.render.get(stream)
+            rendered.append((stream, render(record, extracted, version) if render else record, kind))
+        return rendered
+
+    def _submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
+        return self.executor.submit(lambda: self._rendered(fn(*args), version, from_events))
+
+    def _fetch_segment(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
         if segment.kind == "singleton":
             body = self.client.get(spec.path, account=feed.account, stream=spec.name)
@@ -465,10 +526,10 @@ class Run:
         first = self._page(feed, params)
         objects = first.get("data") or []
         created_field = spec.created_field or "created"
-        if first.get("has_more") and objects and segment.hi - segment.lo > 1:
+        if first.get("has_more") and objects and should_split(segment.lo, segment.hi, objects, created_field):
             split = split_window(segment.lo, segment.hi, objects, created_field)
             result = self._parents(feed, list(reversed(split.kept)))
-            result.split = split
+            result.split, result.objects = split, len(objects)
             return result
         pages = [objects]
         if first.get("has_more") and objects:
@@ -477,7 +538,9 @@ class Run:
                 self.summary.page(spec.name)
                 pages.append(body.get("data") or [])
         ascending = [obj for page in reversed(pages) for obj in reversed(page)]
-        return self._parents(feed, ascending)
+        result = self._parents(feed, ascending)
+        result.objects = len(ascending)
+        return result
 
     def _parents(self, feed: Feed, objects: list[dict]) -> SegmentResult:
         """Shape parent objects (ascending) and start fetching their children.
@@ -496,7 +559,7 @@ class Run:
                 result.output.append((root.spec.name, shaper.shape(obj, feed.account)))
             for child in root.children:
                 if not child.skipped and child.wanted(created):
-                    result.subs.append(self.executor.submit(self._child_records, feed, child, obj, changed))
+                    result.subs.append(self._submit(feed.version, False, self._child_records, feed, child, obj, changed))
         return result
 
     def _child_records(self, feed: Feed, member: Member, parent_obj: dict, changed: Any) -> Output:
@@ -524,7 +587,9 @@ class Run:
 
     def _child_objects(self, feed: Feed, spec: StreamSpec, parent_obj: dict):
         parent_id = parent_obj.get("id")
-        embedded = parent_obj.get(spec.embedded_field) if spec.embedded_field else None
+        expand = (*spec.default_expand, *self.expand.get(spec.name, ()))
+        # An embedded list is never expanded: with expansions, read the child endpoint instead.
+        embedded = parent_obj.get(spec.embedded_field) if spec.embedded_field and not expand else None
         cursor = None
         if isinstance(embedded, dict) and isinstance(embedded.get("data"), list):
             yield from embedded["data"]
@@ -543,8 +608,7 @@ class Run:
             if not value:
                 return
             params.append((param, value))
-        for field_name in (*spec.default_expand, *self.expand.get(spec.name, ())):
-            params.append(("expand[]", f"data.{field_name}"))
+        params += [("expand[]", f"data.{field_name}") for field_name in expand]
         for body in list_pages(self.client, path, params, account=feed.account, endpoint=spec.path,
                                stream=spec.name, starting_after=cursor, paginated=spec.paginated):
             self.summary.page(spec.name)
@@ -554,7 +618,7 @@ class Run:
         events_list, split = ev.read_window(self, feed, segment)
         result = SegmentResult(split=split)
         for event in ev.newest_per_object(events_list):
-            result.subs.append(self.executor.submit(ev.apply_event, self, feed, event))
+            result.subs.append(self._submit(feed.version, True, ev.apply_event, self, feed, event))
         return result
 
 

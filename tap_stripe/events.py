@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_stripe.client import StripeError
 from tap_stripe.pagination import list_pages
-from tap_stripe.windows import Split, created_params, split_window
+from tap_stripe.windows import Split, created_params, should_split, split_window
 
 if TYPE_CHECKING:
     from tap_stripe.engine import Feed, Output, Run, Segment
@@ -34,7 +34,7 @@ def read_window(run: "Run", feed: "Feed", segment: "Segment") -> tuple[list[dict
     first = next(pages)
     run.summary.page(stream)
     events = first.get("data") or []
-    if first.get("has_more") and events and segment.hi - segment.lo > 1:
+    if first.get("has_more") and events and should_split(segment.lo, segment.hi, events, "created"):
         pages.close()
         split = split_window(segment.lo, segment.hi, events, "created")
         return list(reversed(split.kept)), split
@@ -68,8 +68,9 @@ def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
     output: "Output" = []
     if spec.deleted_event and event["type"] == spec.deleted_event:
         obj = None
-    elif run.settings.updates_mode == "snapshot" or not spec.retrieve_path:
-        obj = snapshot
+    elif not spec.retrieve_path or (run.settings.updates_mode == "snapshot"
+                                    and not (spec.default_expand or run.expand.get(spec.name))):
+        obj = snapshot  # snapshots are never expanded: streams with expansions are re-fetched
     else:
         obj = _refetch(run, feed, snapshot)
     if obj is None or obj.get("deleted") is True:

@@ -5,9 +5,11 @@ Stripe limits an account globally (100 req/s live, 25 req/s test) and per API op
 run and one per endpoint template (`GET /v1/customers/{customer}/tax_ids` is one endpoint,
 whatever the id). `acquire()` blocks until both buckets have a token.
 
-On a 429 the limiter halves the global rate and the endpoint's rate (multiplicative
-decrease), then lets both grow back by 5% per second without 429s (additive recovery), so a
-throttled run slows down instead of spinning in a hot retry loop.
+Requests are paced evenly (no bursts: a bucket holds at most one token), so a run at the
+configured rate stays under a server's one-second sliding window. On a 429 the limiter cuts
+the global rate and the endpoint's rate by 30% (once per second, however many 429s arrive
+together), then lets both grow back by 10% of their ceiling per second without 429s, so a
+throttled run slows down instead of spinning in a hot retry loop, and recovers.
 """
 
 from __future__ import annotations
@@ -46,15 +48,16 @@ class _Bucket:
         elapsed = now - self.stamp
         self.stamp = now
         if self.rate < self.ceiling and now - self.last_throttle > 1.0:
-            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.05 * elapsed)
-        # Burst of at most one second's worth, so the limiter never front-loads a spike.
-        self.tokens = min(max(self.rate, 1.0), self.tokens + elapsed * self.rate)
+            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.1 * elapsed)
+        self.tokens = min(1.0, self.tokens + elapsed * self.rate)
 
     def wait_time(self) -> float:
         return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
 
     def throttle(self, now: float) -> None:
-        self.rate = max(self.ceiling * 0.05, self.rate / 2)
+        if now - self.last_throttle < 1.0:
+            return  # one cut per second: 429s of one burst arrive together
+        self.rate = max(self.ceiling * 0.2, self.rate * 0.7)
         self.tokens = min(self.tokens, 0.0)
         self.last_throttle = now
 

@@ -55,22 +55,17 @@ class RunSummary:
                 stats = self.streams.setdefault(name, StreamStats())
         return stats
 
-    def count(self, output: list[tuple[str, dict]], skipped: set[str], from_events: bool) -> None:
-        """Count a segment's emitted records: deletions, updates (from events) or new ones."""
+    def count(self, output: list[tuple[str, object, str]], skipped: set[str]) -> None:
+        """Count a segment's written records by kind: new, updated or deleted."""
         now = time.time()
-        for name, record in output:
+        for name, _, kind in output:
             if name in skipped:
                 continue
             stats = self.streams.get(name) or self.stream(name)
             if stats.started is None:
                 stats.started = now
             stats.finished = now
-            if record.get("deleted") is True:
-                stats.deleted += 1
-            elif from_events:
-                stats.updated += 1
-            else:
-                stats.new += 1
+            setattr(stats, kind, getattr(stats, kind) + 1)
 
     def page(self, name: str) -> None:
         stats = self.stream(name)

@@ -38,7 +38,7 @@ from tap_stripe.state import State, StateError
 from tap_stripe.state import validate as validate_state
 from tap_stripe.streams_table import STREAMS
 from tap_stripe.summary import RunSummary
-from tap_stripe.writer import FastWriter, SDKMessageWriter
+from tap_stripe.writer import FastWriter, SDKMessageWriter, record_line
 
 LOGGER = logging.getLogger("tap_stripe")
 REPORT_SPECS = tuple(
@@ -63,7 +63,9 @@ class StripeStream(Stream):
     def __init__(self, tap: "TapStripe"):
         spec = self.spec
         columns = (tap.config.get("report_columns") or {}).get(spec.name)
-        super().__init__(tap, schema=load_schema(spec.name, columns), name=spec.name)
+        expanded = {*spec.default_expand, *(tap.config.get("expand") or {}).get(spec.name, ())}
+        schema = narrow_expandable(load_schema(spec.name, columns), spec, expanded)
+        super().__init__(tap, schema=schema, name=spec.name)
         keys = list(spec.key_properties)
         if tap.multi_account and keys:
             keys = ["_account_id", *keys]
@@ -78,6 +80,25 @@ class StripeStream(Stream):
     def get_records(self, context: dict | None) -> Iterable[dict]:
         """Records of this stream alone, through the engine (the SDK's sync path)."""
         yield from self._tap.collect(self.name)
+
+
+def narrow_expandable(schema: dict, spec: StreamSpec, expanded: set[str]) -> dict:
+    """Type each top-level id field the way this run returns it: the object when the run
+    expands it, else the id. The generated schema accepts both (`anyOf`), which some targets
+    cannot load (target-postgres types the column by the first branch; see docs/targets.md).
+    """
+    properties = schema["properties"]
+    for field_name, _ in spec.expandable:
+        prop = properties.get(field_name)
+        if not prop or "anyOf" not in prop:
+            continue
+        if field_name in {e.split(".")[0] for e in expanded}:
+            objects = [m for m in prop["anyOf"] if "object" in (m.get("type") or [])]
+            if objects:
+                properties[field_name] = {**objects[0], "type": ["object", "null"]}
+        else:
+            properties[field_name] = {"type": ["string", "null"]}
+    return schema
 
 
 def stream_class(spec: StreamSpec) -> type[StripeStream]:
@@ -286,6 +307,8 @@ class TapStripe(Tap):
                 client=client, specs=SPECS, selected=selected,
                 shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS},
                 emit=lambda stream, record, extracted, version: emitters[stream](record, extracted, version),
+                render={name: e.render for name, e in emitters.items() if e.in_worker},
+                write_line=getattr(writer, "write_line", None),
                 write_message=writer.message, state=State(self._stripe_state), settings=settings,
                 accounts=account_list,
                 platform_streams=accounts.platform_streams(settings),
@@ -323,6 +346,17 @@ class Emitter:
         self.identity = len(maps) == 1 and type(maps[0]) is SameRecordTransform
         self.maps = [m for m in maps if not isinstance(m, RemoveRecordTransform)]
         self.name = stream.name
+        # Without stream maps (whose evaluators are not thread-safe) a record can be finished
+        # and serialised in the worker that fetched it.
+        self.in_worker = self.identity and hasattr(writer, "write_line")
+
+    def render(self, record: dict, extracted: str, version: int | None) -> bytes:
+        """The RECORD line for `record` (only when `in_worker`)."""
+        if self.protect:
+            self.protect(self.name, record)
+        if self.prune:
+            pop_deselected_record_properties(record, self.stream.schema, self.mask)
+        return record_line(self.name, record, extracted, version)
 
     def __call__(self, record: dict, extracted: str, version: int | None) -> None:
         if self.protect:

@@ -3,9 +3,11 @@
 A window `[lo, hi)` asks for `created[gte]=lo&created[lt]=hi`. Its first page (100 objects,
 newest first) either ends the window (`has_more` false) or tells how dense it is. A dense
 window is split: the first page's objects created after its oldest second `c` are kept,
-and `[lo, c + 1)` is cut into sub-windows. The newest is sized from the first page's
-density to fit in one page; each older one is twice as wide, so a long, sparse history
-costs a few requests, not one per empty slice. A window one second wide cannot be split
+and `[lo, c + 1)` is cut into sub-windows of about five pages each, sized from the first
+page's density: equal pieces for a bounded span, or, over a long history, pieces that
+double in width going back, so a long, sparse history costs a few requests, not one per
+empty slice. A window estimated at a few pages is paged through rather than split: a
+window costs one partial page, so fewer, fuller windows waste fewer requests. A window one second wide cannot be split
 and is paged to its end. Objects of second `c` that were on the first page are dropped and
 read again with their sub-window, so nothing is read twice and nothing is skipped.
 
@@ -15,10 +17,11 @@ only after that window and every window before it were emitted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-TARGET_PER_WINDOW = 80  # aim below the page size so most sub-windows take one request
+TARGET_RECORDS = 1000  # about ten pages per window: one partial page per ten full ones
 MAX_SPLIT = 64
 
 
@@ -30,6 +33,20 @@ class Split:
     windows: list[tuple[int, int]] = field(default_factory=list)
 
 
+def _density(hi: int, page: list[dict], created_field: str) -> float:
+    """Objects per second near the top of a window, from its first page."""
+    return len(page) / max(1, hi - page[-1][created_field])
+
+
+def should_split(lo: int, hi: int, page: list[dict], created_field: str) -> bool:
+    """After a first page with has_more: is the rest worth cutting into concurrent windows,
+    or is it cheaper to page through it?"""
+    if hi - lo <= 1:
+        return False
+    remaining = _density(hi, page, created_field) * (page[-1][created_field] + 1 - lo)
+    return remaining > 2 * TARGET_RECORDS
+
+
 def split_window(lo: int, hi: int, page: list[dict], created_field: str) -> Split:
     """Split `[lo, hi)` after its first page `page` (newest first) came back with has_more."""
     oldest = page[-1][created_field]
@@ -39,8 +56,17 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str) -> Spli
         # Every object on the page shares the window's last second: set that second apart
         # so it is paged on its own, and split what lies before it.
         return Split(kept, [*_geometric(lo, oldest, 1), (oldest, end)])
-    density = len(page) / max(1, hi - oldest)  # objects per second near the top
-    return Split(kept, _geometric(lo, end, max(1, int(TARGET_PER_WINDOW / density))))
+    density = _density(hi, page, created_field)
+    expected = density * (end - lo)
+    if expected <= MAX_SPLIT * TARGET_RECORDS:  # a known, bounded span: equal pieces
+        return Split(kept, _cut(lo, end, math.ceil(expected / TARGET_RECORDS)))
+    return Split(kept, _geometric(lo, end, max(1, int(TARGET_RECORDS / density))))
+
+
+def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
+    pieces = max(1, min(pieces, hi - lo))
+    bounds = sorted({lo + (hi - lo) * i // pieces for i in range(pieces)} | {hi})
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _geometric(lo: int, hi: int, first: int) -> list[tuple[int, int]]:

@@ -1,7 +1,8 @@
 """Singer messages to stdout: orjson, buffered, one writer for the whole run.
 
-RECORD lines are serialised with orjson and buffered; every other message (SCHEMA, STATE,
-ACTIVATE_VERSION) flushes the buffer first and itself right after, so a STATE line is
+RECORD lines are serialised with orjson (`record_line`, which worker threads may call, so
+fetched records wait in memory as compact bytes) and buffered; every other message (SCHEMA,
+STATE, ACTIVATE_VERSION) flushes the buffer first and itself right after, so a STATE line is
 never written before the records it covers and never sits in a buffer. Only the main
 thread writes, so lines never interleave.
 """
@@ -25,6 +26,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def record_line(stream: str, record: dict, time_extracted: str, version: int | None = None) -> bytes:
+    """One RECORD message as a line of JSON."""
+    message: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record, "time_extracted": time_extracted}
+    if version is not None:
+        message["version"] = version
+    return orjson.dumps(message, default=_default, option=_OPTIONS)
+
+
 class FastWriter:
     def __init__(self, out: IO[bytes] | None = None):
         self._out = out  # None: whatever sys.stdout is when flushing (test harnesses swap it)
@@ -32,11 +41,10 @@ class FastWriter:
         self._size = 0
 
     def record(self, stream: str, record: dict, time_extracted: str, version: int | None = None) -> None:
-        message: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record,
-                                   "time_extracted": time_extracted}
-        if version is not None:
-            message["version"] = version
-        line = orjson.dumps(message, default=_default, option=_OPTIONS)
+        self.write_line(record_line(stream, record, time_extracted, version))
+
+    def write_line(self, line: bytes) -> None:
+        """A RECORD line already serialised (by `record_line`, in any thread)."""
         self._buffer.append(line)
         self._size += len(line)
         if self._size >= FLUSH_BYTES:

@@ -63,7 +63,7 @@ def test_mixed_faults_over_a_multi_stream_sync(sandbox, run_tap):
 def test_retries_exhausted_exit_with_one_line_then_resume_completes(run_tap):
     from stripe_sandbox import Sandbox
 
-    with Sandbox(seed=4, scale=0.05, now=SANDBOX_NOW, volumes={"charges": 900}) as sandbox:
+    with Sandbox(seed=4, scale=0.05, now=SANDBOX_NOW, volumes={"charges": 5000}) as sandbox:
         _exhaust_then_resume(sandbox, run_tap)
 
 
@@ -80,7 +80,7 @@ def _exhaust_then_resume(sandbox, run_tap):
     for part in ("stream charges", "GET /v1/charges", "HTTP 500", "api_error", "request id req_"):
         assert part in errors[0], errors[0]
     assert_state_never_ahead(failed.messages, sandbox, ["charges", "products"])
-    assert 0 < len(failed.records("charges")) < 900
+    assert 0 < len(failed.records("charges")) < 5000
     sandbox.clear_faults()
     resumed = run_tap(config, catalog=catalog, state=failed.last_state)
     assert resumed.returncode == 0

@@ -44,7 +44,7 @@ def test_summary_lists_skipped_streams_with_the_reason(sandbox, run_tap, tmp_pat
 def test_progress_lines_appear_on_a_slow_run(run_tap):
     from stripe_sandbox import Sandbox
 
-    with Sandbox(seed=2, scale=0.05, now=SANDBOX_NOW, volumes={"charges": 3000}, latency_ms=100) as sandbox:
+    with Sandbox(seed=2, scale=0.05, now=SANDBOX_NOW, volumes={"charges": 10000}, latency_ms=50) as sandbox:
         result = run_tap(tap_config(sandbox, progress_interval_seconds=0.3, max_workers=2),
                          catalog=catalog_for(["charges", "products"]))
     assert result.returncode == 0

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from tap_stripe.windows import split_window
+from tap_stripe.windows import should_split, split_window
 
 
 def fake_list(objects, lo, hi, after=None, limit=100):
@@ -18,7 +18,7 @@ def read_all(objects, lo, hi):
     page, more = fake_list(objects, lo, hi)
     if not more:
         return page
-    if hi - lo <= 1:
+    if not should_split(lo, hi, page, "created"):
         return sorted((o for o in objects if lo <= o["created"] < hi), key=lambda o: o["id"])
     split = split_window(lo, hi, page, "created")
     out = list(split.kept)

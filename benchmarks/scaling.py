@@ -1,0 +1,60 @@
+"""Scaling with volume: the same charges sync at 100,000 and 1,000,000 records.
+
+The sandbox (its own process) has no latency and no limits; the tap reads charges with the
+same settings as `cpu_per_record.py` (~3.1 KB RECORD lines, `expand: {"charges": ["customer"]}`).
+Printed per size: wall time per record, CPU per record, and the tap process's peak RSS
+(`ru_maxrss` from `os.wait4`). Targets: time per record within 10% between the sizes; peak
+RSS ≤ 250 MB at 1,000,000 records.
+
+  .venv/bin/python benchmarks/scaling.py            # 100,000 and 1,000,000 charges
+  .venv/bin/python benchmarks/scaling.py --quick    # 20,000 and 200,000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SandboxProcess, machine, run_tap, tap_config  # noqa: E402
+
+EXPAND = {"charges": ["customer"]}
+NO_LIMITS = {"max_requests_per_second": 1_000_000, "max_requests_per_second_per_endpoint": 1_000_000}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="20,000 and 200,000 charges")
+    ap.add_argument("--sizes", default=None, help="comma-separated record counts")
+    ap.add_argument("--workers", type=int, default=4)
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else ([20_000, 200_000] if a.quick
+                                                                   else [100_000, 1_000_000])
+    print(f"machine: {machine()}")
+    print(f"charges, expand {EXPAND}, no latency or limits, tap max_workers={a.workers}")
+    print(f"\n{'records':>10}{'wall s':>9}{'µs/record wall':>16}{'records/s':>11}{'µs/record CPU':>15}"
+          f"{'peak RSS MB':>13}{'B/record':>10}{'sandbox CPU':>13}")
+    rows = []
+    for n in sizes:
+        with SandboxProcess({"charges": n}) as sb:
+            c0 = sb.cpu_seconds()
+            r = run_tap(tap_config(sb.url, max_workers=a.workers, full_resync_streams=[], expand=EXPAND,
+                                   **NO_LIMITS), ["charges"])
+            sandbox_cpu = sb.cpu_seconds() - c0
+        rows.append((n, r))
+        print(f"{r.records:>10,}{r.wall:>9.1f}{r.wall / r.records * 1e6:>16.1f}{r.records / r.wall:>11,.0f}"
+              f"{r.cpu / r.records * 1e6:>15.1f}{r.maxrss_mb:>13.0f}{r.out_bytes / r.records:>10,.0f}"
+              f"{sandbox_cpu / r.wall:>12.0%}", flush=True)
+    (n0, r0), (n1, r1) = rows[0], rows[-1]
+    t0, t1 = r0.wall / r0.records, r1.wall / r1.records
+    print(f"\ntime per record: {t1 / t0 - 1:+.1%} from {n0:,} to {n1:,} "
+          f"({'within' if abs(t1 / t0 - 1) <= 0.10 else 'OUTSIDE'} the 10% target; includes ~1 s of startup, "
+          f"which weighs more on the small run)")
+    print(f"peak RSS at {n1:,}: {r1.maxrss_mb:.0f} MB ({'meets' if r1.maxrss_mb <= 250 else 'MISSES'} the "
+          f"250 MB target)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""API-bound throughput: five large streams through Stripe-like latency and rate limits.
+
+The sandbox (its own process) answers every request after 250 ± 50 ms (200 ms + uniform
+0..100 ms) and allows 100 requests/s per account and 25/s per endpoint, answering 429
+beyond. The tap reads charges and balance_transactions (200,000 each), payment_intents
+(100,000), customers and invoices (50,000 each) with `full_resync_streams: []`, first with
+client-side limits equal to the sandbox's (100/25), then just under them (95/24).
+
+The bound is the shortest time the limits allow:
+    max(all pages ÷ 100, max over streams of that stream's pages ÷ 25)
+computed twice: with the *minimum* pages (records ÷ 100 rounded up, per stream; the
+headline figure) and with the pages the tap actually fetched (its created-time windows
+cost some partial pages).
+
+Then the same five streams with `max_workers: 1` (one request at a time: the sequential
+equivalent) on 1/20 of the volume; its records/s is extrapolated to the full volume to give
+the speed-up.
+
+  .venv/bin/python benchmarks/throughput.py            # 600,000 records, ~3 + 2 minutes
+  .venv/bin/python benchmarks/throughput.py --quick    # 1/10 of the volume
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SandboxProcess, machine, pages_min, run_tap, stats_by_status, tap_config  # noqa: E402
+
+VOLUMES = {"charges": 200_000, "balance_transactions": 200_000, "payment_intents": 100_000,
+           "customers": 50_000, "invoices": 50_000}
+SANDBOX_RPS, SANDBOX_ENDPOINT_RPS = 100, 25
+LATENCY_MS, JITTER_MS = 200, 100  # 250 ± 50 ms
+
+
+def bound_seconds(pages: dict[str, int]) -> float:
+    return max(sum(pages.values()) / SANDBOX_RPS, max(pages.values()) / SANDBOX_ENDPOINT_RPS)
+
+
+def sync(sb: SandboxProcess, streams: list[str], **settings):
+    sb.reset_stats()
+    c0 = sb.cpu_seconds()
+    result = run_tap(tap_config(sb.url, full_resync_streams=[], **settings), streams)
+    result.sandbox_cpu = sb.cpu_seconds() - c0
+    result.sandbox_stats = sb.stats()
+    return result
+
+
+def report(label: str, r, volumes: dict[str, int]) -> None:
+    streams = r.summary["streams"]
+    status = stats_by_status(r.sandbox_stats)
+    total_requests = r.sandbox_stats["total"]
+    min_pages = {s: pages_min(n) for s, n in volumes.items()}
+    got_pages = {s: streams.get(s, {}).get("pages", 0) for s in volumes}
+    b_min, b_got = bound_seconds(min_pages), bound_seconds(got_pages)
+    print(f"\n{label}")
+    print(f"  {'stream':<22}{'records':>9}{'min pages':>11}{'pages':>8}{'requests':>10}{'429s':>6}{'retries':>9}")
+    for s in volumes:
+        d = streams.get(s, {})
+        print(f"  {s:<22}{d.get('records', 0):>9,}{min_pages[s]:>11,}{d.get('pages', 0):>8,}"
+              f"{d.get('requests', 0):>10,}{d.get('throttled', 0):>6}{d.get('retries', 0):>9}")
+    print(f"  records {r.records:,} in {r.wall:.1f} s wall: {r.records / r.wall:,.0f} records/s; "
+          f"{total_requests / r.wall:.1f} requests/s at the sandbox ({total_requests:,} requests, "
+          f"{status.get('429', 0)} answered 429; tap summary: {r.total('requests'):,} requests, "
+          f"{r.total('throttled')} 429s, {r.total('retries')} retries)")
+    print(f"  bound with minimum pages ({sum(min_pages.values()):,} pages): {b_min:.1f} s "
+          f"→ run at {b_min / r.wall:.1%} of the bound")
+    print(f"  bound with the tap's pages ({sum(got_pages.values()):,} pages): {b_got:.1f} s "
+          f"→ run at {b_got / r.wall:.1%} of it")
+    print(f"  tap CPU {r.cpu:.1f} s ({r.cpu / r.wall:.0%} of one core), peak RSS {r.maxrss_mb:.0f} MB; "
+          f"sandbox CPU {r.sandbox_cpu / r.wall:.0%} of one core")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1/10 of the volume")
+    ap.add_argument("--scale", type=float, default=None, help="multiply every stream's volume")
+    ap.add_argument("--workers", type=int, default=36)
+    ap.add_argument("--sequential-fraction", type=float, default=1 / 20,
+                    help="volume of the max_workers=1 run, as a fraction of the main run's")
+    ap.add_argument("--no-sequential", action="store_true")
+    ap.add_argument("--limits", default="100/25,95/24", help="client-side limits to try: global/endpoint,...")
+    a = ap.parse_args()
+    scale = a.scale or (0.1 if a.quick else 1.0)
+    volumes = {s: int(n * scale) for s, n in VOLUMES.items()}
+    streams = list(volumes)
+    print(f"machine: {machine()}")
+    print(f"sandbox: {LATENCY_MS} ms + 0..{JITTER_MS} ms latency (250 ± 50), {SANDBOX_RPS} requests/s global, "
+          f"{SANDBOX_ENDPOINT_RPS}/s per endpoint; volumes {volumes}; tap max_workers={a.workers}")
+
+    results = {}
+    with SandboxProcess(volumes, latency_ms=LATENCY_MS, jitter_ms=JITTER_MS, rps=SANDBOX_RPS,
+                        endpoint_rps=SANDBOX_ENDPOINT_RPS) as sb:
+        for limits in a.limits.split(","):
+            rps, ep = (float(x) for x in limits.split("/"))
+            r = sync(sb, streams, max_workers=a.workers, max_requests_per_second=rps,
+                     max_requests_per_second_per_endpoint=ep)
+            results[limits] = r
+            report(f"tap max_workers={a.workers}, max_requests_per_second={rps:g}, "
+                   f"max_requests_per_second_per_endpoint={ep:g}", r, volumes)
+
+    if a.no_sequential:
+        return
+    small = {s: max(100, int(n * a.sequential_fraction)) for s, n in volumes.items()}
+    with SandboxProcess(small, latency_ms=LATENCY_MS, jitter_ms=JITTER_MS, rps=SANDBOX_RPS,
+                        endpoint_rps=SANDBOX_ENDPOINT_RPS) as sb:
+        seq = sync(sb, streams, max_workers=1, max_requests_per_second=SANDBOX_RPS,
+                   max_requests_per_second_per_endpoint=SANDBOX_ENDPOINT_RPS)
+    report(f"sequential equivalent: max_workers=1 on {sum(small.values()):,} records {small}", seq, small)
+    seq_rate = seq.records / seq.wall
+    seq_request_s = seq.wall / max(1, seq.sandbox_stats["total"])
+    total = sum(volumes.values())
+    print(f"  sequential: {seq_rate:,.0f} records/s, {seq_request_s * 1000:.0f} ms per request")
+    for limits, r in results.items():
+        print(f"  extrapolated to {total:,} records: {total / seq_rate / 60:.1f} min sequential vs "
+              f"{r.wall / 60:.1f} min concurrent ({limits}) → speed-up {r.records / r.wall / seq_rate:.1f}×")
+
+
+if __name__ == "__main__":
+    main()

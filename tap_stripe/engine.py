@@ -20,6 +20,7 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Callable
 
 from tap_stripe import events as ev
@@ -38,12 +39,14 @@ EVENTS_SAFETY_MARGIN = 86400
 STATE_INTERVAL = 1.0
 # Fetched-but-not-yet-written response bytes the run may hold. Python objects take about four
 # times their JSON size, so this keeps memory flat (~100 MB of records) whatever the volume.
-BUFFER_BYTES = 32 << 20
+BUFFER_BYTES = 64 << 20
+WINDOW_BYTES = 2 << 20
 FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
 Output = list[tuple[str, dict]]
-# A segment's records as they wait to be written: (stream, RECORD line or record, kind), kind
-# being "new", "updated" or "deleted" for the summary.
-Rendered = list[tuple[str, Any, str]]
+# A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
+# or "deleted", for the summary): (stream, kind, RECORD lines joined in one bytes object, or
+# the records themselves when stream maps must run in the main thread, count).
+Rendered = list[tuple[str, str, Any, int]]
 
 
 class FatalRunError(Exception):
@@ -92,6 +95,7 @@ class SegmentResult:
     tasks: list | None = None  # report_plan: the report runs to read, in order
     nbytes: int = 0
     objects: int = 0  # objects fetched (for the size estimate)
+    rendered: bool = False  # output already holds finished lines (see Run._rendered)
 
 
 class Feed:
@@ -112,9 +116,14 @@ class Feed:
         self.progress_lo: int | None = None
         self.object_bytes = FIRST_OBJECT_BYTES  # running average size of this feed's objects
 
+    def window_records(self) -> int:
+        """How many objects a window should hold: about ten pages, fewer for large objects,
+        so a window stays near WINDOW_BYTES in memory."""
+        return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, self.object_bytes)))
+
     def expected_bytes(self, segment: "Segment") -> int:
-        """What fetching `segment` will add to memory: windows hold about TARGET_RECORDS."""
-        objects = TARGET_RECORDS if segment.kind in ("window", "events") else 100
+        """What fetching `segment` will add to memory."""
+        objects = self.window_records() if segment.kind in ("window", "events") else 100
         return objects * self.object_bytes
 
     @property
@@ -381,13 +390,14 @@ class Run:
         extracted = rfc3339(int(time.time()))
         skipped = {m.spec.name for m in feed.root.walk() if m.skipped}
         emit, write_line, version = self.emit, self.write_line, feed.version
-        for stream, payload, _ in output:
+        for stream, _, payload, _ in output:
             if stream in skipped:
                 continue
             if type(payload) is bytes:
                 write_line(payload)
             else:
-                emit(stream, payload, extracted, version)
+                for record in payload:
+                    emit(stream, record, extracted, version)
         self.summary.count(output, skipped)
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:
@@ -458,18 +468,21 @@ class Run:
         before = self.client.received()
         result = self._fetch_segment(feed, segment)
         result.nbytes = self.client.received() - before
-        result.output = self._rendered(result.output, feed.version, segment.kind == "events")
+        if not result.rendered:
+            result.output = self._rendered(result.output, feed.version, segment.kind == "events")
         return result
 
     def _rendered(self, output: Output, version: int | None, from_events: bool = False) -> Rendered:
-        """Finish records in this worker: serialised lines wait in memory as compact bytes."""
+        """Finish records in this worker, so they wait in memory as compact bytes: one joined
+        object per group (orjson's own results keep a large buffer each)."""
         extracted = rfc3339(int(time.time()))
-        rendered: Rendered = []
+        groups: dict[tuple[str, str], list] = {}
         for stream, record in output:
             kind = "deleted" if record.get("deleted") is True else ("updated" if from_events else "new")
             render = self.render.get(stream)
-            rendered.append((stream, render(record, extracted, version) if render else record, kind))
-        return rendered
+            groups.setdefault((stream, kind), []).append(render(record, extracted, version) if render else record)
+        return [(stream, kind, b"".join(items) if stream in self.render else items, len(items))
+                for (stream, kind), items in groups.items()]
 
     def _submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
         return self.executor.submit(lambda: self._rendered(fn(*args), version, from_events))
@@ -523,23 +536,36 @@ class Run:
     def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
         params = self._list_params(spec) + created_params(segment.lo, segment.hi)
+        before = self.client.received()
         first = self._page(feed, params)
         objects = first.get("data") or []
         created_field = spec.created_field or "created"
-        if first.get("has_more") and objects and should_split(segment.lo, segment.hi, objects, created_field):
-            split = split_window(segment.lo, segment.hi, objects, created_field)
+        if objects:  # size windows from this page's objects, the freshest measure there is
+            feed.object_bytes = (self.client.received() - before) // len(objects)
+        target = feed.window_records()
+        if first.get("has_more") and objects and should_split(segment.lo, segment.hi, objects, created_field, target):
+            split = split_window(segment.lo, segment.hi, objects, created_field, target)
             result = self._parents(feed, list(reversed(split.kept)))
             result.split, result.objects = split, len(objects)
             return result
-        pages = [objects]
+        # Page through the window. Each page is finished (and serialised) as it arrives, so a
+        # window waits in memory as compact lines, then goes out oldest page first.
+        result = SegmentResult()
+        pages: list[Rendered] = []
+        bodies = [first]
         if first.get("has_more") and objects:
-            for body in list_pages(self.client, spec.path, params, account=feed.account,
-                                   endpoint=spec.path, stream=spec.name, starting_after=objects[-1]["id"]):
+            bodies = chain(bodies, list_pages(self.client, spec.path, params, account=feed.account, endpoint=spec.path,
+                                              stream=spec.name, starting_after=objects[-1]["id"]))
+        for index, body in enumerate(bodies):
+            if index:
                 self.summary.page(spec.name)
-                pages.append(body.get("data") or [])
-        ascending = [obj for page in reversed(pages) for obj in reversed(page)]
-        result = self._parents(feed, ascending)
-        result.objects = len(ascending)
+            page = body.get("data") or []
+            part = self._parents(feed, page[::-1])
+            pages.append(self._rendered(part.output, feed.version))
+            result.subs += part.subs
+            result.objects += len(page)
+        result.output = [item for page in reversed(pages) for item in page]
+        result.rendered = True
         return result
 
     def _parents(self, feed: Feed, objects: list[dict]) -> SegmentResult:

@@ -55,17 +55,17 @@ class RunSummary:
                 stats = self.streams.setdefault(name, StreamStats())
         return stats
 
-    def count(self, output: list[tuple[str, object, str]], skipped: set[str]) -> None:
+    def count(self, output: list[tuple[str, str, object, int]], skipped: set[str]) -> None:
         """Count a segment's written records by kind: new, updated or deleted."""
         now = time.time()
-        for name, _, kind in output:
-            if name in skipped:
+        for name, kind, _, count in output:
+            if name in skipped or not count:
                 continue
             stats = self.streams.get(name) or self.stream(name)
             if stats.started is None:
                 stats.started = now
             stats.finished = now
-            setattr(stats, kind, getattr(stats, kind) + 1)
+            setattr(stats, kind, getattr(stats, kind) + count)
 
     def page(self, name: str) -> None:
         stats = self.stream(name)

@@ -38,16 +38,16 @@ def _density(hi: int, page: list[dict], created_field: str) -> float:
     return len(page) / max(1, hi - page[-1][created_field])
 
 
-def should_split(lo: int, hi: int, page: list[dict], created_field: str) -> bool:
+def should_split(lo: int, hi: int, page: list[dict], created_field: str, target: int = TARGET_RECORDS) -> bool:
     """After a first page with has_more: is the rest worth cutting into concurrent windows,
     or is it cheaper to page through it?"""
     if hi - lo <= 1:
         return False
     remaining = _density(hi, page, created_field) * (page[-1][created_field] + 1 - lo)
-    return remaining > 2 * TARGET_RECORDS
+    return remaining > 2 * target
 
 
-def split_window(lo: int, hi: int, page: list[dict], created_field: str) -> Split:
+def split_window(lo: int, hi: int, page: list[dict], created_field: str, target: int = TARGET_RECORDS) -> Split:
     """Split `[lo, hi)` after its first page `page` (newest first) came back with has_more."""
     oldest = page[-1][created_field]
     kept = [obj for obj in page if obj[created_field] > oldest]
@@ -58,9 +58,9 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str) -> Spli
         return Split(kept, [*_geometric(lo, oldest, 1), (oldest, end)])
     density = _density(hi, page, created_field)
     expected = density * (end - lo)
-    if expected <= MAX_SPLIT * TARGET_RECORDS:  # a known, bounded span: equal pieces
-        return Split(kept, _cut(lo, end, math.ceil(expected / TARGET_RECORDS)))
-    return Split(kept, _geometric(lo, end, max(1, int(TARGET_RECORDS / density))))
+    if expected <= MAX_SPLIT * target:  # a known, bounded span: equal pieces
+        return Split(kept, _cut(lo, end, math.ceil(expected / target)))
+    return Split(kept, _geometric(lo, end, max(1, int(target / density))))
 
 
 def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:

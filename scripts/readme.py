@@ -69,7 +69,21 @@ def streams_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"settings": settings_table, "streams": streams_table}
+def reports_table() -> str:
+    from tap_stripe.reports import REPORT_STREAMS
+
+    runs = {"interval": "one run per day (or per sync) from the bookmark",
+            "interval_end": "one snapshot per day boundary (or per sync)",
+            "payout": "one run per paid payout since the bookmark"}
+    rows = ["| stream | Stripe report type | runs | columns (default) |", "|---|---|---|---|"]
+    for spec in REPORT_STREAMS:
+        columns = ", ".join(f"`{name}`" for name, _ in spec.columns)
+        rows.append(f"| `{spec.name}` | `{spec.family}.{spec.documented_version}` (newest offered) | "
+                    f"{runs[spec.params]} | {columns} |")
+    return "\n".join(rows)
+
+
+BLOCKS = {"settings": settings_table, "streams": streams_table, "reports": reports_table}
 
 
 def render(text: str) -> str:

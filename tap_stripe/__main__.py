@@ -1,3 +1,3 @@
-from tap_stripe.tap import TapStripe
+from tap_stripe.tap import cli
 
-TapStripe.cli()
+cli()

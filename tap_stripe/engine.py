@@ -37,10 +37,11 @@ LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
 EVENTS_SAFETY_MARGIN = 86400
 STATE_INTERVAL = 1.0
-# Fetched-but-not-yet-written response bytes the run may hold. Python objects take about four
-# times their JSON size, so this keeps memory flat (~100 MB of records) whatever the volume.
-BUFFER_BYTES = 64 << 20
-WINDOW_BYTES = 2 << 20
+# Fetched-but-not-yet-written response bytes the run may hold, shared between its feeds.
+# Records wait as serialised lines (about their JSON size), so memory stays flat whatever
+# the volume.
+BUFFER_BYTES = 128 << 20
+WINDOW_BYTES = 2 << 20  # a window's target size in memory
 FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
 Output = list[tuple[str, dict]]
 # A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
@@ -74,14 +75,14 @@ class Member:
 
 @dataclass
 class Segment:
-    kind: str  # "window" | "events" | "pages" | "singleton"
+    kind: str  # "window" | "events" | "pages" | "singleton" | "report_plan" | "report"
     lo: int | None = None
     hi: int | None = None
     cursor: str | None = None  # pages: starting_after
     task: Any = None  # report: the run it reads
     future: Future | None = None
     subs: list[Future] = field(default_factory=list)
-    output: Output = field(default_factory=list)
+    output: Rendered = field(default_factory=list)
     ready: bool = False
     nbytes: int = 0  # response bytes behind `output`
 
@@ -102,14 +103,12 @@ class Feed:
     """One top-level stream (with its children) for one account."""
 
     def __init__(self, run: "Run", root: Member, account: str | None):
-        self.run = run
         self.root = root
         self.account = account
         self.segments: deque[Segment] = deque()
         self.version: int | None = None
         self.resync = False
         self.events_types: tuple[str, ...] = ()
-        self.done = False
         self.lo: int | None = None
         self.hi = run.hi
         self.emitted_hi: int | None = None
@@ -121,10 +120,12 @@ class Feed:
         so a window stays near WINDOW_BYTES in memory."""
         return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, self.object_bytes)))
 
+    def expected_pages(self, segment: "Segment") -> int:
+        return max(1, self.window_records() // 100) if segment.kind in ("window", "events") else 1
+
     def expected_bytes(self, segment: "Segment") -> int:
         """What fetching `segment` will add to memory."""
-        objects = self.window_records() if segment.kind in ("window", "events") else 100
-        return objects * self.object_bytes
+        return self.expected_pages(segment) * 100 * self.object_bytes
 
     @property
     def spec(self) -> StreamSpec:
@@ -167,7 +168,7 @@ class Run:
             versions=settings.report_versions, poll_timeout=settings.report_poll_timeout,
             files_url=settings.files_url)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="stripe")
-        self.in_flight_limit = settings.max_workers * 2
+        self.in_flight_limit = settings.max_workers
         self.feeds: list[Feed] = []
         self._last_state = 0.0
         self._state_dirty = False
@@ -296,18 +297,34 @@ class Run:
         self._write_state(force=True)
 
     def _schedule(self, active: list[Feed]) -> None:
-        """Start fetches: earliest segments of every feed first, while requests in flight
-        stay under the limit and fetched-but-unwritten bytes under BUFFER_BYTES. A feed's head
-        segment may always start, so every feed keeps moving."""
+        """Start fetches, earliest segments of every feed first.
+
+        Workers are shared in proportion to the pages each feed still has to fetch, so the
+        largest streams, which set the run's length, get the most of the global rate budget,
+        and a stream whose endpoint budget is spent cannot hold the threads the others need.
+        Each feed also gets an equal share of BUFFER_BYTES (fetched but unwritten), so memory
+        stays bounded. A feed's head segment may always start, so every feed keeps moving.
+        """
         running = 0
-        buffered = 0
+        buffered: dict[int, int] = {}
+        in_flight: dict[int, int] = {}
+        remaining: dict[int, int] = {}
         for feed in active:
+            held = busy = pages = 0
             for segment in feed.segments:
                 if segment.ready:
-                    buffered += segment.nbytes
-                elif segment.future is not None and not segment.future.done():
-                    running += 1
-                    buffered += feed.expected_bytes(segment)
+                    held += segment.nbytes
+                    continue
+                pages += feed.expected_pages(segment)
+                if segment.future is not None and not segment.future.done():
+                    busy += 1
+                    held += feed.expected_bytes(segment)
+            buffered[id(feed)], in_flight[id(feed)], remaining[id(feed)] = held, busy, pages
+            running += busy
+        share = BUFFER_BYTES // max(1, len(active))
+        total_pages = max(1, sum(remaining.values()))
+        workers = {key: max(2, round(self.settings.max_workers * pages / total_pages))
+                   for key, pages in remaining.items()}
         slots = self.in_flight_limit - running
         if slots <= 0:
             return
@@ -320,11 +337,14 @@ class Run:
                 if segment.future is None and not segment.ready:
                     candidates.append((index, feed, segment))
         candidates.sort(key=lambda c: c[0])
-        for index, feed, segment in candidates[:slots]:
+        for index, feed, segment in candidates:
             expected = feed.expected_bytes(segment)
-            if index > 0 and buffered + expected > BUFFER_BYTES:
+            if index > 0 and (slots <= 0 or in_flight[id(feed)] >= workers[id(feed)] or
+                              buffered[id(feed)] + expected > share):
                 continue
-            buffered += expected
+            buffered[id(feed)] += expected
+            in_flight[id(feed)] += 1
+            slots -= 1
             segment.future = self.executor.submit(self._fetch, feed, segment)
 
     def _advance(self, feed: Feed) -> bool:

@@ -141,6 +141,7 @@ class StripeClient:
         self._local = threading.local()
         self._refresh_lock = threading.Lock()
         self.last_response_date: str | None = None  # the `Date` header Stripe last sent
+        self.latency = 0.25  # running average of a response's time, in seconds
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -225,10 +226,12 @@ class StripeClient:
             headers["Stripe-Account"] = account
         if extra_headers:
             headers.update(extra_headers)
+        started = time.monotonic()
         try:
             response = self._session().request(method, url, params=params, data=data,
                                                headers=headers, timeout=self.timeout,
                                                allow_redirects=False)
+            self.latency += (time.monotonic() - started - self.latency) / 8
         except requests.exceptions.Timeout:
             raise Retryable("timed out") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,

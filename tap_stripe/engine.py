@@ -14,6 +14,7 @@ its last STATE with at most the in-flight window sent again.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -323,7 +324,10 @@ class Run:
             running += busy
         share = BUFFER_BYTES // max(1, len(active))
         total_pages = max(1, sum(remaining.values()))
-        workers = {key: max(2, round(self.settings.max_workers * pages / total_pages))
+        # More windows in flight than the endpoint's rate can serve only slow each one down
+        # (and make the windows behind the head wait longer in memory).
+        useful = math.ceil(self.client.limiter.endpoint_rate * self.client.latency * 2) + 2
+        workers = {key: max(2, min(useful, round(self.settings.max_workers * pages / total_pages)))
                    for key, pages in remaining.items()}
         slots = self.in_flight_limit - running
         if slots <= 0:

@@ -5,7 +5,7 @@ Stripe limits an account globally (100 req/s live, 25 req/s test) and per API op
 run and one per endpoint template (`GET /v1/customers/{customer}/tax_ids` is one endpoint,
 whatever the id). `acquire()` blocks until both buckets have a token.
 
-Requests are paced evenly (no bursts: a bucket holds at most one token), so a run at the
+Requests are paced evenly, each at a reserved send time (no bursts), so a run at the
 configured rate stays under a server's one-second sliding window. On a 429 the limiter cuts
 the global rate and the endpoint's rate by 30% (once per second, however many 429s arrive
 together), then lets both grow back by 10% of their ceiling per second without 429s, so a
@@ -35,68 +35,75 @@ def default_limits(api_key: str) -> tuple[float, float]:
     return (STRIPE_GLOBAL_LIMIT[key_mode(api_key)] * HEADROOM, STRIPE_ENDPOINT_LIMIT * HEADROOM)
 
 
-class _Bucket:
-    __slots__ = ("rate", "ceiling", "tokens", "stamp", "last_throttle")
+class _Pace:
+    """Paces requests at `rate` per second by handing out send times ("slots") 1/rate apart.
+
+    A slot is reserved when a request asks, so threads that wake up a little late still
+    keep the average rate (a token bucket would lose the time they overslept)."""
+
+    __slots__ = ("rate", "ceiling", "next_slot", "stamp", "last_throttle")
 
     def __init__(self, rate: float) -> None:
         self.rate = self.ceiling = rate
-        self.tokens = 1.0
+        self.next_slot = 0.0
         self.stamp = time.monotonic()
-        self.last_throttle = 0.0
+        self.last_throttle = -1e9
 
-    def refill(self, now: float) -> None:
-        elapsed = now - self.stamp
-        self.stamp = now
+    def reserve(self, now: float) -> float:
+        """The time this request may go."""
         if self.rate < self.ceiling and now - self.last_throttle > 1.0:
-            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.1 * elapsed)
-        self.tokens = min(1.0, self.tokens + elapsed * self.rate)
-
-    def wait_time(self) -> float:
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.1 * (now - self.stamp))
+        self.stamp = now
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + 1.0 / self.rate
+        return slot
 
     def throttle(self, now: float) -> None:
         if now - self.last_throttle < 1.0:
             return  # one cut per second: 429s of one burst arrive together
         self.rate = max(self.ceiling * 0.2, self.rate * 0.7)
-        self.tokens = min(self.tokens, 0.0)
-        self.last_throttle = now
+        self.next_slot = max(self.next_slot, now + 1.0 / self.rate)
+        self.last_throttle = self.stamp = now
 
 
 class RateLimiter:
     def __init__(self, global_rate: float, endpoint_rate: float, special_rate: float | None = None):
         self._lock = threading.Lock()
-        self._global = _Bucket(global_rate)
+        self._global = _Pace(global_rate)
         self._endpoint_rate = endpoint_rate
         self._special_rate = special_rate or min(endpoint_rate, STRIPE_SEARCH_FILES_LIMIT * HEADROOM)
-        self._endpoints: dict[str, _Bucket] = {}
+        self._endpoints: dict[str, _Pace] = {}
 
-    def _bucket(self, endpoint: str) -> _Bucket:
-        bucket = self._endpoints.get(endpoint)
-        if bucket is None:
-            special = "/search" in endpoint or endpoint.split(" ")[-1].startswith(("/v1/files", "files:"))
-            bucket = self._endpoints[endpoint] = _Bucket(self._special_rate if special else self._endpoint_rate)
-        return bucket
+    def _pace(self, endpoint: str) -> _Pace:
+        pace = self._endpoints.get(endpoint)
+        if pace is None:
+            special = "/search" in endpoint or endpoint.split(" ")[-1].startswith("/v1/files")
+            pace = self._endpoints[endpoint] = _Pace(self._special_rate if special else self._endpoint_rate)
+        return pace
 
     def acquire(self, endpoint: str) -> float:
-        """Block until a request to `endpoint` may go; return the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                bucket = self._bucket(endpoint)
-                self._global.refill(now)
-                bucket.refill(now)
-                wait = max(self._global.wait_time(), bucket.wait_time())
-                if wait <= 0:
-                    self._global.tokens -= 1.0
-                    bucket.tokens -= 1.0
-                    return waited
-            time.sleep(wait)
-            waited += wait
+        """Block until a request to `endpoint` may go; return the seconds waited.
+
+        First a slot of the endpoint's pace, then, when that slot comes, one of the global
+        pace (so a busy endpoint never holds global slots the other endpoints could use)."""
+        with self._lock:
+            now = time.monotonic()
+            slot = self._pace(endpoint).reserve(now)
+        waited = max(0.0, slot - now)
+        time.sleep(waited)
+        with self._lock:
+            now = time.monotonic()
+            slot = self._global.reserve(now)
+        time.sleep(max(0.0, slot - now))
+        return waited + max(0.0, slot - now)
+
+    @property
+    def endpoint_rate(self) -> float:
+        return self._endpoint_rate
 
     def throttled(self, endpoint: str) -> None:
         """Record a 429 for `endpoint`: slow down globally and for that endpoint."""
         with self._lock:
             now = time.monotonic()
             self._global.throttle(now)
-            self._bucket(endpoint).throttle(now)
+            self._pace(endpoint).throttle(now)

@@ -54,6 +54,13 @@ def test_a_429_slows_down_once_per_burst_and_recovers():
     assert limiter._global.rate > 70
 
 
+def test_late_wakeups_do_not_lose_the_rate():
+    """Threads that oversleep keep their reserved slots: the average rate holds."""
+    limiter = RateLimiter(1000, 50)
+    counts = _rate(limiter, ["GET /v1/charges"], seconds=1.0, threads=12)
+    assert counts["GET /v1/charges"] >= 45
+
+
 def test_defaults_follow_the_key_mode():
     assert default_limits("sk_live_x") == (80.0, 20.0)
     assert default_limits("rk_test_x") == (20.0, 20.0)

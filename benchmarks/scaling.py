@@ -36,6 +36,12 @@ def main() -> None:
     print(f"charges, expand {EXPAND}, no latency or limits, tap max_workers={a.workers}")
     print(f"\n{'records':>10}{'wall s':>9}{'µs/record wall':>16}{'records/s':>11}{'µs/record CPU':>15}"
           f"{'peak RSS MB':>13}{'B/record':>10}{'sandbox CPU':>13}")
+    # A run that reads ~nothing measures the fixed cost (interpreter, catalog, first requests);
+    # time per record is the rest of the run divided by its records.
+    with SandboxProcess({"charges": 1}) as sb:
+        startup = run_tap(tap_config(sb.url, max_workers=a.workers, full_resync_streams=[], expand=EXPAND,
+                                     **NO_LIMITS), ["charges"]).wall
+    print(f"startup (1 record): {startup:.2f} s wall")
     rows = []
     for n in sizes:
         with SandboxProcess({"charges": n}) as sb:
@@ -48,10 +54,9 @@ def main() -> None:
               f"{r.cpu / r.records * 1e6:>15.1f}{r.maxrss_mb:>13.0f}{r.out_bytes / r.records:>10,.0f}"
               f"{sandbox_cpu / r.wall:>12.0%}", flush=True)
     (n0, r0), (n1, r1) = rows[0], rows[-1]
-    t0, t1 = r0.wall / r0.records, r1.wall / r1.records
-    print(f"\ntime per record: {t1 / t0 - 1:+.1%} from {n0:,} to {n1:,} "
-          f"({'within' if abs(t1 / t0 - 1) <= 0.10 else 'OUTSIDE'} the 10% target; includes ~1 s of startup, "
-          f"which weighs more on the small run)")
+    t0, t1 = (r0.wall - startup) / r0.records, (r1.wall - startup) / r1.records
+    print(f"\ntime per record, startup excluded: {t0 * 1e6:.1f} µs at {n0:,}, {t1 * 1e6:.1f} µs at {n1:,}: "
+          f"{t1 / t0 - 1:+.1%} ({'within' if abs(t1 / t0 - 1) <= 0.10 else 'OUTSIDE'} the 10% target)")
     print(f"peak RSS at {n1:,}: {r1.maxrss_mb:.0f} MB ({'meets' if r1.maxrss_mb <= 250 else 'MISSES'} the "
           f"250 MB target)")
 

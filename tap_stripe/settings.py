@@ -151,8 +151,13 @@ class Settings:
 
     @property
     def multi_account(self) -> bool:
-        return self.connected_accounts or bool(self.account_ids and len(self.account_ids) > 1) \
-            or self.shard is not None
+        return several_accounts(self.raw)
+
+
+def several_accounts(config: dict) -> bool:
+    """Whether a run reads several accounts (then ids can repeat across accounts)."""
+    return bool(config.get("connected_accounts") or len(config.get("account_ids") or []) > 1
+                or config.get("account_shard"))
 
 
 def _timestamp(config: dict, name: str) -> int | None:

@@ -9,6 +9,7 @@ exactly as in the SDK's own record path (guarded by a golden-output test).
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import logging
@@ -33,7 +34,7 @@ from tap_stripe.pagination import list_pages
 from tap_stripe.engine import FatalRunError, Run
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
-from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, validate
+from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, several_accounts, validate
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State, StateError
 from tap_stripe.state import validate as validate_state
@@ -117,15 +118,13 @@ class TapStripe(Tap):
     config_jsonschema = CONFIG_SCHEMA
     message_writer_class = SDKMessageWriter
 
-    def __init__(self, *args: Any, validate_config: bool = True, catalog: Any = None, **kwargs: Any):
+    def __init__(self, *args: Any, validate_config: bool = True, catalog: Any = None,
+                 config: Any = None, **kwargs: Any):
         self._stripe_state: dict = {}
         self._validate = validate_config
-        super().__init__(*args, validate_config=False, catalog=catalog, **kwargs)
-        if isinstance(catalog, dict) and self.multi_account:
-            _key_by_account(catalog)
-            self._input_catalog = type(self._input_catalog).from_dict(catalog)
-            self._catalog = self._streams = None  # rebuilt from the patched catalog
-            self.setup_mapper()
+        if isinstance(catalog, dict) and isinstance(config, dict):
+            catalog = align_catalog(catalog, config)
+        super().__init__(*args, validate_config=False, catalog=catalog, config=config, **kwargs)
         if validate_config:
             _ = self.settings
 
@@ -140,9 +139,7 @@ class TapStripe(Tap):
 
     @property
     def multi_account(self) -> bool:
-        config = self.config
-        return bool(config.get("connected_accounts") or len(config.get("account_ids") or []) > 1
-                    or config.get("account_shard"))
+        return several_accounts(self.config)
 
     def discover_streams(self) -> list[Stream]:
         return [cls(self) for cls in STREAM_CLASSES]
@@ -403,15 +400,28 @@ def _first_pages(client: StripeClient, spec: StreamSpec, params: list, pages: in
     yield objects
 
 
-def _key_by_account(catalog: dict) -> None:
-    """With several accounts ids can repeat across accounts: the key gets `_account_id`."""
+def align_catalog(catalog: dict, config: dict) -> dict:
+    """A copy of an input catalog that describes this run, whatever config it was discovered
+    with: expandable fields typed as this run returns them and, with several accounts, keys
+    that include `_account_id` (ids can repeat across accounts)."""
+    catalog = copy.deepcopy(catalog)
+    expand = config.get("expand") or {}
+    several = several_accounts(config)
     for entry in catalog.get("streams", []):
+        spec = SPECS.get(entry.get("tap_stream_id"))
+        properties = (entry.get("schema") or {}).get("properties")
+        if spec is not None and properties and spec.expandable:
+            fresh = narrow_expandable(load_schema(spec.name), spec, {*spec.default_expand, *expand.get(spec.name, ())})
+            for field_name, _ in spec.expandable:
+                if field_name in properties:
+                    properties[field_name] = fresh["properties"][field_name]
         keys = entry.get("key_properties") or []
-        if keys and "_account_id" not in keys:
+        if several and keys and "_account_id" not in keys:
             entry["key_properties"] = ["_account_id", *keys]
             for meta in entry.get("metadata", []):
                 if meta.get("breadcrumb") == [] and "table-key-properties" in meta.get("metadata", {}):
                     meta["metadata"]["table-key-properties"] = entry["key_properties"]
+    return catalog
 
 
 def server_time(client: StripeClient) -> int:

@@ -15,9 +15,11 @@ from tap_stripe.tap import TapStripe
 
 _SANDBOX = Sandbox(seed=3, scale=0.02, now=SANDBOX_NOW).start()
 
+# The SDK's dry run selects every stream, the opt-in report streams too: a recent start keeps
+# their report runs to a few days.
 TestTapStripeStandard = get_tap_test_class(
     TapStripe,
-    config=tap_config(_SANDBOX),
+    config=tap_config(_SANDBOX, start_date="2025-12-29T00:00:00Z"),
     parse_env_config=False,
     include_stream_tests=False,
     include_stream_attribute_tests=False,

@@ -330,13 +330,8 @@ class Reporting:
         return [dict(r) for rid, r in self.runs.items()
                 if (acct is None or self.meta[rid]["acct"] == acct) and report_type in (None, r["report_type"])]
 
-    def _acct(self, account):
-        if isinstance(account, str):
-            a = self.store.account_index(account)
-            if a is None:
-                raise KeyError(f"unknown account {account}")
-            return a
-        return int(account or 0)
+    def _acct(self, account) -> int:
+        return self.store.account_number(account)
 
     def control(self, cmd: str, a: dict):
         if cmd == "fail_next":

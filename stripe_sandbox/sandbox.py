@@ -95,12 +95,7 @@ class Sandbox:
         return [self.store.account_id(a) for a in range(1, self.store.n_accounts + 1)]
 
     def _acct(self, account) -> int:
-        if isinstance(account, str):
-            a = self.store.account_index(account)
-            if a is None:
-                raise KeyError(f"unknown account {account}")
-            return a
-        return int(account or 0)
+        return self.store.account_number(account)
 
     # faults / limits / latency
     def add_fault(self, path: str, kind: str, count: int | None = None, rate: float | None = None, skip: int = 0,

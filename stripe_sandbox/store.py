@@ -713,6 +713,15 @@ class Store:
             return "acct_" + random_token(self.seed ^ 0xACC7, 16)
         return self.oid(0, self.streams["accounts"], acct - 1)
 
+    def account_number(self, account: int | str | None) -> int:
+        """An account given as an index (0 = the platform) or an `acct_…` id, as an index."""
+        if isinstance(account, str):
+            index = self.account_index(account)
+            if index is None:
+                raise KeyError(f"unknown account {account}")
+            return index
+        return int(account or 0)
+
     def account_index(self, header: str) -> int | None:
         if "accounts" not in self.streams:
             return None

@@ -120,8 +120,9 @@ class TapStripe(Tap):
 
     def __init__(self, *args: Any, validate_config: bool = True, catalog: Any = None,
                  config: Any = None, **kwargs: Any):
+        """The SDK's JSON Schema validation is replaced by `settings.validate` (one line per
+        problem, values never echoed), which runs here unless `validate_config` is false."""
         self._stripe_state: dict = {}
-        self._validate = validate_config
         if isinstance(catalog, dict) and isinstance(config, dict):
             catalog = align_catalog(catalog, config)
         super().__init__(*args, validate_config=False, catalog=catalog, config=config, **kwargs)

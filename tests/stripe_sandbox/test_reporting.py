@@ -7,9 +7,8 @@ import io
 from decimal import Decimal
 
 import pytest
-import requests
 
-from conftest import SANDBOX_KEY, SANDBOX_NOW
+from conftest import SANDBOX_NOW, SandboxClient
 
 DAY = 86400
 ITEMIZED = "balance_change_from_activity.itemized.3"
@@ -24,15 +23,7 @@ def rs():
         yield sb
 
 
-class Api:
-    def __init__(self, sb):
-        self.sb = sb
-        self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {SANDBOX_KEY}"
-
-    def get(self, path, params=None, **headers):
-        return self.s.get(self.sb.url + path, params=params, headers=headers, timeout=10)
-
+class Api(SandboxClient):
     def post(self, data, key=None, **headers):
         if key:
             headers["Idempotency-Key"] = key

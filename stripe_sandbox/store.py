@@ -825,13 +825,17 @@ class Store:
         self._event(acct, self._event_type(par, "updated"), psnap, {}, at)
         return snap
 
+    def _live(self, stream: str, oid: str, at: int | None, account: int):
+        """(stream, mutation time, index) of an object that exists; NotFound otherwise."""
+        st = self._stream(stream)
+        i, deleted_at = self.locate(account, st, oid)
+        if deleted_at is not None:
+            raise NotFound(oid)
+        return st, self.clock if at is None else int(at), i
+
     def update(self, stream: str, oid: str, fields: dict, at: int | None = None, account: int = 0) -> dict:
         with self.lock:
-            st = self._stream(stream)
-            at = self.clock if at is None else int(at)
-            i, deleted_at = self.locate(account, st, oid)
-            if deleted_at is not None:
-                raise NotFound(oid)
+            st, at, i = self._live(stream, oid, at, account)
             k = (account, st.name)
             cur = self.objects.get(k, {}).get(oid)
             if cur is None:
@@ -848,11 +852,7 @@ class Store:
 
     def delete(self, stream: str, oid: str, at: int | None = None, account: int = 0) -> dict:
         with self.lock:
-            st = self._stream(stream)
-            at = self.clock if at is None else int(at)
-            i, deleted_at = self.locate(account, st, oid)
-            if deleted_at is not None:
-                raise NotFound(oid)
+            st, at, i = self._live(stream, oid, at, account)
             if st.otype == "subscription":  # Stripe cancels subscriptions
                 k = (account, st.name)
                 snap = self._snapshot(account, st, i)

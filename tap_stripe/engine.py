@@ -27,7 +27,7 @@ from typing import Any, Callable
 from tap_stripe import events as ev
 from tap_stripe import reports
 from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
-from tap_stripe.pagination import list_pages
+from tap_stripe.pagination import list_pages, next_cursor, page_query
 from tap_stripe.records import RecordShaper, rfc3339
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State
@@ -127,6 +127,10 @@ class Feed:
     def expected_bytes(self, segment: "Segment") -> int:
         """What fetching `segment` will add to memory."""
         return self.expected_pages(segment) * 100 * self.object_bytes
+
+    def live_members(self) -> list[Member]:
+        """The family's streams this run writes: selected and not skipped."""
+        return [m for m in self.root.walk() if m.selected and not m.skipped]
 
     @property
     def spec(self) -> StreamSpec:
@@ -369,18 +373,14 @@ class Run:
             progressed = True
             position = feed.segments.index(segment)
             if result.tasks is not None:
-                del feed.segments[position]
-                for offset, task in enumerate(result.tasks):
-                    feed.segments.insert(position + offset, Segment("report", task=task))
+                _splice(feed.segments, position, [Segment("report", task=task) for task in result.tasks])
                 continue
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
                 windows = [Segment(segment.kind, lo, hi) for lo, hi in result.split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
                                output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
-                del feed.segments[position]
-                for offset, item in enumerate([*windows, tail]):
-                    feed.segments.insert(position + offset, item)
+                _splice(feed.segments, position, [*windows, tail])
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.nbytes = result.nbytes
@@ -431,29 +431,23 @@ class Run:
             if feed.resync:
                 self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi})
             else:
-                for member in feed.root.walk():
-                    if member.selected and not member.skipped:
-                        current = self.state.get(member.spec.name, account, "created")
-                        self.state.set(member.spec.name, account, "created", _max(current, segment.hi))
+                for member in feed.live_members():
+                    self.state.advance(member.spec.name, account, "created", segment.hi)
         elif segment.kind == "report":
             self.state.set(name, account, "report", segment.task.bookmark_after)
         elif segment.kind == "events" and segment.hi is not None:
-            current = self.state.get(name, account, "events")
-            self.state.set(name, account, "events", _max(current, segment.hi))
+            self.state.advance(name, account, "events", segment.hi)
         self._state_dirty = True
 
     def _finish(self, feed: Feed) -> None:
         """A feed's every segment was emitted: activate its table version if it has one."""
         if feed.resync:
             self.state.set(feed.name, feed.account, "resync", None)
-            for member in feed.root.walk():
-                if member.selected and not member.skipped:
-                    self.state.set(member.spec.name, feed.account, "created", feed.hi)
+            for member in feed.live_members():
+                self.state.set(member.spec.name, feed.account, "created", feed.hi)
         if feed.version is not None and self.activate_versions:
-            for member in feed.root.walk():
-                if member.selected and not member.skipped:
-                    self.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name,
-                                        "version": feed.version})
+            for member in feed.live_members():
+                self.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name, "version": feed.version})
         self._state_dirty = True
 
     def _skip(self, feed: Feed, member: Member, exc: StripeError) -> None:
@@ -520,14 +514,10 @@ class Run:
             shaper, now = self.shapers[spec.name], int(time.time())
             return SegmentResult(output=[(spec.name, shaper.shape(row, feed.account, now)) for row in rows])
         if segment.kind == "pages":
-            page = self._page(feed, self._list_params(spec), cursor=segment.cursor)
-            objects = page.get("data") or []
-            result = self._parents(feed, objects)
-            if page.get("has_more") and spec.paginated and objects:
-                next_cursor = objects[-1]["id"]
-                if next_cursor == segment.cursor:
-                    raise StripeError(f"stream {spec.name}: GET {spec.path} cursor did not advance", path=spec.path)
-                result.next_cursor = next_cursor
+            page = self._page(feed, spec.list_query(self.expand), cursor=segment.cursor)
+            result = self._parents(feed, page.get("data") or [])
+            result.next_cursor = next_cursor(page, {segment.cursor} if segment.cursor else set(),
+                                             stream=spec.name, path=spec.path, paginated=spec.paginated)
             return result
         if segment.kind == "events":
             return self._events_window(feed, segment)
@@ -544,22 +534,14 @@ class Run:
 
     def _page(self, feed: Feed, params: list, cursor: str | None = None) -> dict:
         spec = feed.spec
-        query = list(params) + ([("limit", 100)] if spec.paginated else [])
-        if cursor:
-            query.append(("starting_after", cursor))
-        body = self.client.get(spec.path, query, account=feed.account, stream=spec.name)
+        body = self.client.get(spec.path, page_query(params, cursor, spec.paginated), account=feed.account,
+                               stream=spec.name)
         self.summary.page(spec.name)
         return body
 
-    def _list_params(self, spec: StreamSpec) -> list[tuple[str, Any]]:
-        params: list[tuple[str, Any]] = list(spec.list_params)
-        for field_name in (*spec.default_expand, *self.expand.get(spec.name, ())):
-            params.append(("expand[]", f"data.{field_name}"))
-        return params
-
     def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
-        params = self._list_params(spec) + created_params(segment.lo, segment.hi)
+        params = spec.list_query(self.expand) + created_params(segment.lo, segment.hi)
         before = self.client.received()
         first = self._page(feed, params)
         objects = first.get("data") or []
@@ -637,16 +619,16 @@ class Run:
 
     def _child_objects(self, feed: Feed, spec: StreamSpec, parent_obj: dict):
         parent_id = parent_obj.get("id")
-        expand = (*spec.default_expand, *self.expand.get(spec.name, ()))
         # An embedded list is never expanded: with expansions, read the child endpoint instead.
-        embedded = parent_obj.get(spec.embedded_field) if spec.embedded_field and not expand else None
+        expanded = bool(spec.expansions(self.expand))
+        embedded = parent_obj.get(spec.embedded_field) if spec.embedded_field and not expanded else None
         cursor = None
         if isinstance(embedded, dict) and isinstance(embedded.get("data"), list):
             yield from embedded["data"]
             if not embedded.get("has_more") or not embedded["data"]:
                 return
             cursor = embedded["data"][-1]["id"]
-        params: list[tuple[str, Any]] = list(spec.list_params)
+        params = spec.list_query(self.expand)
         path = spec.path
         if spec.parent_via == "path":
             path = re.sub(r"\{\w+\}", str(parent_id), path, count=1)
@@ -658,7 +640,6 @@ class Run:
             if not value:
                 return
             params.append((param, value))
-        params += [("expand[]", f"data.{field_name}") for field_name in expand]
         for body in list_pages(self.client, path, params, account=feed.account, endpoint=spec.path,
                                stream=spec.name, starting_after=cursor, paginated=spec.paginated):
             self.summary.page(spec.name)
@@ -670,6 +651,13 @@ class Run:
         for event in ev.newest_per_object(events_list):
             result.subs.append(self._submit(feed.version, True, ev.apply_event, self, feed, event))
         return result
+
+
+def _splice(segments: deque, position: int, replacement: list[Segment]) -> None:
+    """Replace the segment at `position` by `replacement`, in order."""
+    del segments[position]
+    for offset, segment in enumerate(replacement):
+        segments.insert(position + offset, segment)
 
 
 def _max(a: int | None, b: int | None) -> int | None:

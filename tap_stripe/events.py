@@ -68,8 +68,7 @@ def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
     output: "Output" = []
     if spec.deleted_event and event["type"] == spec.deleted_event:
         obj = None
-    elif not spec.retrieve_path or (run.settings.updates_mode == "snapshot"
-                                    and not (spec.default_expand or run.expand.get(spec.name))):
+    elif not spec.retrieve_path or (run.settings.updates_mode == "snapshot" and not spec.expansions(run.expand)):
         obj = snapshot  # snapshots are never expanded: streams with expansions are re-fetched
     else:
         obj = _refetch(run, feed, snapshot)
@@ -89,7 +88,7 @@ def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
 def _refetch(run: "Run", feed: "Feed", snapshot: dict) -> dict | None:
     spec = feed.spec
     path = spec.retrieve_path.replace("{id}", snapshot["id"])
-    params = [("expand[]", f) for f in (*spec.default_expand, *run.expand.get(spec.name, ()))]
+    params = [("expand[]", f) for f in spec.expansions(run.expand)]
     try:
         return run.client.get(path, params, account=feed.account, endpoint=spec.retrieve_path,
                               stream=spec.name)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,11 @@ class StreamSpec:
     @property
     def top_level(self) -> bool:
         return self.parent is None
+
+    def expansions(self, expand: dict[str, list[str]]) -> tuple[str, ...]:
+        """Fields this run expands: the defaults and the `expand` setting's for this stream."""
+        return (*self.default_expand, *expand.get(self.name, ()))
+
+    def list_query(self, expand: dict[str, list[str]]) -> list[tuple[str, Any]]:
+        """The parameters of every list call: fixed ones and `expand[]=data.<field>`."""
+        return [*self.list_params, *(("expand[]", f"data.{f}") for f in self.expansions(expand))]

@@ -76,6 +76,11 @@ class State:
     def get(self, stream: str, account: str | None, key: str) -> Any:
         return self.data["bookmarks"].get(stream, {}).get("accounts", {}).get(account or DEFAULT_ACCOUNT, {}).get(key)
 
+    def advance(self, stream: str, account: str | None, key: str, value: int) -> None:
+        """Move a cursor forward to `value`; never back."""
+        current = self.get(stream, account, key)
+        self.set(stream, account, key, value if current is None else max(current, value))
+
     def set(self, stream: str, account: str | None, key: str, value: Any) -> None:
         cursors = self.cursors(stream, account)
         if value is None:

@@ -13,6 +13,7 @@ from conftest import SANDBOX_KEY, catalog_for, tap_config
 from tap_stripe.streams_table import STREAMS
 from tap_stripe.tap import Emitter, TapStripe, load_schema
 from tap_stripe.records import RecordShaper
+from tap_stripe.writer import FastWriter
 
 
 def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_path):
@@ -116,6 +117,14 @@ def test_record_path_matches_the_sdk(sandbox, case):
     expected = [{"stream": m.stream, "record": m.record}
                 for record in copy.deepcopy(records) for m in stream._generate_record_messages(record)]
     assert sink.lines == expected
+    # The worker path (records serialised where they were fetched) must give the same lines.
+    lines_emitter = Emitter(stream, FastWriter(io.BytesIO()))
+    if lines_emitter.in_worker:
+        rendered = [json.loads(lines_emitter.render(record, "2026-01-01T00:00:00Z", None))
+                    for record in copy.deepcopy(records)]
+        assert [{"stream": m["stream"], "record": m["record"]} for m in rendered] == expected
+    else:
+        assert case == "stream_map", "only stream maps keep records on the main thread"
     if case == "deselected":
         assert "description" not in sink.lines[0]["record"]
     if case == "stream_map":

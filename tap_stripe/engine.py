@@ -43,6 +43,7 @@ STATE_INTERVAL = 1.0
 # the volume.
 BUFFER_BYTES = 128 << 20
 WINDOW_BYTES = 2 << 20  # a window's target size in memory
+STEAL_MIN_OBJECTS = 300  # a running window's unread part worth a second worker (Run._steal)
 FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
 Output = list[tuple[str, dict]]
 # A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
@@ -81,6 +82,12 @@ class Segment:
     hi: int | None = None
     cursor: str | None = None  # pages: starting_after
     task: Any = None  # report: the run it reads
+    estimate: int | None = None  # window: objects expected, from the split that made it
+    # A window being paged: the oldest created time read so far, and whether paging ended.
+    # `lo` may be raised while it runs (Run._steal); both under Run._paging_lock.
+    reached: int | None = None
+    read: int = 0  # objects read so far
+    closed: bool = False
     future: Future | None = None
     subs: list[Future] = field(default_factory=list)
     output: Rendered = field(default_factory=list)
@@ -121,12 +128,21 @@ class Feed:
         so a window stays near WINDOW_BYTES in memory."""
         return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, self.object_bytes)))
 
+    def expected_records(self, segment: "Segment") -> int:
+        """Objects `segment` is expected to hold: its estimate from the split that made it,
+        or a window's worth."""
+        if segment.kind not in ("window", "events"):
+            return 100
+        return segment.estimate or self.window_records()
+
     def expected_pages(self, segment: "Segment") -> int:
-        return max(1, self.window_records() // 100) if segment.kind in ("window", "events") else 1
+        return max(1, math.ceil(self.expected_records(segment) / 100))
 
     def expected_bytes(self, segment: "Segment") -> int:
-        """What fetching `segment` will add to memory."""
-        return self.expected_pages(segment) * 100 * self.object_bytes
+        """What fetching `segment` will add to memory: a window too large to page through
+        is split after one page."""
+        records = self.expected_records(segment)
+        return (records if records <= 2 * self.window_records() else 100) * self.object_bytes
 
     def live_members(self) -> list[Member]:
         """The family's streams this run writes: selected and not skipped."""
@@ -178,6 +194,8 @@ class Run:
         self._last_state = 0.0
         self._state_dirty = False
         self._stop = threading.Event()
+        self._paging_lock = threading.Lock()
+        self._stealable = Future()  # set when a window starts paging: it can be shared (_steal)
 
     # ----- planning -------------------------------------------------------------------
 
@@ -292,7 +310,9 @@ class Run:
                     pending = [f for feed in active for s in feed.segments
                                for f in ([s.future] if s.future else []) + s.subs if not f.done()]
                     if pending:
-                        wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                        if self._stealable.done():
+                            self._stealable = Future()
+                        wait([*pending, self._stealable], timeout=1.0, return_when=FIRST_COMPLETED)
         except BaseException:
             self._stop.set()
             self.executor.shutdown(wait=False, cancel_futures=True)
@@ -304,38 +324,39 @@ class Run:
     def _schedule(self, active: list[Feed]) -> None:
         """Start fetches, earliest segments of every feed first.
 
-        Workers are shared in proportion to the pages each feed still has to fetch, so the
-        largest streams, which set the run's length, get the most of the global rate budget,
-        and a stream whose endpoint budget is spent cannot hold the threads the others need.
-        Each feed also gets an equal share of BUFFER_BYTES (fetched but unwritten), so memory
-        stays bounded. A feed's head segment may always start, so every feed keeps moving.
+        Each feed gets the workers its share of the rate budget needs (`worker_shares`) and
+        a share of BUFFER_BYTES (fetched but unwritten) in proportion to them, so memory
+        stays bounded. The segments before a feed's first fetched one may start whatever its
+        buffer holds: they are what the buffered windows wait for. A feed's head segment may
+        always start, so every feed keeps moving.
         """
         running = 0
         buffered: dict[int, int] = {}
         in_flight: dict[int, int] = {}
         remaining: dict[int, int] = {}
+        first_ready: dict[int, int] = {}
         for feed in active:
             held = busy = pages = 0
-            for segment in feed.segments:
+            first = len(feed.segments)
+            for index, segment in enumerate(feed.segments):
                 if segment.ready:
                     held += segment.nbytes
+                    first = min(first, index)
                     continue
                 pages += feed.expected_pages(segment)
                 if segment.future is not None and not segment.future.done():
                     busy += 1
                     held += feed.expected_bytes(segment)
-            buffered[id(feed)], in_flight[id(feed)], remaining[id(feed)] = held, busy, pages
+            key = id(feed)
+            buffered[key], in_flight[key], remaining[key], first_ready[key] = held, busy, pages, first
             running += busy
-        share = BUFFER_BYTES // max(1, len(active))
-        total_pages = max(1, sum(remaining.values()))
-        # More windows in flight than the endpoint's rate can serve only slow each one down
-        # (and make the windows behind the head wait longer in memory).
-        useful = math.ceil(self.client.limiter.endpoint_rate * self.client.latency * 2) + 2
-        workers = {key: max(2, min(useful, round(self.settings.max_workers * pages / total_pages)))
-                   for key, pages in remaining.items()}
         slots = self.in_flight_limit - running
         if slots <= 0:
             return
+        limiter = self.client.limiter
+        workers = worker_shares(remaining, limiter.endpoint_rate, limiter.global_rate, self.client.latency,
+                                self.settings.max_workers)
+        total_workers = max(1, sum(workers.values()))
         ahead = max(2, self.settings.max_workers)
         candidates = []
         for feed in active:
@@ -346,14 +367,50 @@ class Run:
                     candidates.append((index, feed, segment))
         candidates.sort(key=lambda c: c[0])
         for index, feed, segment in candidates:
+            key = id(feed)
             expected = feed.expected_bytes(segment)
-            if index > 0 and (slots <= 0 or in_flight[id(feed)] >= workers[id(feed)] or
-                              buffered[id(feed)] + expected > share):
+            share = BUFFER_BYTES * workers[key] // total_workers
+            if index > 0 and (slots <= 0 or in_flight[key] >= workers[key] or
+                              (index > first_ready[key] and buffered[key] + expected > share)):
                 continue
-            buffered[id(feed)] += expected
-            in_flight[id(feed)] += 1
+            buffered[key] += expected
+            in_flight[key] += 1
             slots -= 1
             segment.future = self.executor.submit(self._fetch, feed, segment)
+        for feed in active:
+            key = id(feed)
+            if slots > 0 and in_flight[key] < workers[key] and all(s.future or s.ready for s in feed.segments):
+                if self._steal(feed):
+                    slots -= 1
+
+    def _steal(self, feed: Feed) -> bool:
+        """Give an idle worker half of the longest window still being paged.
+
+        Paging a window is a chain of requests, one after the other. When a feed has no
+        window left to start, the older half of the unread part of its longest running
+        window becomes a window of its own, so the feed's last windows do not leave its
+        share of the rate unused while they page to their ends. The running window stops
+        at the new boundary; the new one goes before it in output order.
+        """
+        best, best_left = None, STEAL_MIN_OBJECTS
+        for segment in feed.segments:
+            if segment.kind != "window" or segment.ready or segment.reached is None or segment.closed:
+                continue
+            # Objects left, at the density read so far.
+            left = segment.read * (segment.reached - segment.lo) / max(1, segment.hi - segment.reached)
+            if left >= best_left and segment.reached - segment.lo >= 2:
+                best, best_left = segment, left
+        if best is None:
+            return False
+        with self._paging_lock:
+            if best.closed:
+                return False
+            lo, middle = best.lo, best.lo + (best.reached - best.lo) // 2
+            best.lo = middle
+        stolen = Segment("window", lo, middle, estimate=round(best_left / 2))
+        feed.segments.insert(feed.segments.index(best), stolen)
+        stolen.future = self.executor.submit(self._fetch, feed, stolen)
+        return True
 
     def _advance(self, feed: Feed) -> bool:
         """Fold in finished fetches; emit the feed's complete head segments."""
@@ -377,7 +434,8 @@ class Run:
                 continue
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
-                windows = [Segment(segment.kind, lo, hi) for lo, hi in result.split.windows]
+                split = result.split
+                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi)) for lo, hi in split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
                                output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
                 _splice(feed.segments, position, [*windows, tail])
@@ -555,7 +613,8 @@ class Run:
             result.split, result.objects = split, len(objects)
             return result
         # Page through the window. Each page is finished (and serialised) as it arrives, so a
-        # window waits in memory as compact lines, then goes out oldest page first.
+        # window waits in memory as compact lines, then goes out oldest page first. Objects
+        # older than `segment.lo` are left out: another worker may have taken that part.
         result = SegmentResult()
         pages: list[Rendered] = []
         bodies = [first]
@@ -566,10 +625,22 @@ class Run:
             if index:
                 self.summary.page(spec.name)
             page = body.get("data") or []
+            result.objects += len(page)
+            with self._paging_lock:
+                if page and page[-1].get(created_field, segment.lo) < segment.lo:
+                    page = [obj for obj in page if obj.get(created_field, segment.lo) >= segment.lo]
+                    segment.closed = True
+                elif not body.get("has_more"):
+                    segment.closed = True
+                elif page:
+                    if segment.reached is None and not self._stealable.done():
+                        self._stealable.set_result(None)  # wake the scheduler
+                    segment.reached, segment.read = page[-1].get(created_field), result.objects
             part = self._parents(feed, page[::-1])
             pages.append(self._rendered(part.output, feed.version))
             result.subs += part.subs
-            result.objects += len(page)
+            if segment.closed:
+                break
         result.output = [item for page in reversed(pages) for item in page]
         result.rendered = True
         return result
@@ -651,6 +722,26 @@ class Run:
         for event in ev.newest_per_object(events_list):
             result.subs.append(self._submit(feed.version, True, ev.apply_event, self, feed, event))
         return result
+
+
+def worker_shares(remaining: dict[Any, int], endpoint_rate: float, global_rate: float, latency: float,
+                  max_workers: int) -> dict[Any, int]:
+    """Workers per feed, from the pages each still has to fetch.
+
+    The run cannot end before its largest feed has fetched its pages at the endpoint rate,
+    nor before all pages went through at the global rate. Each feed is paced to finish by
+    then, at pages ÷ that time requests per second, which needs about rate × latency
+    requests in flight, with a margin for jitter and parsing. A feed that sets the run's
+    length so gets its endpoint's whole rate, and the smaller ones share what remains of
+    the global rate instead of slowing it down. Shares are scaled down to `max_workers`.
+    """
+    latency = max(0.01, latency)
+    finish = max(max(remaining.values(), default=0) / endpoint_rate, sum(remaining.values()) / global_rate, 1e-9)
+    workers = {key: math.ceil(pages / finish * latency * 1.5) + 1 for key, pages in remaining.items()}
+    total = sum(workers.values())
+    if total > max_workers:
+        workers = {key: max(1, n * max_workers // total) for key, n in workers.items()}
+    return workers
 
 
 def _splice(segments: deque, position: int, replacement: list[Segment]) -> None:

@@ -1,21 +1,29 @@
 """Client-side rate limiting shared by every request of a run.
 
 Stripe limits an account globally (100 req/s live, 25 req/s test) and per API operation
-(25 req/s; Search and Files 20 req/s). `RateLimiter` holds one token bucket for the whole
-run and one per endpoint template (`GET /v1/customers/{customer}/tax_ids` is one endpoint,
-whatever the id). `acquire()` blocks until both buckets have a token.
+(25 req/s; Search and Files 20 req/s). `RateLimiter` holds one pace for the whole run and
+one per endpoint template (`GET /v1/customers/{customer}/tax_ids` is one endpoint, whatever
+the id). `acquire()` blocks until both let the request go.
 
-Requests are paced evenly, each at a reserved send time (no bursts), so a run at the
-configured rate stays under a server's one-second sliding window. On a 429 the limiter cuts
-the global rate and the endpoint's rate by 30% (once per second, however many 429s arrive
-together), then lets both grow back by 10% of their ceiling per second without 429s, so a
-throttled run slows down instead of spinning in a hot retry loop, and recovers.
+Requests are paced evenly, each at a reserved send time (no bursts). Threads do not wake
+exactly on time (the GIL, the wait for a global slot), and a late request followed by an
+on-time one would bunch; so each pace also keeps its last second of actual send times and
+holds a request while the rate's worth already went out within the last second. A run at
+the configured rate therefore never sends more than that many requests in any second, which
+is how Stripe (and the sandbox) count.
+
+On a 429 the limiter cuts the rate that was hit (see `throttled`) by 10–30% (once per
+second, however many 429s arrive together) and holds it there while 429s keep coming, so an
+overloaded run keeps slowing down instead of spinning in a hot retry loop. Half a second
+without one, the rates grow back by 30% of their ceiling per second: a lone 429 at the edge
+of a limit costs a fraction of a second of rate, not several.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 # Default share of Stripe's limits the tap allows itself, leaving headroom for the
 # account's own traffic.
@@ -23,6 +31,10 @@ HEADROOM = 0.8
 STRIPE_GLOBAL_LIMIT = {"live": 100.0, "test": 25.0}
 STRIPE_ENDPOINT_LIMIT = 25.0
 STRIPE_SEARCH_FILES_LIMIT = 20.0
+THROTTLE_CUT = 0.7  # the rate kept after a 429
+EDGE_CUT = 0.9  # the rate kept after a 429 at the edge of an endpoint's limit (see `throttled`)
+QUIET_SECONDS = 0.5  # without a 429 before the rate grows back
+RECOVERY_PER_SECOND = 0.3  # of the ceiling
 
 
 def key_mode(api_key: str) -> str:
@@ -41,27 +53,36 @@ class _Pace:
     A slot is reserved when a request asks, so threads that wake up a little late still
     keep the average rate (a token bucket would lose the time they overslept)."""
 
-    __slots__ = ("rate", "ceiling", "next_slot", "stamp", "last_throttle")
+    __slots__ = ("rate", "ceiling", "next_slot", "stamp", "last_throttle", "sent")
 
     def __init__(self, rate: float) -> None:
         self.rate = self.ceiling = rate
         self.next_slot = 0.0
         self.stamp = time.monotonic()
         self.last_throttle = -1e9
+        self.sent: deque[float] = deque()  # send times of the last second
+
+    def full_until(self, now: float) -> float:
+        """When the last second's sends leave room for one more (`now` if they do)."""
+        sent = self.sent
+        while sent and sent[0] <= now - 1.0:
+            sent.popleft()
+        return sent[0] + 1.0 if len(sent) >= max(1, int(self.rate)) else now
 
     def reserve(self, now: float) -> float:
         """The time this request may go."""
-        if self.rate < self.ceiling and now - self.last_throttle > 1.0:
-            self.rate = min(self.ceiling, self.rate + self.ceiling * 0.1 * (now - self.stamp))
+        if self.rate < self.ceiling and now - self.last_throttle > QUIET_SECONDS:
+            grow_from = max(self.stamp, self.last_throttle + QUIET_SECONDS)
+            self.rate = min(self.ceiling, self.rate + self.ceiling * RECOVERY_PER_SECOND * (now - grow_from))
         self.stamp = now
         slot = max(now, self.next_slot)
         self.next_slot = slot + 1.0 / self.rate
         return slot
 
-    def throttle(self, now: float) -> None:
+    def throttle(self, now: float, keep: float = THROTTLE_CUT) -> None:
         if now - self.last_throttle < 1.0:
             return  # one cut per second: 429s of one burst arrive together
-        self.rate = max(self.ceiling * 0.2, self.rate * 0.7)
+        self.rate = max(self.ceiling * 0.2, self.rate * keep)
         self.next_slot = max(self.next_slot, now + 1.0 / self.rate)
         self.last_throttle = self.stamp = now
 
@@ -94,16 +115,41 @@ class RateLimiter:
         with self._lock:
             now = time.monotonic()
             slot = self._global.reserve(now)
+        waited += max(0.0, slot - now)
         time.sleep(max(0.0, slot - now))
-        return waited + max(0.0, slot - now)
+        pace = self._pace(endpoint)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                until = max(pace.full_until(now), self._global.full_until(now))
+                if until <= now:
+                    pace.sent.append(now)
+                    self._global.sent.append(now)
+                    return waited
+            waited += until - now
+            time.sleep(until - now)
 
     @property
     def endpoint_rate(self) -> float:
         return self._endpoint_rate
 
+    @property
+    def global_rate(self) -> float:
+        return self._global.ceiling
+
     def throttled(self, endpoint: str) -> None:
-        """Record a 429 for `endpoint`: slow down globally and for that endpoint."""
+        """Record a 429 for `endpoint` and slow down what caused it.
+
+        Stripe's 429 does not say which limit was hit. When the endpoint sent its whole
+        rate in the last second and the account did not, the run is at the edge of the
+        endpoint's limit (a request arrived a little early): the endpoint alone slows down, by
+        10%, and the others keep the global budget. Otherwise the account's budget is spent,
+        by this run or by the account's own traffic: both slow down by 30%."""
         with self._lock:
             now = time.monotonic()
-            self._global.throttle(now)
-            self._pace(endpoint).throttle(now)
+            pace = self._pace(endpoint)
+            if pace.full_until(now) > now and self._global.full_until(now) <= now:
+                pace.throttle(now, EDGE_CUT)
+            else:
+                pace.throttle(now)
+                self._global.throttle(now)

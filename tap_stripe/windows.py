@@ -3,7 +3,7 @@
 A window `[lo, hi)` asks for `created[gte]=lo&created[lt]=hi`. Its first page (100 objects,
 newest first) either ends the window (`has_more` false) or tells how dense it is. A dense
 window is split: the first page's objects created after its oldest second `c` are kept,
-and `[lo, c + 1)` is cut into sub-windows of about five pages each, sized from the first
+and `[lo, c + 1)` is cut into sub-windows of about ten pages each, sized from the first
 page's density: equal pieces for a bounded span, or, over a long history, pieces that
 double in width going back, so a long, sparse history costs a few requests, not one per
 empty slice. A window estimated at a few pages is paged through rather than split: a
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TARGET_RECORDS = 1000  # about ten pages per window: one partial page per ten full ones
-MAX_SPLIT = 64
+MAX_SPLIT = 256  # equal pieces for spans up to this many windows; beyond, geometric
 
 
 @dataclass
@@ -31,6 +31,12 @@ class Split:
 
     kept: list[dict]
     windows: list[tuple[int, int]] = field(default_factory=list)
+    density: float = 0.0  # objects per second measured on the first page
+
+    def estimate(self, lo: int, hi: int) -> int | None:
+        """Objects a sub-window `[lo, hi)` is expected to hold at the measured density
+        (None when the page measured none: all its objects shared one second)."""
+        return max(1, round(self.density * (hi - lo))) if self.density else None
 
 
 def _density(hi: int, page: list[dict], created_field: str) -> float:
@@ -59,8 +65,8 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str, target:
     density = _density(hi, page, created_field)
     expected = density * (end - lo)
     if expected <= MAX_SPLIT * target:  # a known, bounded span: equal pieces
-        return Split(kept, _cut(lo, end, math.ceil(expected / target)))
-    return Split(kept, _geometric(lo, end, max(1, int(target / density))))
+        return Split(kept, _cut(lo, end, math.ceil(expected / target)), density)
+    return Split(kept, _geometric(lo, end, max(1, int(target / density))), density)
 
 
 def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import TargetModel, catalog_for, comparable, expected_rows, parse_messages, tap_config
+from conftest import SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, parse_messages, tap_config
 
 DAY = 86400
 STREAMS = ["charges", "customers", "invoices", "invoice_line_items", "subscriptions", "subscription_items",
@@ -228,3 +228,43 @@ def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(
         for cursors in bookmark["accounts"].values():
             assert "resync" not in cursors, f"{stream}: a finished run leaves no resync in progress"
     assert final["bookmarks"]["charges"]["accounts"]["default"]["created"] == sandbox.now
+
+
+def test_a_long_window_is_shared_by_idle_workers_in_order(run_tap):
+    """A window paged one request after another gets its older half handed to an idle
+    worker; every object still arrives exactly once, oldest first, and the bookmark ends
+    at the run's bound."""
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=5, now=SANDBOX_NOW, history_days=2, latency_ms=40, volumes={"charges": 1900}) as sb:
+        run = run_tap(tap_config(sb, max_workers=8), catalog=catalog_for(["charges"]))
+        assert run.returncode == 0, run.stderr
+        records = run.records("charges")
+        ids = [r["id"] for r in records]
+        assert len(ids) == len(set(ids)) == 1900
+        created = [r["created"] for r in records]
+        assert created == sorted(created), "windows must be written oldest first"
+        paged, started = set(), set()  # windows (gte, lt) read past their first page / started
+        for request in sb.requests:
+            if request["path"] == "/v1/charges":
+                query = dict(part.split("=", 1) for part in request["query"].split("&"))
+                window = (int(query["created%5Bgte%5D"]), int(query["created%5Blt%5D"]))
+                (paged if "starting_after" in query else started).add(window)
+        # A window split on its first page is never paged; a shared one was paged, then its
+        # older part started as a window of its own with the same lower bound.
+        shared = [(lo, hi) for lo, hi in paged for lo2, hi2 in started if lo2 == lo and hi2 < hi]
+        assert shared, "no running window was shared with an idle worker"
+        assert run.last_state["bookmarks"]["charges"]["accounts"]["default"]["created"] == sb.now
+
+
+def test_worker_shares_give_the_largest_streams_their_whole_endpoint_rate():
+    from tap_stripe.engine import worker_shares
+
+    shares = worker_shares({"charges": 2000, "balance": 2000, "intents": 1000, "customers": 500},
+                           endpoint_rate=25, global_rate=100, latency=0.25, max_workers=36)
+    assert shares["charges"] == shares["balance"] > 25 * 0.25  # more in flight than 25/s needs
+    assert shares["customers"] < shares["intents"] < shares["charges"]  # the others pace to finish with them
+    assert sum(shares.values()) <= 36
+    few = worker_shares({"charges": 2000, "customers": 500}, endpoint_rate=25, global_rate=100, latency=0.25,
+                        max_workers=4)
+    assert sum(few.values()) <= 4 and min(few.values()) >= 1

@@ -1,5 +1,6 @@
 """The client-side rate limiter: pacing, per-endpoint budgets, slowing down on 429s."""
 
+import random
 import threading
 import time
 
@@ -52,6 +53,42 @@ def test_a_429_slows_down_once_per_burst_and_recovers():
     time.sleep(0.5)
     limiter.acquire("GET /v1/x")
     assert limiter._global.rate > 70
+
+
+def test_a_429_at_the_edge_of_an_endpoint_limit_slows_only_that_endpoint():
+    limiter = RateLimiter(100, 10)
+    for _ in range(10):  # the endpoint's whole rate within the last second
+        limiter.acquire("GET /v1/charges")
+    limiter.throttled("GET /v1/charges")
+    assert limiter._pace("GET /v1/charges").rate == 9.0
+    assert limiter._global.rate == 100.0
+
+
+def test_late_wakeups_never_put_more_than_the_rate_in_one_second(monkeypatch):
+    """Threads that oversleep must not bunch: no one-second window holds more sends than
+    the rate (Stripe counts that way), however late each thread wakes."""
+    rng = random.Random(1)
+    real_sleep = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda seconds: real_sleep(seconds + rng.uniform(0, 0.08)))
+    limiter = RateLimiter(1000, 20)
+    sent, lock = [], threading.Lock()
+    stop = time.monotonic() + 2.5
+
+    def work():
+        while time.monotonic() < stop:
+            limiter.acquire("GET /v1/charges")
+            with lock:
+                sent.append(time.monotonic())
+
+    workers = [threading.Thread(target=work) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    sent.sort()
+    busiest = max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent)
+    assert busiest <= 20
+    assert len(sent) >= 40  # and the rate still holds on average
 
 
 def test_late_wakeups_do_not_lose_the_rate():

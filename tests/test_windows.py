@@ -51,3 +51,14 @@ def test_window_of_one_busy_last_second_is_set_apart():
     assert split.kept == []
     assert split.windows[-1] == (99, 100)
     assert split.windows[0][0] == 0
+    assert split.estimate(0, 99) is None  # nothing measured: every object shared one second
+
+
+def test_sub_windows_estimate_what_they_hold_at_the_first_page_density():
+    rng = random.Random(3)
+    objects = [{"id": f"ch_{i:05d}", "created": rng.randrange(0, 100_000)} for i in range(20_000)]
+    page, _ = fake_list(objects, 0, 100_000)
+    split = split_window(0, 100_000, page, "created")
+    for lo, hi in split.windows:
+        held = sum(1 for o in objects if lo <= o["created"] < hi)
+        assert 0.5 * held <= split.estimate(lo, hi) <= 2 * held

@@ -627,8 +627,8 @@ class Run:
             page = body.get("data") or []
             result.objects += len(page)
             with self._paging_lock:
-                if page and page[-1].get(created_field, segment.lo) < segment.lo:
-                    page = [obj for obj in page if obj.get(created_field, segment.lo) >= segment.lo]
+                if page and _created(page[-1], created_field, segment.lo) < segment.lo:
+                    page = [obj for obj in page if _created(obj, created_field, segment.lo) >= segment.lo]
                     segment.closed = True
                 elif not body.get("has_more"):
                     segment.closed = True
@@ -749,6 +749,11 @@ def _splice(segments: deque, position: int, replacement: list[Segment]) -> None:
     del segments[position]
     for offset, segment in enumerate(replacement):
         segments.insert(position + offset, segment)
+
+
+def _created(obj: dict, created_field: str, default: int) -> int:
+    value = obj.get(created_field)
+    return value if isinstance(value, int) else default
 
 
 def _max(a: int | None, b: int | None) -> int | None:

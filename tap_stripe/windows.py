@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TARGET_RECORDS = 1000  # about ten pages per window: one partial page per ten full ones
-MAX_SPLIT = 256  # equal pieces for spans up to this many windows; beyond, geometric
+MAX_SPLIT = 64  # equal pieces for spans up to this many windows (each a request, even if empty); beyond, geometric
 
 
 @dataclass

@@ -4,11 +4,13 @@ Work is organised in *feeds*: one per (top-level stream, account). A feed reads 
 and its child streams (the *family*), and is a queue of *segments* in output order:
 created-time windows of the list, then windows of events for changed and deleted objects
 (or pages of a full-table list, or one singleton read). Worker threads fetch segments, and
-the children of their records, up to `max_workers` requests in flight. The main thread
-alone writes: it emits a feed's head segment once it and its children are complete,
-then moves the bookmarks past it and writes STATE. A bookmark therefore only ever moves
-past records already written, whatever was fetched ahead, and a killed run resumes from
-its last STATE with at most the in-flight window sent again.
+the children of their records, up to `max_workers` requests in flight, shared between feeds
+by the rate each needs (`worker_shares`); a worker with nothing to start takes over part of
+a window still being paged (`Run._steal`). The main thread alone writes: it emits a
+feed's head segment once it and its children are complete, then moves the bookmarks past
+it and writes STATE. A bookmark therefore only ever moves past records already written,
+whatever was fetched ahead, and a killed run resumes from its last STATE with at most the
+in-flight window sent again.
 """
 
 from __future__ import annotations

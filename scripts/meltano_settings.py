@@ -11,7 +11,6 @@ tests/test_meltano.py checks the block against `--about` too. Kinds: string → 
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -20,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from refresh import refresh  # noqa: E402  (scripts/refresh.py)
 
 
 KINDS = {"integer": "integer", "number": "decimal", "boolean": "boolean", "array": "array", "object": "object"}
@@ -67,18 +68,5 @@ def render(text: str) -> str:
     return pattern.sub(lambda _: block(), text, count=1)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args()
-    path = ROOT / "meltano.yml"
-    current = path.read_text()
-    fresh = render(current)
-    if args.check:
-        return 0 if fresh == current else 1
-    path.write_text(fresh)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(refresh(ROOT / "meltano.yml", render, "scripts/meltano_settings.py"))

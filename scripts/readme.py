@@ -9,13 +9,14 @@ The tables sit between `<!-- BEGIN GENERATED: name -->` and `<!-- END GENERATED:
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from refresh import refresh  # noqa: E402  (scripts/refresh.py)
 
 from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC  # noqa: E402
 from tap_stripe.streams_table import EXCLUDED_LISTS, STREAMS  # noqa: E402
@@ -95,21 +96,5 @@ def render(text: str) -> str:
     return text
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args()
-    readme = ROOT / "README.md"
-    current = readme.read_text()
-    fresh = render(current)
-    if args.check:
-        if fresh != current:
-            print("README.md is out of date: run `python scripts/readme.py`", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(fresh)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(refresh(ROOT / "README.md", render, "scripts/readme.py"))

@@ -102,22 +102,19 @@ class RateLimiter:
             pace = self._endpoints[endpoint] = _Pace(self._special_rate if special else self._endpoint_rate)
         return pace
 
-    def acquire(self, endpoint: str) -> float:
-        """Block until a request to `endpoint` may go; return the seconds waited.
+    def acquire(self, endpoint: str) -> None:
+        """Block until a request to `endpoint` may go.
 
         First a slot of the endpoint's pace, then, when that slot comes, one of the global
-        pace (so a busy endpoint never holds global slots the other endpoints could use)."""
+        pace (so a busy endpoint never holds global slots the other endpoints could use),
+        then room in both paces' last second of sends."""
         with self._lock:
-            now = time.monotonic()
-            slot = self._pace(endpoint).reserve(now)
-        waited = max(0.0, slot - now)
-        time.sleep(waited)
+            pace = self._pace(endpoint)
+            slot = pace.reserve(time.monotonic())
+        _sleep_until(slot)
         with self._lock:
-            now = time.monotonic()
-            slot = self._global.reserve(now)
-        waited += max(0.0, slot - now)
-        time.sleep(max(0.0, slot - now))
-        pace = self._pace(endpoint)
+            slot = self._global.reserve(time.monotonic())
+        _sleep_until(slot)
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -125,9 +122,8 @@ class RateLimiter:
                 if until <= now:
                     pace.sent.append(now)
                     self._global.sent.append(now)
-                    return waited
-            waited += until - now
-            time.sleep(until - now)
+                    return
+            _sleep_until(until)
 
     @property
     def endpoint_rate(self) -> float:
@@ -153,3 +149,7 @@ class RateLimiter:
             else:
                 pace.throttle(now)
                 self._global.throttle(now)
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))

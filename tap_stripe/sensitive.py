@@ -90,17 +90,13 @@ RULES: tuple[tuple[tuple[str, ...], str | None], ...] = (
     (("*address*", "state"), "address"),
     (("*address*", "postal_code"), "address"),
     (("*address*", "town"), "address"),
-    (("address_line1",), "address"),
-    (("address_line2",), "address"),
-    (("address_city",), "address"),
-    (("address_state",), "address"),
+    (("*address_line1",), "address"),  # card address_line1, report customer_address_line1, …
+    (("*address_line2",), "address"),
+    (("*address_city",), "address"),
+    (("*address_state",), "address"),
+    (("*address_postal_code",), "address"),
     (("address_zip",), "address"),
     (("billing_zip",), "address"),
-    (("refund_account_holder_address_line1",), "address"),
-    (("refund_account_holder_address_line2",), "address"),
-    (("refund_account_holder_address_city",), "address"),
-    (("refund_account_holder_address_state",), "address"),
-    (("refund_account_holder_address_postal_code",), "address"),
     # whole addresses: strings (dispute evidence) or objects the schema leaves opaque
     (("address",), "address"),
     (("billing_address",), "address"),
@@ -278,11 +274,15 @@ def classify_schema(schema: dict, stream: str | None = None) -> dict[str, str]:
 
 
 def write_classification(schemas_dir: str | Path, out_path: str | Path) -> dict[str, dict[str, str]]:
-    """Classify every `<stream>.json` in `schemas_dir`; write `{stream: {path: category}}`."""
-    result = {
-        f.stem: classify_schema(json.loads(f.read_text()), stream=f.stem)
-        for f in sorted(Path(schemas_dir).glob("*.json"))
-    }
+    """Classify every stream the tap emits — each `<stream>.json` in `schemas_dir` and the
+    report streams, whose schemas `reports.report_schema` builds (an itemized report with
+    every column `report_columns` may ask for) — and write `{stream: {path: category}}`."""
+    from tap_stripe.reports import COLUMN_KINDS, REPORT_STREAMS, report_schema
+
+    schemas = {f.stem: json.loads(f.read_text()) for f in Path(schemas_dir).glob("*.json")}
+    schemas.update((spec.name, report_schema(spec, list(COLUMN_KINDS) if spec.itemized else None))
+                   for spec in REPORT_STREAMS)
+    result = {name: classify_schema(schema, stream=name) for name, schema in sorted(schemas.items())}
     Path(out_path).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
 

@@ -152,10 +152,11 @@ class TapStripe(Tap):
         classification = sensitive.load_classification()
         for entry in catalog["streams"]:
             by_breadcrumb = {tuple(m["breadcrumb"]): m["metadata"] for m in entry["metadata"]}
+            properties = entry["schema"].get("properties", {})
             for breadcrumb, extra in sensitive.catalog_metadata(classification.get(entry["tap_stream_id"], {})):
                 if breadcrumb in by_breadcrumb:
                     by_breadcrumb[breadcrumb].update(extra)
-                else:
+                elif breadcrumb[1] in properties:  # a nested field (a report's unrequested column is not)
                     entry["metadata"].append({"breadcrumb": list(breadcrumb), "metadata": dict(extra)})
         return catalog
 

@@ -22,6 +22,8 @@ from tap_stripe.sensitive import (
     write_classification,
 )
 
+from tap_stripe.reports import REPORT_STREAMS  # noqa: E402
+
 PKG = Path(__file__).resolve().parents[1] / "tap_stripe"
 SCHEMAS = {p.stem: json.loads(p.read_text()) for p in sorted((PKG / "schemas").glob("*.json"))}
 CLASSIFICATION = json.loads((PKG / "sensitive_fields.json").read_text())
@@ -167,7 +169,19 @@ def test_classification_file_in_sync_with_schemas(tmp_path):
     fresh = write_classification(PKG / "schemas", out)
     assert fresh == CLASSIFICATION, "run write_classification (scripts/generate.py) again"
     assert out.read_text() == (PKG / "sensitive_fields.json").read_text()
-    assert set(fresh) == set(SCHEMAS)
+    assert set(fresh) == set(SCHEMAS) | {spec.name for spec in REPORT_STREAMS}
+
+
+def test_report_streams_are_classified_and_protected():
+    """Report schemas are built in code, not in schemas/: their personal columns still count."""
+    stream = "report_balance_change_from_activity_itemized"
+    assert CLASSIFICATION[stream]["customer_email"] == "contact"
+    assert CLASSIFICATION[stream]["customer_address_line1"] == "address"
+    p = Protector.from_config({"categories": {"contact": "hash", "address": "drop"}}, KEY, CLASSIFICATION)
+    row = p.record(stream, {"balance_transaction_id": "txn_1", "customer_email": "jenny@example.com",
+                            "customer_address_line1": "1 Main St", "gross": 10})
+    assert row["customer_email"].startswith("h1:") and "customer_address_line1" not in row
+    assert row["gross"] == 10
 
 
 def test_classify_schema_rules_on_a_small_schema():

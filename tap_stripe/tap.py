@@ -9,7 +9,6 @@ exactly as in the SDK's own record path (guarded by a golden-output test).
 
 from __future__ import annotations
 
-import copy
 import gc
 import json
 import logging
@@ -19,11 +18,12 @@ import time
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import click
 import orjson
 from singer_sdk import Stream, Tap
+from singer_sdk.singerlib import Catalog
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
@@ -120,14 +120,25 @@ class TapStripe(Tap):
 
     def __init__(self, *args: Any, validate_config: bool = True, catalog: Any = None,
                  config: Any = None, **kwargs: Any):
-        """The SDK's JSON Schema validation is replaced by `settings.validate` (one line per
-        problem, values never echoed), which runs here unless `validate_config` is false."""
         self._stripe_state: dict = {}
-        if isinstance(catalog, dict) and isinstance(config, dict):
-            catalog = align_catalog(catalog, config)
-        super().__init__(*args, validate_config=False, catalog=catalog, config=config, **kwargs)
-        if validate_config:
+        super().__init__(*args, validate_config=validate_config, catalog=catalog, config=config, **kwargs)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Replaces the SDK's JSON Schema pass with `settings.validate` (one line per problem,
+        values never echoed). The SDK calls it once the environment is merged into the config
+        and before any stream is built, so no stream sees a bad setting. Discovery
+        (`raise_errors` false) checks the settings too when it has a key; without one it
+        only lists the catalog."""
+        if raise_errors or self.config.get("api_key"):
             _ = self.settings
+        return []
+
+    def setup_mapper(self) -> None:
+        """Align the input catalog with this run's (merged) config before the streams and
+        the SDK's mapper read it."""
+        if self.input_catalog is not None:
+            self._input_catalog = Catalog.from_dict(align_catalog(self.input_catalog.to_dict(), self.config))
+        super().setup_mapper()
 
     @classmethod
     def get_plugin_version(cls) -> str:
@@ -184,6 +195,13 @@ class TapStripe(Tap):
                       parse_env_config=bool(config and config.parse_env))
             tap.sync()
         except (ConfigError, StateError, FatalRunError, StripeError) as exc:
+            _fail(str(exc))
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        try:
+            super().cb_discover(ctx, param, value)
+        except ConfigError as exc:
             _fail(str(exc))
 
     @classmethod
@@ -403,11 +421,10 @@ def _first_pages(client: StripeClient, spec: StreamSpec, params: list, pages: in
     yield objects
 
 
-def align_catalog(catalog: dict, config: dict) -> dict:
-    """A copy of an input catalog that describes this run, whatever config it was discovered
-    with: expandable fields typed as this run returns them and, with several accounts, keys
-    that include `_account_id` (ids can repeat across accounts)."""
-    catalog = copy.deepcopy(catalog)
+def align_catalog(catalog: dict, config: Mapping[str, Any]) -> dict:
+    """An input catalog (as a dict, changed in place) made to describe this run, whatever
+    config it was discovered with: expandable fields typed as this run returns them and,
+    with several accounts, keys that include `_account_id` (ids can repeat across accounts)."""
     expand = config.get("expand") or {}
     several = several_accounts(config)
     for entry in catalog.get("streams", []):

@@ -24,6 +24,9 @@ BAD = [
     ({"ca_bundle": "/no/such/file.pem"}, "ca_bundle"),
     ({"sensitive_data": {"categories": {"contact": "hash"}}}, "sensitive_hash_key"),
     ({"oauth_client_id": "ca_1"}, "oauth"),
+    # settings the streams read when they are built: validated before that
+    ({"expand": ["charges"]}, "expand"),
+    ({"report_columns": ["gross"]}, "report_columns"),
 ]
 
 
@@ -63,3 +66,21 @@ def test_malformed_catalog_file_stops_the_run(sandbox, run_tap, tmp_path):
     assert result.returncode != 0
     assert "catalog file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_from_the_environment_shape_the_input_catalog(monkeypatch):
+    """A catalog discovered for one account, run with several accounts set in the
+    environment: keys gain `_account_id` as they do with the setting in the config file."""
+    from conftest import SANDBOX_KEY, catalog_for
+    from tap_stripe.tap import TapStripe
+
+    monkeypatch.setenv("TAP_STRIPE_CONNECTED_ACCOUNTS", "all")
+    tap = TapStripe(config={"api_key": SANDBOX_KEY}, catalog=catalog_for(["charges"]), parse_env_config=True)
+    assert tap.streams["charges"].primary_keys == ["_account_id", "id"]
+    assert tap.catalog.get_stream("charges").key_properties == ["_account_id", "id"]
+
+
+def test_discovery_with_a_key_checks_the_settings_too(sandbox, run_tap):
+    result = run_tap({**tap_config(sandbox), "report_columns": ["gross"]}, args=("--discover",))
+    assert result.returncode != 0
+    assert "setting 'report_columns'" in result.stderr and "Traceback" not in result.stderr

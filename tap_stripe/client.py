@@ -126,8 +126,7 @@ class StripeClient:
     def __init__(self, *, credentials: Credentials, api_url: str, api_version: str,
                  user_agent: str, connect_timeout: float, read_timeout: float,
                  max_retries: int, max_backoff_seconds: float, limiter: RateLimiter,
-                 ca_bundle: str | None = None, stats: ClientStats | None = None,
-                 on_request: Callable[[], None] | None = None):
+                 ca_bundle: str | None = None, stats: ClientStats | None = None):
         self.credentials = credentials
         self.api_url = api_url.rstrip("/")
         self.api_version = api_version
@@ -155,10 +154,8 @@ class StripeClient:
         return session
 
     def get(self, path: str, params: list[tuple[str, Any]] | dict | None = None, *,
-            account: str | None = None, endpoint: str | None = None, stream: str = "",
-            base_url: str | None = None) -> Any:
-        return self.request("GET", path, params=params, account=account, endpoint=endpoint,
-                            stream=stream, base_url=base_url)
+            account: str | None = None, endpoint: str | None = None, stream: str = "") -> Any:
+        return self.request("GET", path, params=params, account=account, endpoint=endpoint, stream=stream)
 
     def request(self, method: str, path: str, *, params: Any = None, data: Any = None,
                 account: str | None = None, endpoint: str | None = None, stream: str = "",
@@ -171,13 +168,14 @@ class StripeClient:
         while True:
             self.limiter.acquire(endpoint)
             self.stats.add(self.stats.requests, stream)
+            sent_with = self.credentials
             try:
                 return self._send(method, url, path, params, data, account, headers, raw)
             except AuthenticationFailed:
                 if self.credentials.refresh is None or refreshed:
                     raise
                 refreshed = True
-                self._refresh()
+                self._refresh(sent_with)
                 continue
             except Retryable as retry:
                 attempt += 1
@@ -201,8 +199,12 @@ class StripeClient:
         """Bytes of 200 responses this thread has received (the engine's memory accounting)."""
         return getattr(self._local, "received", 0)
 
-    def _refresh(self) -> None:
+    def _refresh(self, rejected: Credentials) -> None:
+        """Exchange the refresh token again, once for all the threads whose requests the
+        old token failed."""
         with self._refresh_lock:
+            if self.credentials is not rejected:
+                return  # another thread already refreshed
             refresh = self.credentials.refresh
             assert refresh is not None
             self.credentials = refresh()

@@ -77,7 +77,7 @@ class Member:
             yield from child.walk()
 
 
-@dataclass
+@dataclass(eq=False)  # segments are found by identity (deque.index), never compared by value
 class Segment:
     kind: str  # "window" | "events" | "pages" | "singleton" | "report_plan" | "report"
     lo: int | None = None
@@ -119,7 +119,6 @@ class Feed:
         self.version: int | None = None
         self.resync = False
         self.events_types: tuple[str, ...] = ()
-        self.lo: int | None = None
         self.hi = run.hi
         self.emitted_hi: int | None = None
         self.progress_lo: int | None = None
@@ -191,7 +190,6 @@ class Run:
             versions=settings.report_versions, poll_timeout=settings.report_poll_timeout,
             files_url=settings.files_url)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="stripe")
-        self.in_flight_limit = settings.max_workers
         self.feeds: list[Feed] = []
         self._last_state = 0.0
         self._state_dirty = False
@@ -256,7 +254,6 @@ class Run:
                 if member.selected or member is not feed.root:
                     floors.append(member.floor)
             lo = None if any(f is None for f in floors) else min(floors, default=start)
-        feed.lo = lo
         if lo is None or lo < feed.hi:
             feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi))
         if feed.events_types and not feed.resync:
@@ -298,6 +295,8 @@ class Run:
         active = list(self.feeds)
         try:
             while active:
+                if self._stealable.done():  # renewed before _schedule looks, so no signal is lost
+                    self._stealable = Future()
                 self._schedule(active)
                 progressed = False
                 for feed in list(active):
@@ -309,11 +308,11 @@ class Run:
                 self._maybe_write_state()
                 self.summary.progress(self.feeds)
                 if not progressed and active:
-                    pending = [f for feed in active for s in feed.segments
-                               for f in ([s.future] if s.future else []) + s.subs if not f.done()]
+                    # What can change the plan: a fetch ending, a head segment's children
+                    # completing (it can then be written), a window starting to page.
+                    pending = [s.future for feed in active for s in feed.segments if s.future and not s.future.done()]
+                    pending += [f for feed in active if feed.segments for f in feed.segments[0].subs if not f.done()]
                     if pending:
-                        if self._stealable.done():
-                            self._stealable = Future()
                         wait([*pending, self._stealable], timeout=1.0, return_when=FIRST_COMPLETED)
         except BaseException:
             self._stop.set()
@@ -352,7 +351,7 @@ class Run:
             key = id(feed)
             buffered[key], in_flight[key], remaining[key], first_ready[key] = held, busy, pages, first
             running += busy
-        slots = self.in_flight_limit - running
+        slots = self.settings.max_workers - running
         if slots <= 0:
             return
         limiter = self.client.limiter
@@ -404,8 +403,8 @@ class Run:
                 best, best_left = segment, left
         if best is None:
             return False
-        with self._paging_lock:
-            if best.closed:
+        with self._paging_lock:  # the worker may have moved on since the scan
+            if best.closed or best.reached - best.lo < 2:
                 return False
             lo, middle = best.lo, best.lo + (best.reached - best.lo) // 2
             best.lo = middle

@@ -88,11 +88,11 @@ class _Pace:
 
 
 class RateLimiter:
-    def __init__(self, global_rate: float, endpoint_rate: float, special_rate: float | None = None):
+    def __init__(self, global_rate: float, endpoint_rate: float):
         self._lock = threading.Lock()
         self._global = _Pace(global_rate)
         self._endpoint_rate = endpoint_rate
-        self._special_rate = special_rate or min(endpoint_rate, STRIPE_SEARCH_FILES_LIMIT * HEADROOM)
+        self._special_rate = min(endpoint_rate, STRIPE_SEARCH_FILES_LIMIT * HEADROOM)
         self._endpoints: dict[str, _Pace] = {}
 
     def _pace(self, endpoint: str) -> _Pace:

@@ -117,3 +117,18 @@ def test_revoked_refresh_token_fails_with_one_clear_line(platform, run_tap):
     errors = [line for line in result.stderr.splitlines() if line.startswith("tap-stripe: error:")]
     assert len(errors) == 1 and "invalid_grant" in errors[0] and "reconnect" in errors[0]
     assert token not in result.stderr
+
+
+def test_concurrent_requests_rejected_together_refresh_the_token_once(run_tap):
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=5, now=SANDBOX_NOW, accounts=1, latency_ms=20, volumes={"charges": 3000}) as sb:
+        token = sb.issue_refresh_token(sb.account_ids()[0])
+        sb.expire_access_tokens(after_uses=10)
+        result = run_tap(oauth_config(sb, token, max_workers=8), catalog=catalog_for(["charges"]))
+        assert result.returncode == 0, result.stderr
+        assert len(result.records("charges")) == 3000
+        api_requests = sum(1 for r in sb.requests if r["path"].startswith("/v1/"))
+        # One exchange to start, then one per token worn out (10 requests each), not one per
+        # thread whose request the worn-out token failed.
+        assert 2 <= sb.app.oauth.exchanges <= 2 + api_requests // 10, (sb.app.oauth.exchanges, api_requests)

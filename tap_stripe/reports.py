@@ -73,6 +73,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.pagination import list_pages
+from tap_stripe.windows import created_params
 from tap_stripe.records import rfc3339
 
 LOGGER = logging.getLogger("tap_stripe")
@@ -355,11 +357,6 @@ def report_types(client: StripeClient, account: str | None, stream: str = "") ->
     return types
 
 
-def clear_report_types_cache() -> None:
-    with _types_lock:
-        _types_cache.clear()
-
-
 def _split_type(type_id: str) -> tuple[str, int | None]:
     family, _, version = type_id.rpartition(".")
     return (family, int(version)) if version.isdigit() else (type_id, None)
@@ -453,8 +450,7 @@ def plan_report(client: StripeClient, spec: ReportSpec, account: str | None, boo
     if spec.params == "payout":
         return _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task)
 
-    lower = bookmark if bookmark is not None else max(start or available_start, available_start)
-    lower = max(lower, available_start)
+    lower = max(bookmark if bookmark is not None else (start or 0), available_start)
     if lower >= available_end:
         return []
     if options.interval not in ("day", "sync"):
@@ -475,21 +471,10 @@ def plan_report(client: StripeClient, spec: ReportSpec, account: str | None, boo
 
 
 def _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task):
-    params: list[tuple[str, Any]] = [("limit", 100)]
-    if bookmark is not None:
-        params.append(("created[gt]", bookmark))
-    else:
-        params.append(("created[gte]", max(start or available_start, available_start)))
-    payouts: list[dict] = []
-    cursor = None
-    while True:
-        page = client.request("GET", "/v1/payouts", params=params + ([("starting_after", cursor)] if cursor else []),
-                              account=account, stream=spec.name)
-        data = page.get("data") or []
-        payouts.extend(data)
-        if not page.get("has_more") or not data:
-            break
-        cursor = data[-1]["id"]
+    after = bookmark + 1 if bookmark is not None else max(start or available_start, available_start)
+    payouts = [payout for page in list_pages(client, "/v1/payouts", created_params(after, None), account=account,
+                                             endpoint="/v1/payouts", stream=spec.name)
+               for payout in page.get("data") or []]
     payouts.sort(key=lambda p: (p.get("created") or 0, p.get("id") or ""))
     chosen = []
     for payout in payouts:
@@ -618,24 +603,25 @@ def _convert(column: str, kind: str, value: str, tz) -> Any:
     return value
 
 
-def _row_id(task: ReportTask, row: dict, number: int) -> str:
+def _cell(values: list[str], at: int | None) -> str | None:
+    return values[at] if at is not None and at < len(values) else None
+
+
+def _row_scope(task: ReportTask) -> str:
+    """What a report run covers, as the `_row_id` prefix: a payout or an interval."""
     p = task.parameters
+    if task.spec.params == "payout":
+        return p["payout"]
+    if task.spec.params == "interval_end":
+        return rfc3339(p["interval_end"])
+    return f"{rfc3339(p['interval_start'])}/{rfc3339(p['interval_end'])}"
+
+
+def _row_id(task: ReportTask, scope: str, txn: str | None, category: str | None, currency: str | None,
+            number: int) -> str:
     spec = task.spec
-    txn = row.get("balance_transaction_id")
     if spec.itemized and txn:
-        if spec.params == "interval_end":
-            return f"{rfc3339(p['interval_end'])}/{txn}"
-        if spec.params == "payout":
-            return f"{p['payout']}/{txn}"
-        return txn
-    if spec.params == "payout":
-        scope = p["payout"]
-    elif spec.params == "interval_end":
-        scope = rfc3339(p["interval_end"])
-    else:
-        scope = f"{rfc3339(p['interval_start'])}/{rfc3339(p['interval_end'])}"
-    category = row.get("reporting_category") or row.get("category")
-    currency = row.get("currency")
+        return txn if spec.params == "interval" else f"{scope}/{txn}"
     if not spec.itemized and category and currency:
         return f"{scope}/{currency}/{category}"
     return f"{task.report_type}/{scope}/{number}"
@@ -663,21 +649,29 @@ def parse_report_csv(task: ReportTask, body: bytes, run_id: str | None, updated:
         extra["_payout"] = p["payout"]
     extra["_account_id"] = task.account
     extra["_updated_at"] = rfc3339(updated) if updated is not None else None
+    # Per column, once: where it is in a row and its kind; a column the run did not ask for
+    # is not in the schema. The key's columns are read from the raw row.
+    kept = [(index, column, kind) for index, (column, kind) in enumerate(zip(header, kinds)) if column in base]
+    position = {column: index for index, column in enumerate(header)}
+    txn_at, currency_at = position.get("balance_transaction_id"), position.get("currency")
+    category_at, old_category_at = position.get("reporting_category"), position.get("category")
+    scope = _row_scope(task)
     records = []
     for number, values in enumerate(reader, start=1):
         if not values:
             continue
-        raw = dict(zip(header, values))
         record = dict(base)
-        for column, kind, value in zip(header, kinds, values):
-            if column not in base:
-                continue  # a column the run did not ask for is not in the schema
+        for index, column, kind in kept:
+            if index >= len(values):
+                break  # a short row: the rest stay null
+            value = values[index]
             try:
                 record[column] = _convert(column, kind, value, tz)
             except (ValueError, InvalidOperation):
                 raise ReportFailed(f"{task.describe()}: row {number} column {column}: cannot read {value!r} "
                                    f"as {kind}") from None
-        record["_row_id"] = _row_id(task, raw, number)
+        category = _cell(values, category_at) or _cell(values, old_category_at)
+        record["_row_id"] = _row_id(task, scope, _cell(values, txn_at), category, _cell(values, currency_at), number)
         record.update(extra)
         records.append(record)
     return records

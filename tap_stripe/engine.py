@@ -163,7 +163,8 @@ class Feed:
 
 class Run:
     def __init__(self, *, client: StripeClient, specs: dict[str, StreamSpec],
-                 selected: set[str], shapers: dict[str, RecordShaper], emit: Callable[[str, dict, str, int | None], None],
+                 selected: set[str], shapers: dict[str, RecordShaper],
+                 emitters: dict[str, Callable[[dict, str, int | None], None]],
                  write_message: Callable[[dict], None], state: State, settings: Any,
                  render: dict[str, Callable[[dict, str, int | None], bytes]],
                  write_line: Callable[[bytes], None] | None,
@@ -173,7 +174,7 @@ class Run:
         self.specs = specs
         self.selected = selected
         self.shapers = shapers
-        self.emit = emit
+        self.emitters = emitters
         self.render = render
         self.write_line = write_line
         self.write_message = write_message
@@ -472,15 +473,16 @@ class Run:
     def _emit_segment(self, feed: Feed, segment: Segment, output: Rendered) -> None:
         extracted = rfc3339(int(time.time()))
         skipped = {m.spec.name for m in feed.root.walk() if m.skipped}
-        emit, write_line, version = self.emit, self.write_line, feed.version
+        write_line, version = self.write_line, feed.version
         for stream, _, payload, _ in output:
             if stream in skipped:
                 continue
             if type(payload) is bytes:
                 write_line(payload)
             else:
+                emit = self.emitters[stream]
                 for record in payload:
-                    emit(stream, record, extracted, version)
+                    emit(record, extracted, version)
         self.summary.count(output, skipped)
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:

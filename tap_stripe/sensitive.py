@@ -31,6 +31,7 @@ whether the classification covers the field they were found in.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -290,7 +291,9 @@ def write_classification(schemas_dir: str | Path, out_path: str | Path) -> dict[
 CLASSIFICATION_FILE = Path(__file__).with_name("sensitive_fields.json")
 
 
+@functools.cache
 def load_classification(path: str | Path = CLASSIFICATION_FILE) -> dict[str, dict[str, str]]:
+    """The classification file, read once per process: callers only read it."""
     return json.loads(Path(path).read_text())
 
 

@@ -215,7 +215,7 @@ class TapStripe(Tap):
             if value == "schema":
                 tap.write_schemas()
                 ctx.exit()
-            client = tap.client(RunSummary(0))
+            client = tap.client()
             try:
                 client.get("/v1/balance", stream="--test")
                 print("tap-stripe: connection test passed: Stripe accepted the key.", file=sys.stderr)
@@ -260,7 +260,7 @@ class TapStripe(Tap):
 
     def scan_sensitive(self, pages: int = 1) -> dict:
         """Sample the first page(s) of each selected top-level list and scan them."""
-        client = self.client(RunSummary(0))
+        client = self.client()
         classification = sensitive.load_classification()
         findings = {}
         for spec in self.selected_specs():
@@ -279,7 +279,7 @@ class TapStripe(Tap):
 
     # ----- sync ----------------------------------------------------------------------
 
-    def client(self, summary: RunSummary, credentials: Credentials | None = None) -> StripeClient:
+    def client(self, credentials: Credentials | None = None) -> StripeClient:
         settings = self.settings
         if credentials is None:
             credentials = accounts.credentials(settings)
@@ -301,7 +301,7 @@ class TapStripe(Tap):
         settings = self.settings
         summary = RunSummary(settings.progress_interval)
         writer: FastWriter = sink or self.message_writer.fast
-        client = self.client(summary)
+        client = self.client()
         try:
             now = server_time(client)
             account_list = accounts.resolve(client, settings)
@@ -324,7 +324,7 @@ class TapStripe(Tap):
             run = Run(
                 client=client, specs=SPECS, selected=selected,
                 shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS},
-                emit=lambda stream, record, extracted, version: emitters[stream](record, extracted, version),
+                emitters=emitters,
                 render={name: e.render for name, e in emitters.items() if e.in_worker},
                 write_line=getattr(writer, "write_line", None),
                 write_message=writer.message, state=State(self._stripe_state), settings=settings,

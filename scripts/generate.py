@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tap_stripe.records import TAP_FIELD_SCHEMAS  # noqa: E402  (the fields the tap adds)
+
 DEFAULT_OPENAPI_DIR = Path(__file__).resolve().parents[2] / "shared" / "stripe-openapi"
 
 # Lists that are not streams, and why. The README's streams section prints these.
@@ -124,14 +126,6 @@ SINGLETONS = {
     "balance_pending": ("/v1/balance", "balance_amount", "pending", ("currency",)),
 }
 
-# Fields the tap adds to every record (see docs/DESIGN.md).
-TAP_FIELDS = {
-    "_account_id": {"type": ["string", "null"]},
-    "_updated_at": {"type": ["string", "null"], "format": "date-time"},
-    "deleted": {"type": ["boolean", "null"]},
-    "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
-}
-
 # How deep component references are inlined before an object becomes untyped JSON.
 MAX_REF_DEPTH = 4
 EXPANDED_REF_DEPTH = 3  # an expanded object is typed at its first levels only
@@ -147,7 +141,6 @@ class SchemaBuilder:
         return schema
 
     def convert(self, node: dict, depth: int, chain: tuple, nullable: bool = True) -> dict:
-        nullable = nullable and True
         if "$ref" in node:
             name = node["$ref"].rsplit("/", 1)[1]
             target = self.components[name]
@@ -360,7 +353,6 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
             entry["key_properties"] = KEYS[name]
         if name in OAUTH_UNREADABLE:
             entry["oauth_readable"] = False
-        entry["embedded_field"] = None
         specs.append(entry)
         schemas[name] = _merged_schema(builder, items)
 
@@ -375,23 +367,22 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
     by_name = {s["name"]: s for s in specs}
     for entry in specs:
         if entry.get("parent"):
-            if entry["name"] not in NOT_EMBEDDED:
-                entry["embedded_field"] = _embedded_field(entry, by_name, lists, components)
+            embedded = None if entry["name"] in NOT_EMBEDDED else _embedded_field(entry, by_name, lists, components)
+            if embedded:
+                entry["embedded_field"] = embedded
             by_name[entry["parent"]].setdefault("children", []).append(entry["name"])
     for entry in specs:
         if "children" in entry:
             entry["children"] = tuple(sorted(entry["children"]))
-        if entry.get("embedded_field") is None:
-            entry.pop("embedded_field", None)
 
     schema_dir = out / "schemas"
     schema_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, schema in sorted(schemas.items()):
-        for key, value in TAP_FIELDS.items():
-            schema["properties"].setdefault(key, value)
-            if key == "deleted":
-                schema["properties"][key] = {"type": ["boolean", "null"]}
+        properties = schema["properties"]
+        for key, value in TAP_FIELD_SCHEMAS.items():
+            # ours replaces Stripe's `deleted` (only ever `true`, on deleted objects)
+            properties[key] = value if key == "deleted" else properties.get(key, value)
         target = schema_dir / f"{name}.json"
         target.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
         written.append(str(target))

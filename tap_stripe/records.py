@@ -16,7 +16,15 @@ import time
 from functools import lru_cache
 from typing import Any
 
-TAP_FIELDS = ("_account_id", "_updated_at", "deleted", "_sdc_deleted_at")
+# Fields the tap adds to every record, and their schemas (scripts/generate.py writes them
+# into every stream's schema; docs/DESIGN.md says what each holds).
+TAP_FIELD_SCHEMAS = {
+    "_account_id": {"type": ["string", "null"]},
+    "_updated_at": {"type": ["string", "null"], "format": "date-time"},
+    "deleted": {"type": ["boolean", "null"]},
+    "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+}
+TAP_FIELDS = tuple(TAP_FIELD_SCHEMAS)
 
 # A plan maps a key to None (convert this value) or to a sub-plan for a nested value.
 Plan = dict[str, Any]

@@ -55,7 +55,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("expand", th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
                 description="Extra fields to expand, per stream: `{\"charges\": [\"customer\"]}`."),
     th.Property("max_retries", th.IntegerType, default=8,
-                description="Retries of a request that failed in a retryable way (429, 5xx, timeouts)."),
+                description="Retries of a request that failed in a retryable way (429, 409, 5xx, timeouts)."),
     th.Property("max_backoff_seconds", th.NumberType, default=60,
                 description="Longest wait between two retries."),
     th.Property("on_permission_error", th.StringType, default="skip", allowed_values=["skip", "fail"],

@@ -34,7 +34,7 @@ from tap_stripe.records import RecordShaper, rfc3339
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
-from tap_stripe.windows import TARGET_RECORDS, Split, created_params, should_split, split_window
+from tap_stripe.windows import TARGET_RECORDS, Split, created_params, split_if_dense
 
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
@@ -122,12 +122,13 @@ class Feed:
         self.hi = run.hi
         self.emitted_hi: int | None = None
         self.progress_lo: int | None = None
-        self.object_bytes = FIRST_OBJECT_BYTES  # running average size of this feed's objects
+        self.object_bytes = FIRST_OBJECT_BYTES  # running average size of its objects (main thread)
+        self.cursors: set[str] = set()  # a full-table list's cursors so far
 
-    def window_records(self) -> int:
+    def window_records(self, object_bytes: int | None = None) -> int:
         """How many objects a window should hold: about ten pages, fewer for large objects,
         so a window stays near WINDOW_BYTES in memory."""
-        return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, self.object_bytes)))
+        return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, object_bytes or self.object_bytes)))
 
     def expected_records(self, segment: "Segment") -> int:
         """Objects `segment` is expected to hold: its estimate from the split that made it,
@@ -431,6 +432,8 @@ class Run:
                 break
             progressed = True
             position = feed.segments.index(segment)
+            if result.objects:
+                feed.object_bytes = (feed.object_bytes + result.nbytes // result.objects) // 2
             if result.tasks is not None:
                 _splice(feed.segments, position, [Segment("report", task=task) for task in result.tasks])
                 continue
@@ -444,8 +447,6 @@ class Run:
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.nbytes = result.nbytes
-            if result.objects:
-                feed.object_bytes = (feed.object_bytes + result.nbytes // result.objects) // 2
             if result.next_cursor:
                 feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor))
         while feed.segments and feed.segments[0].ready:
@@ -575,10 +576,14 @@ class Run:
             shaper, now = self.shapers[spec.name], int(time.time())
             return SegmentResult(output=[(spec.name, shaper.shape(row, feed.account, now)) for row in rows])
         if segment.kind == "pages":
-            page = self._page(feed, spec.list_query(self.expand), cursor=segment.cursor)
+            page = self.client.get(spec.path, page_query(spec.list_query(self.expand), segment.cursor, spec.paginated),
+                                   account=feed.account, stream=spec.name)
+            self.summary.page(spec.name)
             result = self._parents(feed, page.get("data") or [])
-            result.next_cursor = next_cursor(page, {segment.cursor} if segment.cursor else set(),
-                                             stream=spec.name, path=spec.path, paginated=spec.paginated)
+            # A full-table list's pages are fetched one after the other, so one set of the
+            # feed's cursors catches a list that loops back to any earlier page.
+            result.next_cursor = next_cursor(page, feed.cursors, stream=spec.name, path=spec.path,
+                                             paginated=spec.paginated)
             return result
         if segment.kind == "events":
             return self._events_window(feed, segment)
@@ -593,25 +598,20 @@ class Run:
             return SegmentResult(output=[(spec.name, row) for row in rows])
         return self._list_window(feed, segment)
 
-    def _page(self, feed: Feed, params: list, cursor: str | None = None) -> dict:
-        spec = feed.spec
-        body = self.client.get(spec.path, page_query(params, cursor, spec.paginated), account=feed.account,
-                               stream=spec.name)
-        self.summary.page(spec.name)
-        return body
-
     def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
         params = spec.list_query(self.expand) + created_params(segment.lo, segment.hi)
+        bodies = list_pages(self.client, spec.path, params, account=feed.account, endpoint=spec.path, stream=spec.name)
         before = self.client.received()
-        first = self._page(feed, params)
+        first = next(bodies)
         objects = first.get("data") or []
         created_field = spec.created_field or "created"
-        if objects:  # size windows from this page's objects, the freshest measure there is
-            feed.object_bytes = (self.client.received() - before) // len(objects)
-        target = feed.window_records()
-        if first.get("has_more") and objects and should_split(segment.lo, segment.hi, objects, created_field, target):
-            split = split_window(segment.lo, segment.hi, objects, created_field, target)
+        # Windows are sized from this page's objects, the freshest measure there is.
+        object_bytes = (self.client.received() - before) // len(objects) if objects else None
+        split = split_if_dense(segment.lo, segment.hi, first, created_field, feed.window_records(object_bytes))
+        if split is not None:
+            bodies.close()
+            self.summary.page(spec.name)
             result = self._parents(feed, list(reversed(split.kept)))
             result.split, result.objects = split, len(objects)
             return result
@@ -620,13 +620,8 @@ class Run:
         # older than `segment.lo` are left out: another worker may have taken that part.
         result = SegmentResult()
         pages: list[Rendered] = []
-        bodies = [first]
-        if first.get("has_more") and objects:
-            bodies = chain(bodies, list_pages(self.client, spec.path, params, account=feed.account, endpoint=spec.path,
-                                              stream=spec.name, starting_after=objects[-1]["id"]))
-        for index, body in enumerate(bodies):
-            if index:
-                self.summary.page(spec.name)
+        for body in chain([first], bodies):
+            self.summary.page(spec.name)
             page = body.get("data") or []
             result.objects += len(page)
             with self._paging_lock:

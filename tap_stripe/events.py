@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_stripe.client import StripeError
 from tap_stripe.pagination import list_pages
-from tap_stripe.windows import Split, created_params, should_split, split_window
+from tap_stripe.windows import Split, created_params, split_if_dense
 
 if TYPE_CHECKING:
     from tap_stripe.engine import Feed, Output, Run, Segment
@@ -33,12 +33,11 @@ def read_window(run: "Run", feed: "Feed", segment: "Segment") -> tuple[list[dict
                        stream=stream)
     first = next(pages)
     run.summary.page(stream)
-    events = first.get("data") or []
-    if first.get("has_more") and events and should_split(segment.lo, segment.hi, events, "created"):
+    split = split_if_dense(segment.lo, segment.hi, first, "created")
+    if split is not None:
         pages.close()
-        split = split_window(segment.lo, segment.hi, events, "created")
         return list(reversed(split.kept)), split
-    collected = [events]
+    collected = [first.get("data") or []]
     for body in pages:
         run.summary.page(stream)
         collected.append(body.get("data") or [])

@@ -53,6 +53,15 @@ def should_split(lo: int, hi: int, page: list[dict], created_field: str, target:
     return remaining > 2 * target
 
 
+def split_if_dense(lo: int, hi: int, first: dict, created_field: str, target: int = TARGET_RECORDS) -> Split | None:
+    """After a window's first page (the response body): its split when the rest is worth
+    cutting into concurrent windows, else None (page through it)."""
+    page = first.get("data") or []
+    if first.get("has_more") and page and should_split(lo, hi, page, created_field, target):
+        return split_window(lo, hi, page, created_field, target)
+    return None
+
+
 def split_window(lo: int, hi: int, page: list[dict], created_field: str, target: int = TARGET_RECORDS) -> Split:
     """Split `[lo, hi)` after its first page `page` (newest first) came back with has_more."""
     oldest = page[-1][created_field]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +20,6 @@ from tap_stripe.streams_table import API_VERSION
 
 DEFAULT_FULL_RESYNC = ("customers", "invoices")
 KEY_PATTERN = re.compile(r"^(sk|rk)_(live|test)_[0-9A-Za-z_]+$")
-OAUTH_TOKEN_PATTERN = re.compile(r"^[0-9A-Za-z_\-.]+$")
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property("api_key", th.StringType, secret=True,
@@ -142,16 +141,12 @@ class Settings:
     oauth_url: str
     summary_file: str | None
     progress_interval: float
-    report_interval: str = "day"
-    report_columns: dict[str, list[str]] = field(default_factory=dict)
-    report_timezone: str | None = None
-    report_versions: dict[str, str] = field(default_factory=dict)
-    report_poll_timeout: float = 600.0
-    raw: dict = field(repr=False, default_factory=dict)
-
-    @property
-    def multi_account(self) -> bool:
-        return several_accounts(self.raw)
+    report_interval: str
+    report_columns: dict[str, list[str]]
+    report_timezone: str | None
+    report_versions: dict[str, str]
+    report_poll_timeout: float
+    multi_account: bool  # several accounts: ids can repeat across them
 
 
 def several_accounts(config: dict) -> bool:
@@ -175,9 +170,13 @@ def _timestamp(config: dict, name: str) -> int | None:
     return int(parsed.timestamp())
 
 
-def _number(config: dict, name: str, default: float | None, *, integer: bool = False,
-            minimum: float = 0, allow_zero: bool = True) -> Any:
-    value = config.get(name, default)
+def _default(name: str) -> Any:
+    """A setting's default, as CONFIG_SCHEMA (and so `--about` and the README) declares it."""
+    return CONFIG_SCHEMA["properties"][name].get("default")
+
+
+def _number(config: dict, name: str, *, integer: bool = False, minimum: float = 0, allow_zero: bool = True) -> Any:
+    value = config.get(name, _default(name))
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or \
@@ -189,8 +188,8 @@ def _number(config: dict, name: str, default: float | None, *, integer: bool = F
     return int(value) if integer else float(value)
 
 
-def _url(config: dict, name: str, default: str) -> str:
-    value = config.get(name) or default
+def _url(config: dict, name: str) -> str:
+    value = config.get(name) or _default(name)
     parts = urlsplit(value) if isinstance(value, str) else None
     if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"setting '{name}' must be an http(s) URL")
@@ -266,14 +265,15 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
                 raise ConfigError(f"setting 'expand.{stream}': '{name}' is not expandable "
                                   f"(expandable: {allowed})")
 
-    full_resync = config.get("full_resync_streams", list(DEFAULT_FULL_RESYNC))
+    full_resync = config.get("full_resync_streams", _default("full_resync_streams"))
     if not isinstance(full_resync, list) or not all(isinstance(s, str) for s in full_resync):
         raise ConfigError("setting 'full_resync_streams' must be a list of stream names")
     for stream in full_resync:
         if stream not in stream_names:
             raise ConfigError(f"setting 'full_resync_streams' names unknown stream '{stream}'")
 
-    for name, allowed in (("on_permission_error", ("skip", "fail")), ("updates_mode", ("refetch", "snapshot"))):
+    for name in ("on_permission_error", "updates_mode", "report_interval"):
+        allowed = CONFIG_SCHEMA["properties"][name]["enum"]
         if config.get(name) not in (None, *allowed):
             raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
     report_streams = {name for name in stream_names if name.startswith("report_")}
@@ -289,8 +289,6 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
             if not ok:
                 raise ConfigError(f"setting '{name}.{stream}' must be " +
                                   ("a list of column names" if name == "report_columns" else 'a version like "3"'))
-    if config.get("report_interval") not in (None, "day", "sync"):
-        raise ConfigError("setting 'report_interval' must be one of: day, sync")
     if config.get("report_timezone"):
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -319,31 +317,31 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         shard=shard,
         start=start,
         end=end,
-        lookback=_number(config, "lookback_seconds", 300, integer=True),
-        api_url=_url(config, "api_url", "https://api.stripe.com"),
-        files_url=_url(config, "files_url", "https://files.stripe.com"),
-        api_version=str(config.get("api_version") or API_VERSION),
-        request_timeout=_number(config, "request_timeout", 80, allow_zero=False),
-        connect_timeout=_number(config, "connect_timeout", 10, allow_zero=False),
+        lookback=_number(config, "lookback_seconds", integer=True),
+        api_url=_url(config, "api_url"),
+        files_url=_url(config, "files_url"),
+        api_version=str(config.get("api_version") or _default("api_version")),
+        request_timeout=_number(config, "request_timeout", allow_zero=False),
+        connect_timeout=_number(config, "connect_timeout", allow_zero=False),
         user_agent=str(config.get("user_agent") or f"tap-stripe/{version}"),
         expand={k: list(v) for k, v in expand.items()},
-        max_retries=_number(config, "max_retries", 8, integer=True),
-        max_backoff_seconds=_number(config, "max_backoff_seconds", 60),
-        on_permission_error=config.get("on_permission_error") or "skip",
+        max_retries=_number(config, "max_retries", integer=True),
+        max_backoff_seconds=_number(config, "max_backoff_seconds"),
+        on_permission_error=config.get("on_permission_error") or _default("on_permission_error"),
         ca_bundle=ca_bundle,
-        max_rps=_number(config, "max_requests_per_second", None, allow_zero=False),
-        max_rps_endpoint=_number(config, "max_requests_per_second_per_endpoint", None, allow_zero=False),
-        max_workers=_number(config, "max_workers", 16, integer=True, minimum=1),
+        max_rps=_number(config, "max_requests_per_second", allow_zero=False),
+        max_rps_endpoint=_number(config, "max_requests_per_second_per_endpoint", allow_zero=False),
+        max_workers=_number(config, "max_workers", integer=True, minimum=1),
         full_resync_streams=frozenset(full_resync),
-        updates_mode=config.get("updates_mode") or "refetch",
+        updates_mode=config.get("updates_mode") or _default("updates_mode"),
         oauth=oauth or None,
-        oauth_url=_url(config, "oauth_url", "https://connect.stripe.com"),
+        oauth_url=_url(config, "oauth_url"),
         summary_file=config.get("summary_file"),
-        progress_interval=_number(config, "progress_interval_seconds", 10),
-        report_interval=config.get("report_interval") or "day",
+        progress_interval=_number(config, "progress_interval_seconds"),
+        report_interval=config.get("report_interval") or _default("report_interval"),
         report_columns=dict(config.get("report_columns") or {}),
         report_timezone=config.get("report_timezone") or None,
         report_versions=dict(config.get("report_versions") or {}),
-        report_poll_timeout=_number(config, "report_poll_timeout_seconds", 600),
-        raw=config,
+        report_poll_timeout=_number(config, "report_poll_timeout_seconds"),
+        multi_account=several_accounts(config),
     )

@@ -65,10 +65,6 @@ class StreamSpec:
         """
         return self.created_field if self.created_filter and not self.parent else None
 
-    @property
-    def top_level(self) -> bool:
-        return self.parent is None
-
     def expansions(self, expand: dict[str, list[str]]) -> tuple[str, ...]:
         """Fields this run expands: the defaults and the `expand` setting's for this stream."""
         return (*self.default_expand, *expand.get(self.name, ()))

@@ -659,9 +659,28 @@ class Run:
             if root.selected and root.wanted(created):
                 result.output.append((root.spec.name, shaper.shape(obj, feed.account)))
             for child in root.children:
-                if not child.skipped and child.wanted(created):
+                if child.skipped or not child.wanted(created):
+                    continue
+                if self._complete_in(child, obj):  # nothing to fetch: no task, no thread hand-off
+                    result.output.extend(self._child_records(feed, child, obj, changed))
+                else:
                     result.subs.append(self._submit(feed.version, False, self._child_records, feed, child, obj, changed))
         return result
+
+    def _embedded(self, spec: StreamSpec, parent_obj: dict) -> dict | None:
+        """The child list embedded in its parent (`{"data": [...], "has_more": …}`), if this run
+        uses it: an embedded list is never expanded, so with expansions the child endpoint is read."""
+        if not spec.embedded_field or spec.expansions(self.expand):
+            return None
+        embedded = parent_obj.get(spec.embedded_field)
+        return embedded if isinstance(embedded, dict) and isinstance(embedded.get("data"), list) else None
+
+    def _complete_in(self, member: Member, parent_obj: dict) -> bool:
+        """Whether `member`'s records for this parent need no request: its whole list is
+        embedded and it has no child lists of its own to read."""
+        embedded = self._embedded(member.spec, parent_obj)
+        return embedded is not None and not embedded.get("has_more") and \
+            all(grandchild.skipped for grandchild in member.children)
 
     def _child_records(self, feed: Feed, member: Member, parent_obj: dict, changed: Any) -> Output:
         """Every record of one child list of one parent (embedded first page, then the rest)."""
@@ -688,11 +707,9 @@ class Run:
 
     def _child_objects(self, feed: Feed, spec: StreamSpec, parent_obj: dict):
         parent_id = parent_obj.get("id")
-        # An embedded list is never expanded: with expansions, read the child endpoint instead.
-        expanded = bool(spec.expansions(self.expand))
-        embedded = parent_obj.get(spec.embedded_field) if spec.embedded_field and not expanded else None
+        embedded = self._embedded(spec, parent_obj)
         cursor = None
-        if isinstance(embedded, dict) and isinstance(embedded.get("data"), list):
+        if embedded is not None:
             yield from embedded["data"]
             if not embedded.get("has_more") or not embedded["data"]:
                 return

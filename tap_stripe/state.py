@@ -55,7 +55,8 @@ def validate(state: Any) -> dict:
             resync = cursors.get("resync")
             if resync is not None and not (isinstance(resync, dict) and isinstance(resync.get("version"), int)):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.resync' is malformed")
-    fmt = state.get("tap_stripe", {}).get("state_format", STATE_FORMAT) if isinstance(state.get("tap_stripe"), dict) else STATE_FORMAT
+    ours = state.get("tap_stripe")
+    fmt = ours.get("state_format", STATE_FORMAT) if isinstance(ours, dict) else STATE_FORMAT
     if isinstance(fmt, int) and fmt > STATE_FORMAT:
         raise StateError(f"state format {fmt} is newer than this tap understands ({STATE_FORMAT}); upgrade tap-stripe")
     return state
@@ -78,8 +79,9 @@ class State:
 
     def advance(self, stream: str, account: str | None, key: str, value: int) -> None:
         """Move a cursor forward to `value`; never back."""
-        current = self.get(stream, account, key)
-        self.set(stream, account, key, value if current is None else max(current, value))
+        cursors = self.cursors(stream, account)
+        current = cursors.get(key)
+        cursors[key] = value if current is None else max(current, value)
 
     def set(self, stream: str, account: str | None, key: str, value: Any) -> None:
         cursors = self.cursors(stream, account)

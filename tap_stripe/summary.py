@@ -61,7 +61,7 @@ class RunSummary:
         for name, kind, _, count in output:
             if name in skipped or not count:
                 continue
-            stats = self.streams.get(name) or self.stream(name)
+            stats = self.stream(name)
             if stats.started is None:
                 stats.started = now
             stats.finished = now

@@ -258,8 +258,8 @@ class TapStripe(Tap):
         print(f"JSON report written to {value}", file=sys.stderr)
         ctx.exit()
 
-    def scan_sensitive(self, pages: int = 1) -> dict:
-        """Sample the first page(s) of each selected top-level list and scan them."""
+    def scan_sensitive(self) -> dict:
+        """Sample the first page of each selected top-level list and scan it."""
         client = self.client()
         classification = sensitive.load_classification()
         findings = {}
@@ -268,12 +268,13 @@ class TapStripe(Tap):
                 continue
             params = spec.list_query(self.settings.expand)
             try:
-                body = next(iter(_first_pages(client, spec, params, pages)))
+                first = next(list_pages(client, spec.path, params, account=client.credentials.account_id,
+                                        endpoint=spec.path, stream=spec.name, paginated=spec.paginated))
             except (PermissionDenied, ProductNotSetUp) as exc:
                 LOGGER.warning("Not scanning %s: %s", spec.name, exc)
                 continue
             shaper = RecordShaper(self.streams[spec.name].schema, spec.created_field)
-            records = [shaper.shape(obj, None) for obj in body]
+            records = [shaper.shape(obj, None) for obj in first.get("data") or []]
             findings[spec.name] = sensitive.scan_records(spec.name, records, classification)
         return sensitive.scan_report(findings)
 
@@ -409,16 +410,6 @@ class _CollectingWriter:
 
     def flush(self) -> None:
         pass
-
-
-def _first_pages(client: StripeClient, spec: StreamSpec, params: list, pages: int) -> Iterable[list[dict]]:
-    objects: list[dict] = []
-    for index, body in enumerate(list_pages(client, spec.path, params, account=client.credentials.account_id,
-                                            endpoint=spec.path, stream=spec.name, paginated=spec.paginated)):
-        objects.extend(body.get("data") or [])
-        if index + 1 >= pages:
-            break
-    yield objects
 
 
 def align_catalog(catalog: dict, config: Mapping[str, Any]) -> dict:

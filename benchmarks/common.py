@@ -109,6 +109,15 @@ def tap_config(url: str, **settings) -> dict:
     return {"api_key": SANDBOX_KEY, "api_url": url, "progress_interval_seconds": 0, **settings}
 
 
+# The charges sync of the CPU and scaling benchmarks: ~3.1 KB records, no client-side limits.
+CHARGES_EXPAND = {"charges": ["customer"]}
+NO_LIMITS = {"max_requests_per_second": 1_000_000, "max_requests_per_second_per_endpoint": 1_000_000}
+
+
+def charges_config(url: str, workers: int, **extra) -> dict:
+    return tap_config(url, max_workers=workers, full_resync_streams=[], expand=CHARGES_EXPAND, **NO_LIMITS, **extra)
+
+
 _CATALOGS: dict[str, dict] = {}
 
 

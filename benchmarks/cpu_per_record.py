@@ -27,20 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (PY, ROOT, SANDBOX_NOW, SandboxProcess, machine, run_tap,  # noqa: E402
-                    tap_config)
+from common import (CHARGES_EXPAND, PY, ROOT, SANDBOX_KEY, SANDBOX_NOW, SandboxProcess,  # noqa: E402
+                    charges_config, machine, run_tap)
 
-EXPAND = {"charges": ["customer"]}
-NO_LIMITS = {"max_requests_per_second": 1_000_000, "max_requests_per_second_per_endpoint": 1_000_000}
 SDK_COMMAND = [PY, str(ROOT / "benchmarks" / "sdk_default_tap.py")]
 
 
-def tap_settings(url: str, workers: int, **extra) -> dict:
-    return tap_config(url, max_workers=workers, full_resync_streams=[], expand=EXPAND, **NO_LIMITS, **extra)
-
-
 def sdk_settings(url: str) -> dict:
-    return {"api_key": "sk_test_sandbox", "api_url": url, "expand": EXPAND}
+    return {"api_key": SANDBOX_KEY, "api_url": url, "expand": CHARGES_EXPAND}
 
 
 def best(runs):
@@ -56,7 +50,7 @@ def profile_tap(url: str, workers: int, rate: int = 250) -> None:
     work = Path(tempfile.mkdtemp(prefix="tap-profile-"))
     raw = work / "profile.txt"
     command = [spy, "record", "--gil", "-r", str(rate), "-f", "raw", "-o", str(raw), "--"] + [PY, "-m", "tap_stripe"]
-    run_tap(tap_settings(url, workers), ["charges"], workdir=work, command=command)
+    run_tap(charges_config(url, workers), ["charges"], workdir=work, command=command)
     self_time: collections.Counter = collections.Counter()
     inclusive: collections.Counter = collections.Counter()
     total = 0
@@ -98,7 +92,7 @@ def main() -> None:
     repeat = a.repeat or (1 if a.quick else 2)
     workers = [int(w) for w in a.workers.split(",")]
     print(f"machine: {machine()}")
-    print(f"charges: {records:,}, expand {EXPAND}, sandbox without latency or limits (own process), "
+    print(f"charges: {records:,}, expand {CHARGES_EXPAND}, sandbox without latency or limits (own process), "
           f"best of {repeat}")
 
     with SandboxProcess({"charges": 1}) as tiny:
@@ -106,13 +100,13 @@ def main() -> None:
                           for _ in range(repeat)]) if not a.no_sdk else None
     with SandboxProcess({"charges": records}) as sb:
         # ~0 records: the last second before the sandbox clock.
-        start = best([run_tap(tap_settings(sb.url, workers[0], start_date="2025-12-31T23:59:59Z"), ["charges"])
+        start = best([run_tap(charges_config(sb.url, workers[0], start_date="2025-12-31T23:59:59Z"), ["charges"])
                       for _ in range(repeat)])
         print(f"\nstartup (≈0 records): tap {start.cpu:.3f} s CPU ({start.records} records, "
               f"{start.maxrss_mb:.0f} MB RSS)" +
               (f"; sdk default tap {sdk_start.cpu:.3f} s CPU ({sdk_start.records} records)" if sdk_start else ""))
         # Warm the sandbox (it renders objects lazily) so the first measured run is not slower.
-        run_tap(tap_settings(sb.url, 8), ["charges"])
+        run_tap(charges_config(sb.url, 8), ["charges"])
 
         header = (f"\n{'tap':<22}{'records':>9}{'B/record':>10}{'wall s':>8}{'records/s':>11}"
                   f"{'CPU s':>8}{'user':>7}{'sys':>6}{'µs/record':>11}{'sandbox CPU':>13}{'RSS MB':>8}")
@@ -136,7 +130,7 @@ def main() -> None:
             return r
 
         for w in workers:
-            measure(f"tap-stripe w={w}", tap_settings(sb.url, w))
+            measure(f"tap-stripe w={w}", charges_config(sb.url, w))
         if not a.no_sdk:
             measure("singer-sdk defaults", sdk_settings(sb.url), command=SDK_COMMAND, catalog=False)
 

@@ -19,10 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SandboxProcess, machine, run_tap, tap_config  # noqa: E402
-
-EXPAND = {"charges": ["customer"]}
-NO_LIMITS = {"max_requests_per_second": 1_000_000, "max_requests_per_second_per_endpoint": 1_000_000}
+from common import CHARGES_EXPAND, SandboxProcess, charges_config, machine, run_tap  # noqa: E402
 
 
 def main() -> None:
@@ -35,14 +32,13 @@ def main() -> None:
     sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else ([20_000, 200_000] if a.quick
                                                                    else [100_000, 1_000_000])
     print(f"machine: {machine()}")
-    print(f"charges, expand {EXPAND}, no latency or limits, tap max_workers={a.workers}")
+    print(f"charges, expand {CHARGES_EXPAND}, no latency or limits, tap max_workers={a.workers}")
     print(f"\n{'records':>10}{'wall s':>9}{'µs/record wall':>16}{'records/s':>11}{'µs/record CPU':>15}"
           f"{'peak RSS MB':>13}{'B/record':>10}{'sandbox CPU':>13}")
     # A run that reads ~nothing measures the fixed cost (interpreter, catalog, first requests);
     # time per record is the rest of the run divided by its records.
     with SandboxProcess({"charges": 1}) as sb:
-        startup = run_tap(tap_config(sb.url, max_workers=a.workers, full_resync_streams=[], expand=EXPAND,
-                                     **NO_LIMITS), ["charges"]).wall
+        startup = run_tap(charges_config(sb.url, a.workers), ["charges"]).wall
     print(f"startup (1 record): {startup:.2f} s wall")
     rows = []
     for n in sizes:
@@ -50,8 +46,7 @@ def main() -> None:
         for _ in range(a.repeat):
             with SandboxProcess({"charges": n}) as sb:
                 c0 = sb.cpu_seconds()
-                r = run_tap(tap_config(sb.url, max_workers=a.workers, full_resync_streams=[], expand=EXPAND,
-                                       **NO_LIMITS), ["charges"])
+                r = run_tap(charges_config(sb.url, a.workers), ["charges"])
                 runs.append((r.wall, r, sb.cpu_seconds() - c0))
         _, r, sandbox_cpu = min(runs, key=lambda run: run[0])
         rows.append((n, r))

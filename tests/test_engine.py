@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from conftest import SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, parse_messages, tap_config
+from conftest import ROOT, SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, parse_messages, tap_config
+from tap_stripe.streams_table import STREAMS as TABLE_STREAMS
 
 DAY = 86400
 STREAMS = ["charges", "customers", "invoices", "invoice_line_items", "subscriptions", "subscription_items",
@@ -152,9 +153,11 @@ def test_more_than_ten_thousand_objects_in_one_second(sandbox, run_tap):
     catalog = catalog_for(["charges"])
     config = tap_config(sandbox)
     first = run_tap(config, catalog=catalog)
+    assert first.returncode == 0, first.stderr[-2000:]
     sandbox.advance(DAY)
     burst = {sandbox.create("charges", at=sandbox.now - 100)["id"] for _ in range(10_050)}
     second = run_tap(config, catalog=catalog, state=first.last_state)
+    assert second.returncode == 0, second.stderr[-2000:]
     ids = [r["id"] for r in second.records("charges")]
     assert burst <= set(ids)
     assert len(ids) == len(set(ids)), "a one-second window must not be read twice"
@@ -199,6 +202,15 @@ def test_killed_at_a_random_point_then_resumed_loses_nothing(sandbox, tmp_path, 
         assert expected <= got, f"{stream}: lost {sorted(expected - got)[:5]}"
 
 
+# Every stream the catalog selects by default: all of streams_table, each with its committed
+# schema file (the report streams, built from report columns, are opt-in).
+DEFAULT_STREAMS = {p.stem for p in (ROOT / "tap_stripe" / "schemas").glob("*.json")}
+# Streams legitimately empty in the `sandbox` fixture: it has no connected accounts (Connect's
+# own tables and their children), and no financial connections account owners.
+EMPTY_IN_SMALL_SANDBOX = {"accounts", "capabilities", "external_accounts", "persons",
+                          "financial_connections_account_owners"}
+
+
 def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(sandbox, run_tap):
     """Every stream at once: records validate, keys are unique per stream, the final STATE is ours."""
     from jsonschema import Draft202012Validator, FormatChecker
@@ -207,6 +219,8 @@ def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(
     assert result.returncode == 0, result.stderr[-2000:]
     schemas = {m["stream"]: m for m in result.messages if m["type"] == "SCHEMA"}
     assert len(schemas) >= 90
+    assert DEFAULT_STREAMS == {spec.name for spec in TABLE_STREAMS if spec.selected_by_default}
+    assert set(schemas) == DEFAULT_STREAMS, f"missing {sorted(DEFAULT_STREAMS - set(schemas))}"
     validators = {s: Draft202012Validator(m["schema"], format_checker=FormatChecker()) for s, m in schemas.items()}
     keys: dict[str, set] = {}
     for message in result.messages:
@@ -221,6 +235,11 @@ def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(
             assert key not in keys.setdefault(stream, set()), f"{stream}: duplicate key {key}"
             keys[stream].add(key)
     assert len(keys) >= 80, "most streams must have data in the sandbox"
+    keyed = {s for s in DEFAULT_STREAMS if schemas[s]["key_properties"]}
+    assert keyed == DEFAULT_STREAMS - {"balance"}
+    assert set(keys) == keyed - EMPTY_IN_SMALL_SANDBOX, (
+        f"no records: {sorted(keyed - EMPTY_IN_SMALL_SANDBOX - set(keys))}, "
+        f"unexpected records: {sorted(set(keys) & EMPTY_IN_SMALL_SANDBOX)}")
     final = result.last_state
     assert set(final) == {"bookmarks", "tap_stripe"}
     assert "progress_markers" not in json.dumps(final)

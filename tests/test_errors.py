@@ -28,6 +28,7 @@ def assert_state_never_ahead(messages, sandbox, streams=STREAMS):
     truth = {s: {o["id"]: o[SPECS[s].created_field] for o in sandbox.truth(s)}
              for s in streams if SPECS[s].replication_key}
     seen: set[tuple[str, str]] = set()
+    checked = 0
     for message in messages:
         if message["type"] == "RECORD":
             seen.add((message["stream"], message["record"]["id"]))
@@ -36,17 +37,29 @@ def assert_state_never_ahead(messages, sandbox, streams=STREAMS):
                 cursor = message["value"]["bookmarks"].get(stream, {}).get("accounts", {}).get("default", {}).get("created")
                 if cursor is None:
                     continue
+                checked += 1
                 behind = [i for i, c in created.items() if c < cursor and (stream, i) not in seen]
                 assert not behind, f"STATE moved {stream} to {cursor} before emitting {behind[:3]}"
+    assert checked > 0, "no STATE carried a `created` cursor of the default account: nothing was checked"
 
 
 @pytest.mark.parametrize("kind", ["500", "503", "reset", "truncated", "slow", "429"])
-def test_each_fault_kind_at_a_steady_rate_loses_nothing(sandbox, run_tap, kind):
+def test_each_fault_kind_at_a_steady_rate_loses_nothing(sandbox, run_tap, tmp_path, kind):
     sandbox.add_fault("/v1/*", kind, rate=0.25, delay=2.0)
-    config = tap_config(sandbox, request_timeout=0.5, max_retries=12)
+    config = tap_config(sandbox, request_timeout=0.5, max_retries=12, summary_file=str(tmp_path / "summary.json"))
     result = run_tap(config, catalog=catalog_for(STREAMS))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Retry" in result.stderr
+    retries = sum(s["retries"] for s in json.loads((tmp_path / "summary.json").read_text())["streams"].values())
+    assert retries > 0, "the run reports no retry under a steady fault rate"
+    if kind != "slow":  # a slow response is logged as a plain 200: the tap timed out on it
+        from tap_stripe.tap import SPECS
+
+        # Faulted requests of the streams (not the run's startup probe, which no stream counts).
+        prefixes = tuple("/".join(SPECS[s].path.split("/")[:3]) for s in STREAMS)
+        faulted = [r for r in sandbox.requests if r["path"].startswith(prefixes)
+                   and (r["status"] in (429, 500, 503) or r["fault"] in ("reset", "truncate"))]
+        assert faulted and retries >= len(faulted), (len(faulted), retries)
     assert_complete(result, sandbox)
     assert_state_never_ahead(result.messages, sandbox)
 
@@ -135,6 +148,9 @@ def test_no_secret_reaches_any_output_at_debug_level(run_tap, tmp_path):
         result = run_tap(config, catalog=catalog_for(STREAMS), env={"LOGLEVEL": "DEBUG", "TAP_STRIPE_LOGLEVEL": "DEBUG"})
         wrong = run_tap({**config, "api_key": "sk_test_WrongSecret77"}, catalog=catalog_for(["charges"]),
                         env={"LOGLEVEL": "DEBUG"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.records(), "the DEBUG run emitted no record"
+    assert wrong.returncode != 0 and "HTTP 401" in wrong.stderr
     assert "DEBUG" in result.stderr
     for output in (result.stdout, result.stderr, wrong.stdout, wrong.stderr):
         for secret in ("Zq9SecretKeyValue42", "WrongSecret77", "hashkey-Secret-987"):

@@ -39,8 +39,11 @@ def test_global_budget_holds_across_endpoints():
 
 def test_search_and_files_get_their_lower_budget():
     limiter = RateLimiter(1000, 25)
-    counts = _rate(limiter, ["GET /v1/customers/search"], seconds=1.0)
+    counts = _rate(limiter, ["GET /v1/customers/search", "GET /v1/files", "GET /v1/charges"], seconds=1.0, threads=9)
     assert counts["GET /v1/customers/search"] <= 17  # 80% of Stripe's 20/s
+    for endpoint in ("GET /v1/customers/search", "GET /v1/files"):
+        assert 13 <= counts[endpoint] <= 17, (endpoint, counts)  # 16/s: lower, but not starved
+    assert counts["GET /v1/charges"] >= 20, counts  # an ordinary endpoint keeps its 25/s
 
 
 def test_a_429_slows_down_once_per_burst_and_recovers():

@@ -482,16 +482,26 @@ def test_no_personal_value_reaches_stdout_under_each_policy(sandbox, run_tap, po
 def test_hashes_join_across_streams_and_runs(sandbox, run_tap):
     from conftest import catalog_for, tap_config
 
+    # Plant a customer's email as a charge's receipt email: the streams share at least that one.
+    shared_customer = next(c for c in sandbox.truth("customers") if c.get("email"))
+    shared_charge = sandbox.truth("charges")[0]
+    sandbox.update("charges", shared_charge["id"], {"receipt_email": shared_customer["email"]})
     config = tap_config(sandbox, sensitive_hash_key="k-123", sensitive_data={"categories": {"contact": "hash"}})
     first = run_tap(config, catalog=catalog_for(["customers", "charges"]))
     second = run_tap(config, catalog=catalog_for(["customers", "charges"]))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert second.returncode == 0, second.stderr[-2000:]
     emails = {r["email"] for r in first.records("customers") if r.get("email")}
     assert emails and all(e.startswith("h1:") for e in emails)
     receipt = {r["receipt_email"] for r in first.records("charges") if r.get("receipt_email")}
     truth_customers = {c["email"] for c in sandbox.truth("customers")}
     truth_receipts = {c["receipt_email"] for c in sandbox.truth("charges") if c.get("receipt_email")}
-    if truth_customers & truth_receipts:
-        assert emails & receipt, "the same email must hash the same in both streams"
+    assert shared_customer["email"] in truth_customers & truth_receipts
+    assert emails & receipt, "the same email must hash the same in both streams"
+    hashed_email = {r["id"]: r["email"] for r in first.records("customers")}[shared_customer["id"]]
+    hashed_receipt = {r["id"]: r["receipt_email"] for r in first.records("charges")}[shared_charge["id"]]
+    assert hashed_email.startswith("h1:") and hashed_email == hashed_receipt, "one email, one hash across streams"
+    assert shared_customer["email"] not in first.stdout
     assert emails == {r["email"] for r in second.records("customers") if r.get("email")}
 
 

@@ -9,9 +9,10 @@ import sys
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from conftest import SANDBOX_KEY, catalog_for, tap_config
+from conftest import ROOT, SANDBOX_KEY, catalog_for, tap_config
+from tap_stripe.reports import REPORTS_BY_NAME
 from tap_stripe.streams_table import STREAMS
-from tap_stripe.tap import Emitter, TapStripe, load_schema
+from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
 from tap_stripe.records import RecordShaper
 from tap_stripe.writer import FastWriter
 
@@ -24,6 +25,11 @@ def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_pat
     catalog = json.loads(out)
     streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
     assert len(streams) >= 90
+    # Exactly the table's streams, each with its committed schema file, and the report streams.
+    schema_files = {p.stem for p in (ROOT / "tap_stripe" / "schemas").glob("*.json")}
+    assert {spec.name for spec in STREAMS} == schema_files
+    assert set(streams) == schema_files | set(REPORTS_BY_NAME) == set(SPECS)
+    assert len(streams) == len(catalog["streams"]), "a stream is listed twice"
     for name, entry in streams.items():
         root = next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == [])
         assert entry["schema"]["properties"], name

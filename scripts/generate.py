@@ -335,7 +335,8 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
             t for union, types in events_by_object.items()
             if set(union.split("|")) <= set(object_types) for t in types
         })
-        if event_types and "parent" not in entry:
+        if event_types:
+            # A child's events are read with its parent's (engine: the parent is read again).
             entry["event_types"] = tuple(event_types)
             # `.deleted` means gone only for objects Stripe can return as `deleted: true`
             # (`customer.subscription.deleted` is a cancellation: the object stays).

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from tap_stripe import events as ev
 from tap_stripe import reports
 from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
-from tap_stripe.pagination import list_pages, next_cursor, page_query
+from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
 from tap_stripe.records import RecordShaper, rfc3339
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State
@@ -58,6 +58,29 @@ class FatalRunError(Exception):
     """The run must stop; `str()` is the one line to show."""
 
 
+class Termination:
+    """A stop asked for by a signal (SIGTERM, SIGINT). The signal handler only sets it; the
+    run's main thread stops at its next safe point, between two messages, never inside one."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def request(self, signum: int) -> None:
+        self.signum = signum
+
+
+class RunTerminated(Exception):
+    """The run stopped on a signal after writing its last true STATE."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signum}; the last STATE written is where the next run resumes")
+        self.signum = signum
+
+
+class _Stopped(Exception):
+    """A fetch not done because the run is stopping: its segment is never written."""
+
+
 @dataclass
 class Member:
     """One stream of a family, as read for one account."""
@@ -83,8 +106,11 @@ class Segment:
     lo: int | None = None
     hi: int | None = None
     cursor: str | None = None  # pages: starting_after
+    earlier: list[str] = field(default_factory=list)  # pages: cursors to fall back on (get_page)
     task: Any = None  # report: the run it reads
     estimate: int | None = None  # window: objects expected, from the split that made it
+    types: tuple[str, ...] = ()  # events: the event types it reads (Stripe takes 20 at most)
+    advances: bool = True  # events: whether it moves the events bookmark (the last group does)
     # A window being paged: the oldest created time read so far, and whether paging ended.
     # `lo` may be raised while it runs (Run._steal); both under Run._paging_lock.
     reached: int | None = None
@@ -103,6 +129,7 @@ class SegmentResult:
     subs: list[Future] = field(default_factory=list)
     split: Split | None = None
     next_cursor: str | None = None
+    earlier: list[str] = field(default_factory=list)  # pages: see Segment.earlier
     tasks: list | None = None  # report_plan: the report runs to read, in order
     nbytes: int = 0
     objects: int = 0  # objects fetched (for the size estimate)
@@ -116,11 +143,17 @@ class Feed:
         self.root = root
         self.account = account
         self.segments: deque[Segment] = deque()
-        self.version: int | None = None
+        self.version: int | None = None  # the table version its records carry
+        self.activate = False  # whether its end activates that version (full reads only)
         self.resync = False
         self.events_types: tuple[str, ...] = ()
         self.hi = run.hi
         self.emitted_hi: int | None = None
+        self.started: int | None = None  # a resync: the upper bound of the run that began it
+        self.deletions_from: int | None = None  # a resync: where its `*.deleted` events start
+        # Child lists the key may not read, found by workers: (member, error), for the main
+        # thread to skip before it writes anything more of the feed.
+        self.child_failures: list[tuple[Member, StripeError]] = []
         self.progress_lo: int | None = None
         self.object_bytes = FIRST_OBJECT_BYTES  # running average size of its objects (main thread)
         self.cursors: set[str] = set()  # a full-table list's cursors so far
@@ -146,6 +179,13 @@ class Feed:
         records = self.expected_records(segment)
         return (records if records <= 2 * self.window_records() else 100) * self.object_bytes
 
+    def child_of_type(self, object_type: Any) -> Member | None:
+        """The child stream whose records are objects of `object_type` and have events."""
+        for member in self.root.children:
+            if member.spec.event_types and object_type in member.spec.object_types:
+                return member
+        return None
+
     def live_members(self) -> list[Member]:
         """The family's streams this run writes: selected and not skipped."""
         return [m for m in self.root.walk() if m.selected and not m.skipped]
@@ -169,8 +209,10 @@ class Run:
                  write_message: Callable[[dict], None], state: State, settings: Any,
                  render: dict[str, Callable[[dict, str, int | None], bytes]],
                  write_line: Callable[[bytes], None] | None,
-                 accounts: list[str | None], platform_streams: tuple[set[str], bool], hi: int, summary: RunSummary,
-                 expand: dict[str, list[str]], activate_versions: bool):
+                 accounts: list[str | None], platform_streams: tuple[set[str], bool], hi: int, now: int,
+                 summary: RunSummary,
+                 expand: dict[str, list[str]], activate_versions: bool,
+                 termination: Termination | None = None):
         self.client = client
         self.specs = specs
         self.selected = selected
@@ -183,7 +225,8 @@ class Run:
         self.settings = settings
         self.accounts = accounts
         self.platform_streams = platform_streams
-        self.hi = hi
+        self.hi = hi  # the run's upper bound on `created`: Stripe's clock at the start, or end_date
+        self.now = now  # Stripe's clock at the start (the 30-day events guard counts from it)
         self.summary = summary
         self.expand = expand
         self.activate_versions = activate_versions
@@ -196,6 +239,7 @@ class Run:
         self._last_state = 0.0
         self._state_dirty = False
         self._stop = threading.Event()
+        self.termination = termination or Termination()
         self._paging_lock = threading.Lock()
         self._stealable = Future()  # set when a window starts paging: it can be shared (_steal)
 
@@ -222,7 +266,6 @@ class Run:
 
     def _plan_feed(self, feed: Feed) -> None:
         spec, account, settings = feed.spec, feed.account, self.settings
-        start = settings.start
         if spec.kind == "singleton":
             feed.segments.append(Segment("singleton"))
             return
@@ -230,62 +273,124 @@ class Run:
             feed.segments.append(Segment("report_plan"))
             return
         if not spec.replication_key:
-            feed.version = self.new_version()
+            feed.version, feed.activate = self.new_version(), True
             feed.segments.append(Segment("pages"))
             return
-        feed.resync = spec.name in settings.full_resync_streams
-        lookback = settings.lookback
+        # A resync in progress is finished whatever the settings say now: its records carry
+        # a table version, and only its end sets the bookmarks an incremental run needs.
+        feed.resync = spec.name in settings.full_resync_streams or \
+            self.state.get(spec.name, account, "resync") is not None
+        events_from = None
+        if not feed.resync and spec.event_types:
+            events_from = self._plan_events(feed)
+            if events_from is not None and events_from - settings.lookback < self.now - EVENTS_RETENTION \
+                    + EVENTS_SAFETY_MARGIN:
+                LOGGER.warning(
+                    "Stream %s%s: its events bookmark (%s) is older than Stripe keeps events (30 days, "
+                    "less a day of margin); re-reading the whole list instead, as a new table version, so "
+                    "no change is missed and deleted objects can be dropped.",
+                    spec.name, f" account {account}" if account else "", rfc3339(events_from))
+                self.summary.note(spec.name, "events bookmark older than 30 days: full re-read")
+                feed.resync, events_from = True, None
         if feed.resync:
-            resync = self.state.get(spec.name, account, "resync")
-            if resync:
-                feed.version, lo = resync["version"], resync.get("created", start)
-            else:
-                feed.version, lo = self.new_version(), start
-                self.state.set(spec.name, account, "resync", {"version": feed.version, "created": start})
-            for member in feed.root.walk():
-                member.floor = start
+            lo, events_lo = self._plan_resync(feed), feed.deletions_from
         else:
-            events_from = None
-            if spec.event_types:
-                feed.events_types = spec.event_types
-                events_from = self._plan_events(feed)
-            floors = []
-            for member in feed.root.walk():
-                cursor = self.state.get(member.spec.name, account, "created")
-                member.floor = _max(start, cursor - lookback if cursor is not None else None)
-                if member.selected or member is not feed.root:
-                    floors.append(member.floor)
-            lo = None if any(f is None for f in floors) else min(floors, default=start)
+            lo = self._plan_floors(feed)
+            feed.events_types = spec.event_types
+            if spec.retrieve_path:  # a child's events re-read its parent by id
+                feed.events_types += tuple(t for m in feed.root.children for t in m.spec.event_types)
+            # Incremental records carry the version of the stream's last full read, so the next
+            # full read's ACTIVATE_VERSION lets targets drop what it no longer finds.
+            feed.version = self.state.get(spec.name, account, "version")
+            if feed.version is None:
+                feed.version = self.new_version()
+                self.state.set(spec.name, account, "version", feed.version)
+            events_lo = events_from - settings.lookback if events_from is not None else None
         if lo is None or lo < feed.hi:
             feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi))
-        if feed.events_types and not feed.resync:
-            if events_from is not None and events_from - lookback < feed.hi:
-                feed.segments.append(Segment("events", events_from - lookback, feed.hi))
+        if events_lo is not None and events_lo < feed.hi:
+            # Over the same span, one group of types after the other: only the last group's
+            # windows move the bookmark, when every group before it was read to the end.
+            groups = _type_groups(feed.events_types)
+            for i, types in enumerate(groups):
+                feed.segments.append(Segment("events", events_lo, feed.hi, types=types, advances=i == len(groups) - 1))
+
+    def _plan_resync(self, feed: Feed) -> int | None:
+        """A full re-read as one table version, resumed where a killed one stopped.
+
+        Its `started` is the upper bound of the run that began it: every event before it is
+        reflected in what the re-read reads, so it becomes the events bookmark at the end.
+        Objects (and child objects) deleted since the last events bookmark are read from their
+        `*.deleted` events (targets that ignore table versions, and runs over several accounts,
+        which send none, still drop them); those events move no bookmark.
+        """
+        spec, account, start = feed.spec, feed.account, self.settings.start
+        resync = self.state.get(spec.name, account, "resync")
+        feed.activate = True
+        if resync:
+            feed.version, lo = resync["version"], resync.get("created", start)
+            # A resync begun by a tap that did not record `started`: the newest time known to be
+            # safe (the last events or created bookmark), else the oldest event Stripe keeps.
+            feed.started = next((v for v in (resync.get("started"), self.state.get(spec.name, account, "events"),
+                                             self.state.get(spec.name, account, "created")) if v is not None),
+                                self.now - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN)
+        else:
+            feed.version, lo, feed.started = self.new_version(), start, feed.hi
+            self.state.set(spec.name, account, "resync",
+                           {"version": feed.version, "created": start, "started": feed.started})
+        for member in feed.root.walk():
+            member.floor = start
+        deletions_from = self.state.get(spec.name, account, "events")
+        deleted_types = tuple(t for t in (spec.deleted_event, *(m.spec.deleted_event for m in feed.root.children)) if t)
+        if deleted_types and deletions_from is not None:
+            feed.events_types = deleted_types
+            feed.deletions_from = max(deletions_from - self.settings.lookback, self.now - EVENTS_RETENTION)
+        return lo
+
+    def _plan_floors(self, feed: Feed) -> int | None:
+        """Each member's floor (records created before it are not emitted) from its own
+        `created` bookmark, less the lookback (or `reread_days`); an unselected member's floor is the lowest of the selected
+        ones below it. The feed's windows start at the root's floor."""
+        account, start, settings = feed.account, self.settings.start, self.settings
+
+        def floor(member: Member) -> tuple[bool, int | None]:
+            floors: list[int | None] = []
+            if member.selected:
+                # Streams whose objects change without events are re-read `reread_days` back.
+                lookback = max(settings.lookback, int(settings.reread_days.get(member.spec.name, 0) * 86400))
+                cursor = self.state.get(member.spec.name, account, "created")
+                floors.append(_max(start, cursor - lookback if cursor is not None else None))
+            for child in member.children:
+                has_selected, child_floor = floor(child)
+                if has_selected:
+                    floors.append(child_floor)
+            if not floors:
+                member.floor = start
+            else:
+                member.floor = None if any(f is None for f in floors) else min(f for f in floors if f is not None)
+            return bool(floors), member.floor
+
+        return floor(feed.root)[1]
 
     def _plan_events(self, feed: Feed) -> int | None:
         """Where this run's events start, or None when there are none to read.
 
         First load: events start at this run's upper bound (the list covers what came before),
         and that is saved at once, so a first load resumed later still reads the events since.
-        A bookmark older than Stripe keeps events: fall back to a full re-read of the list.
+        A stream with `created` bookmarks but no events bookmark (a state from before events
+        were kept) reads events from its oldest `created` bookmark: the list was read then.
         """
         spec, account = feed.spec, feed.account
         events_from = self.state.get(spec.name, account, "events")
-        if events_from is None:
-            self.state.set(spec.name, account, "events", feed.hi)
-            return None
-        oldest_safe = self.hi - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN
-        if events_from < oldest_safe:
-            LOGGER.warning(
-                "Stream %s%s: its events bookmark (%s) is older than Stripe keeps events (30 days, "
-                "less a day of margin); re-reading the whole list instead so no change is missed.",
-                spec.name, f" account {account}" if account else "", rfc3339(events_from))
-            for member in feed.root.walk():
-                self.state.set(member.spec.name, account, "created", None)
-            self.state.set(spec.name, account, "events", feed.hi)
-            self.summary.note(spec.name, "events bookmark older than 30 days: full re-read")
-            return None
-        return events_from
+        if events_from is not None:
+            return events_from
+        created = [c for m in feed.root.walk() if m.selected
+                   if (c := self.state.get(m.spec.name, account, "created")) is not None]
+        if created:
+            self.state.set(spec.name, account, "events", min(created))
+            return min(created)
+        self.state.set(spec.name, account, "events", feed.hi)
+        return None
 
     def new_version(self) -> int:
         return int(time.time() * 1000)
@@ -297,6 +402,8 @@ class Run:
         active = list(self.feeds)
         try:
             while active:
+                if self.termination.signum is not None:
+                    self._stop_on_signal(active)
                 if self._stealable.done():  # renewed before _schedule looks, so no signal is lost
                     self._stealable = Future()
                 self._schedule(active)
@@ -323,6 +430,17 @@ class Run:
             raise
         self.executor.shutdown(wait=True)
         self._write_state(force=True)
+
+    def _stop_on_signal(self, active: list[Feed]) -> None:
+        """Start nothing more, write what was fetched and is complete (in order, as ever),
+        then stop: the caller writes the last STATE, true to what was written."""
+        self._stop.set()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for feed in active:
+            self._advance(feed)
+        LOGGER.warning("Stopping on signal %s: no new requests; what was fetched was written.",
+                       self.termination.signum)
+        raise RunTerminated(self.termination.signum or 0)
 
     def _schedule(self, active: list[Feed]) -> None:
         """Start fetches, earliest segments of every feed first.
@@ -417,13 +535,15 @@ class Run:
 
     def _advance(self, feed: Feed) -> bool:
         """Fold in finished fetches; emit the feed's complete head segments."""
-        progressed = False
+        progressed = self._skip_failed_children(feed)
         failure: StripeError | None = None
         for segment in list(feed.segments):
-            if segment.future is None or not segment.future.done() or segment.ready:
+            if segment.future is None or not segment.future.done() or segment.ready or segment.future.cancelled():
                 continue
             try:
                 result: SegmentResult = segment.future.result()
+            except _Stopped:
+                continue
             except (PermissionDenied, ProductNotSetUp, reports.ReportFailed) as exc:
                 self._skip(feed, feed.root, exc)
                 return True
@@ -440,36 +560,48 @@ class Run:
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
                 split = result.split
-                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi)) for lo, hi in split.windows]
+                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi), types=segment.types,
+                                   advances=segment.advances) for lo, hi in split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
+                               types=segment.types, advances=segment.advances,
                                output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
                 _splice(feed.segments, position, [*windows, tail])
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.nbytes = result.nbytes
             if result.next_cursor:
-                feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor))
+                feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor,
+                                                           earlier=result.earlier))
         while feed.segments and feed.segments[0].ready:
             head = feed.segments[0]
-            if any(not f.done() for f in head.subs):
+            if any(not f.done() or f.cancelled() for f in head.subs):
                 break
             output = list(head.output)
             for sub in head.subs:
                 try:
                     output.extend(sub.result())
                 except (PermissionDenied, ProductNotSetUp) as exc:
-                    member = getattr(exc, "member", None)
-                    self._skip(feed, member or feed.root, exc)
-                    if member is None:
-                        return True
+                    self._skip(feed, feed.root, exc)  # the parent itself (a refetch) may not be read
+                    return True
                 except StripeError as exc:
                     raise FatalRunError(_stream_message(feed, exc)) from None
+            self._skip_failed_children(feed)  # found by the subs just read: none of it is written
             self._emit_segment(feed, head, output)
             feed.segments.popleft()
             progressed = True
         if failure is not None:
             raise FatalRunError(_stream_message(feed, failure))
         return progressed
+
+    def _skip_failed_children(self, feed: Feed) -> bool:
+        """Skip the child streams workers found the key may not read (see `_child_records`)."""
+        skipped = False
+        while feed.child_failures:
+            member, exc = feed.child_failures.pop(0)
+            if not member.skipped:
+                self._skip(feed, member, exc)
+                skipped = True
+        return skipped
 
     def _emit_segment(self, feed: Feed, segment: Segment, output: Rendered) -> None:
         extracted = rfc3339(int(time.time()))
@@ -497,7 +629,9 @@ class Run:
                     self.state.advance(member.spec.name, account, "created", segment.hi)
         elif segment.kind == "report":
             self.state.set(name, account, "report", segment.task.bookmark_after)
-        elif segment.kind == "events" and segment.hi is not None:
+            if segment.task.pending_after is not None:  # single-payout reports: [] drops the key
+                self.state.set(name, account, "report_pending", list(segment.task.pending_after) or None)
+        elif segment.kind == "events" and segment.hi is not None and segment.advances and not feed.resync:
             self.state.advance(name, account, "events", segment.hi)
         self._state_dirty = True
 
@@ -507,7 +641,11 @@ class Run:
             self.state.set(feed.name, feed.account, "resync", None)
             for member in feed.live_members():
                 self.state.set(member.spec.name, feed.account, "created", feed.hi)
-        if feed.version is not None and self.activate_versions:
+            if not feed.root.skipped:
+                self.state.set(feed.name, feed.account, "version", feed.version)
+                if feed.spec.event_types:
+                    self.state.set(feed.name, feed.account, "events", feed.started)
+        if feed.activate and feed.version is not None and self.activate_versions:
             for member in feed.live_members():
                 self.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name, "version": feed.version})
         self._state_dirty = True
@@ -544,7 +682,7 @@ class Run:
 
     def _fetch(self, feed: Feed, segment: Segment) -> SegmentResult:
         if self._stop.is_set():
-            return SegmentResult()
+            raise _Stopped
         before = self.client.received()
         result = self._fetch_segment(feed, segment)
         result.nbytes = self.client.received() - before
@@ -576,22 +714,24 @@ class Run:
             shaper, now = self.shapers[spec.name], int(time.time())
             return SegmentResult(output=[(spec.name, shaper.shape(row, feed.account, now)) for row in rows])
         if segment.kind == "pages":
-            page = self.client.get(spec.path, page_query(spec.list_query(self.expand), segment.cursor, spec.paginated),
-                                   account=feed.account, stream=spec.name)
+            page = get_page(self.client, spec.path, spec.list_query(self.expand), segment.cursor, segment.earlier,
+                            account=feed.account, endpoint=spec.path, stream=spec.name, paginated=spec.paginated)
             self.summary.page(spec.name)
             result = self._parents(feed, page.get("data") or [])
             # A full-table list's pages are fetched one after the other, so one set of the
             # feed's cursors catches a list that loops back to any earlier page.
             result.next_cursor = next_cursor(page, feed.cursors, stream=spec.name, path=spec.path,
                                              paginated=spec.paginated)
+            result.earlier = earlier_cursors(page, segment.cursor)
             return result
         if segment.kind == "events":
             return self._events_window(feed, segment)
         if segment.kind == "report_plan":
             bookmark = self.state.get(spec.name, feed.account, "report")
+            pending = self.state.get(spec.name, feed.account, "report_pending")
             rspec = reports.REPORTS_BY_NAME[spec.name]
             return SegmentResult(tasks=reports.plan_report(self.client, rspec, feed.account, bookmark,
-                                                           self.settings.start, self.report_options))
+                                                           self.settings.start, self.report_options, pending))
         if segment.kind == "report":
             rows = reports.run_report(self.client, segment.task, self.report_options)
             self.summary.page(spec.name)
@@ -621,6 +761,8 @@ class Run:
         result = SegmentResult()
         pages: list[Rendered] = []
         for body in chain([first], bodies):
+            if self._stop.is_set():
+                raise _Stopped
             self.summary.page(spec.name)
             page = body.get("data") or []
             result.objects += len(page)
@@ -688,8 +830,19 @@ class Run:
         try:
             objects = [dict(obj) for obj in self._child_objects(feed, spec, parent_obj)]
         except (PermissionDenied, ProductNotSetUp) as exc:
-            exc.member = member  # type: ignore[attr-defined]
-            raise
+            # The key may not read this child list: the main thread skips the child stream
+            # (and its own children) before it writes more of the feed; the parent and its
+            # other children are still written.
+            feed.child_failures.append((member, exc))
+            return []
+        except StripeError as exc:
+            if exc.status != 404:
+                raise
+            # The parent was deleted since it was read: its children went with it, and its
+            # deletion comes with its events.
+            LOGGER.info("Stream %s: parent %s is gone (HTTP 404); no %s to read for it.",
+                        feed.label(), parent_obj.get("id"), spec.name)
+            return []
         output: Output = []
         shaper = self.shapers[spec.name]
         updated_at = changed if isinstance(changed, int) else None
@@ -708,12 +861,13 @@ class Run:
     def _child_objects(self, feed: Feed, spec: StreamSpec, parent_obj: dict):
         parent_id = parent_obj.get("id")
         embedded = self._embedded(spec, parent_obj)
-        cursor = None
+        cursor, earlier = None, []
         if embedded is not None:
             yield from embedded["data"]
             if not embedded.get("has_more") or not embedded["data"]:
                 return
             cursor = embedded["data"][-1]["id"]
+            earlier = [obj["id"] for obj in reversed(embedded["data"][:-1]) if obj.get("id")]
         params = spec.list_query(self.expand)
         path = spec.path
         if spec.parent_via == "path":
@@ -727,14 +881,15 @@ class Run:
                 return
             params.append((param, value))
         for body in list_pages(self.client, path, params, account=feed.account, endpoint=spec.path,
-                               stream=spec.name, starting_after=cursor, paginated=spec.paginated):
+                               stream=spec.name, starting_after=cursor, earlier=earlier,
+                               paginated=spec.paginated):
             self.summary.page(spec.name)
             yield from body.get("data") or []
 
     def _events_window(self, feed: Feed, segment: Segment) -> SegmentResult:
         events_list, split = ev.read_window(self, feed, segment)
         result = SegmentResult(split=split)
-        for event in ev.newest_per_object(events_list):
+        for event in ev.newest_per_object(events_list, key=lambda event: ev.event_key(feed, event)):
             result.subs.append(self._submit(feed.version, True, ev.apply_event, self, feed, event))
         return result
 
@@ -757,6 +912,12 @@ def worker_shares(remaining: dict[Any, int], endpoint_rate: float, global_rate: 
     if total > max_workers:
         workers = {key: max(1, n * max_workers // total) for key, n in workers.items()}
     return workers
+
+
+def _type_groups(types: tuple[str, ...], size: int = 20) -> list[tuple[str, ...]]:
+    """Event types in groups Stripe accepts in one `types[]` query, the stream's own first."""
+    unique = tuple(dict.fromkeys(types))
+    return [unique[i:i + size] for i in range(0, len(unique), size)]
 
 
 def _splice(segments: deque, position: int, replacement: list[Segment]) -> None:

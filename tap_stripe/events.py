@@ -8,11 +8,15 @@ pinned API version and the expansions apply (or, with `updates_mode: snapshot`, 
 own copy). A `*.deleted` event, or a fetch answering `deleted: true`, becomes a record with
 `deleted: true` and `_sdc_deleted_at`. Child lists of a changed object are read again.
 Every record carries the event's time as `_updated_at`.
+
+A child list's own events (`customer.tax_id.*`, `person.*`, `capability.updated`, …) are read
+with its parent's: such a change re-reads the parent and all its child lists (Stripe sends
+no event of the parent), and a child's `*.deleted` event becomes the child's deletion record.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from tap_stripe.client import StripeError
 from tap_stripe.pagination import list_pages
@@ -20,13 +24,14 @@ from tap_stripe.windows import Split, created_params, split_if_dense
 
 if TYPE_CHECKING:
     from tap_stripe.engine import Feed, Output, Run, Segment
+    from tap_stripe.spec import StreamSpec
 
 EVENTS_PATH = "/v1/events"
 
 
 def read_window(run: "Run", feed: "Feed", segment: "Segment") -> tuple[list[dict], Split | None]:
     """The events of `[lo, hi)` in ascending order, or the part kept by a split."""
-    params: list[tuple[str, Any]] = [("types[]", t) for t in feed.events_types]
+    params: list[tuple[str, Any]] = [("types[]", t) for t in segment.types]
     params += created_params(segment.lo, segment.hi)
     stream = feed.name
     pages = list_pages(run.client, EVENTS_PATH, params, account=feed.account, endpoint=EVENTS_PATH,
@@ -44,15 +49,40 @@ def read_window(run: "Run", feed: "Feed", segment: "Segment") -> tuple[list[dict
     return [e for page in reversed(collected) for e in reversed(page)], None
 
 
-def newest_per_object(events: list[dict]) -> list[dict]:
-    """The last event of each object, in ascending order of that event."""
+def newest_per_object(events: list[dict], key: Callable[[dict], str | None] | None = None) -> list[dict]:
+    """The last event of each object (or of each `key`), in ascending order of that event."""
     newest: dict[str, dict] = {}
     for event in events:  # ascending
         obj = (event.get("data") or {}).get("object") or {}
-        if obj.get("id"):
-            newest.pop(obj["id"], None)
-            newest[obj["id"]] = event
+        k = key(event) if key else obj.get("id")
+        if k:
+            newest.pop(k, None)
+            newest[k] = event
     return list(newest.values())
+
+
+def event_key(feed: "Feed", event: dict) -> str | None:
+    """What an event changes, for `newest_per_object`: the object, or for a child's event
+    the parent it re-reads (so a parent's and its children's events re-read it once), or
+    for a child's deletion the child."""
+    obj = event["data"]["object"]
+    child = feed.child_of_type(obj.get("object"))
+    if child is None:
+        return obj.get("id")
+    if _is_deletion(child.spec, event):
+        return f"deleted {obj.get('id')}"
+    return parent_id(child.spec, obj)
+
+
+def parent_id(spec: "StreamSpec", obj: dict) -> str | None:
+    """The id of the parent a child object belongs to (its `customer`, `account`, …)."""
+    value = obj.get(spec.parent_param or "")
+    value = value.get("id") if isinstance(value, dict) else value
+    return value if isinstance(value, str) and value else None
+
+
+def _is_deletion(spec: "StreamSpec", event: dict) -> bool:
+    return bool(spec.deleted_event) and event["type"] == spec.deleted_event
 
 
 def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
@@ -61,20 +91,31 @@ def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
     root = feed.root
     shaper = run.shapers[spec.name]
     snapshot = event["data"]["object"]
-    if snapshot.get("object") not in spec.object_types:
-        return []
     changed_at = event["created"]
+    if snapshot.get("object") not in spec.object_types:
+        return _apply_child_event(run, feed, event, changed_at)
     output: "Output" = []
     if spec.deleted_event and event["type"] == spec.deleted_event:
         obj = None
     elif not spec.retrieve_path or (run.settings.updates_mode == "snapshot" and not spec.expansions(run.expand)):
         obj = snapshot  # snapshots are never expanded: streams with expansions are re-fetched
     else:
-        obj = _refetch(run, feed, snapshot)
+        obj = _refetch(run, feed, snapshot["id"])
+        if obj is None:
+            obj = snapshot  # gone since; its deletion event, if any, comes in a later window
     if obj is None or obj.get("deleted") is True:
         if root.selected:
             output.append((spec.name, shaper.deletion(snapshot["id"], snapshot.get("object", ""), changed_at,
                                                        feed.account)))
+        # Its child objects went with it (Stripe sends no event for them): those the
+        # deleted object still embeds are deleted too.
+        for child in root.children:
+            embedded = snapshot.get(child.spec.embedded_field or "")
+            if child.selected and not child.skipped and isinstance(embedded, dict):
+                child_shaper = run.shapers[child.spec.name]
+                output.extend((child.spec.name, child_shaper.deletion(item["id"], item.get("object", ""), changed_at,
+                                                                      feed.account))
+                              for item in embedded.get("data") or [] if isinstance(item, dict) and item.get("id"))
         return output
     if root.selected:
         output.append((spec.name, shaper.shape(obj, feed.account, changed_at)))
@@ -84,14 +125,43 @@ def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
     return output
 
 
-def _refetch(run: "Run", feed: "Feed", snapshot: dict) -> dict | None:
+def _apply_child_event(run: "Run", feed: "Feed", event: dict, changed_at: int) -> "Output":
+    """A child's own event: its deletion record, or its parent read again with every child list."""
+    snapshot = event["data"]["object"]
+    child = feed.child_of_type(snapshot.get("object"))
+    if child is None or child.skipped:
+        return []
+    if _is_deletion(child.spec, event):
+        if not child.selected:
+            return []
+        record = run.shapers[child.spec.name].deletion(snapshot["id"], snapshot.get("object", ""), changed_at,
+                                                        feed.account)
+        return [(child.spec.name, record)]
+    parent = parent_id(child.spec, snapshot)
+    if parent is None or not feed.spec.retrieve_path:
+        return []
+    obj = _refetch(run, feed, parent)
+    if obj is None or obj.get("deleted") is True:
+        return []  # the parent is gone: its own deletion event says so
+    root = feed.root
+    output: "Output" = []
+    if root.selected:
+        output.append((feed.spec.name, run.shapers[feed.spec.name].shape(obj, feed.account, changed_at)))
+    for member in root.children:
+        if not member.skipped:
+            output.extend(run._child_records(feed, member, obj, changed_at))
+    return output
+
+
+def _refetch(run: "Run", feed: "Feed", object_id: str) -> dict | None:
+    """The object as it is now, with this run's expansions; None when Stripe no longer has it."""
     spec = feed.spec
-    path = spec.retrieve_path.replace("{id}", snapshot["id"])
+    path = spec.retrieve_path.replace("{id}", object_id)
     params = [("expand[]", f) for f in spec.expansions(run.expand)]
     try:
         return run.client.get(path, params, account=feed.account, endpoint=spec.retrieve_path,
                               stream=spec.name)
     except StripeError as exc:
         if exc.status == 404:
-            return snapshot  # gone since; its deletion event, if any, comes in a later window
+            return None
         raise

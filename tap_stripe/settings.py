@@ -19,6 +19,10 @@ from singer_sdk import typing as th
 from tap_stripe.streams_table import API_VERSION
 
 DEFAULT_FULL_RESYNC = ("customers", "invoices")
+# Objects that change without an event of their own: a balance transaction goes from
+# `pending` to `available` on its `available_on` date, days after it was created (2 to 7
+# business days for most card payments, longer for new accounts and some countries).
+DEFAULT_REREAD_DAYS = {"balance_transactions": 14}
 KEY_PATTERN = re.compile(r"^(sk|rk)_(live|test)_[0-9A-Za-z_]+$")
 
 CONFIG_SCHEMA = th.PropertiesList(
@@ -70,6 +74,10 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Requests in flight at once across the run."),
     th.Property("full_resync_streams", th.ArrayType(th.StringType), default=list(DEFAULT_FULL_RESYNC),
                 description="Streams re-read in full each run (with table versions) instead of events."),
+    th.Property("reread_days", th.ObjectType(additional_properties=th.NumberType),
+                default=dict(DEFAULT_REREAD_DAYS),
+                description="Streams whose objects change without events, re-read this many days back each run "
+                            "(merged with the default; 0 turns one off)."),
     th.Property("updates_mode", th.StringType, default="refetch", allowed_values=["refetch", "snapshot"],
                 description="Changed objects found in events: `refetch` them by id (pinned API version, "
                             "expansions) or emit the event's `snapshot`."),
@@ -136,6 +144,7 @@ class Settings:
     max_rps_endpoint: float | None
     max_workers: int
     full_resync_streams: frozenset[str]
+    reread_days: dict[str, float]
     updates_mode: str
     oauth: dict[str, str] | None
     oauth_url: str
@@ -272,6 +281,15 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         if stream not in stream_names:
             raise ConfigError(f"setting 'full_resync_streams' names unknown stream '{stream}'")
 
+    reread = config.get("reread_days") or {}
+    if not isinstance(reread, dict):
+        raise ConfigError("setting 'reread_days' must be an object of stream name to a number of days")
+    for stream, days in reread.items():
+        if stream not in stream_names:
+            raise ConfigError(f"setting 'reread_days' names unknown stream '{stream}'")
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
+            raise ConfigError(f"setting 'reread_days.{stream}' must be a number of days (0 or more)")
+
     for name in ("on_permission_error", "updates_mode", "report_interval"):
         allowed = CONFIG_SCHEMA["properties"][name]["enum"]
         if config.get(name) not in (None, *allowed):
@@ -333,6 +351,7 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         max_rps_endpoint=_number(config, "max_requests_per_second_per_endpoint", allow_zero=False),
         max_workers=_number(config, "max_workers", integer=True, minimum=1),
         full_resync_streams=frozenset(full_resync),
+        reread_days={**DEFAULT_REREAD_DAYS, **reread},
         updates_mode=config.get("updates_mode") or _default("updates_mode"),
         oauth=oauth or None,
         oauth_url=_url(config, "oauth_url"),

@@ -7,8 +7,12 @@
        "<account id, or 'default' for the key's own account>": {
          "created": 1714521600,      # every object created before this second was emitted
          "events": 1714521600,       # every event before this second was applied
-         "resync": {"version": 1714521600000, "created": 1714000000},  # a full resync in progress
-         "report": 1714521600        # report streams: the end of the last interval read
+         "version": 1714521600000,   # the table version of the last full read: incremental
+                                     # records carry it, so the next full read can drop rows
+         "resync": {"version": 1714521600000, "created": 1714000000,   # a full re-read in
+                    "started": 1714521600},  # progress; `started` becomes `events` at its end
+         "report": 1714521600,       # report streams: the end of the last interval read
+         "report_pending": ["po_…"]  # single-payout reports: payouts before `report` still to read
        }}}},
  "tap_stripe": {"state_format": 1}}
 ```
@@ -47,13 +51,19 @@ def validate(state: Any) -> dict:
         for account, cursors in accounts.items():
             if not isinstance(cursors, dict):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}' must be an object")
-            for key in ("created", "events", "report"):
+            for key in ("created", "events", "report", "version"):
                 value = cursors.get(key)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.{key}' must be "
                                      "unix seconds (an integer)")
+            pending = cursors.get("report_pending")
+            if pending is not None and not (isinstance(pending, list) and all(isinstance(p, str) and p
+                                                                               for p in pending)):
+                raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.report_pending' must be "
+                                 "a list of payout ids")
             resync = cursors.get("resync")
-            if resync is not None and not (isinstance(resync, dict) and isinstance(resync.get("version"), int)):
+            if resync is not None and not (isinstance(resync, dict) and isinstance(resync.get("version"), int)
+                                           and isinstance(resync.get("started", 0), int)):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.resync' is malformed")
     ours = state.get("tap_stripe")
     fmt = ours.get("state_format", STATE_FORMAT) if isinstance(ours, dict) else STATE_FORMAT

@@ -38,6 +38,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         created_field="created",
         query_params=("ending_before", "expand", "limit", "starting_after"),
         expandable=(("balance_transaction", "balance_transactions"), ("fee", "application_fees")),
+        event_types=("application_fee.refund.updated",),
     ),
     StreamSpec(
         name="application_fees",
@@ -80,6 +81,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         parent_via="path",
         query_params=("expand",),
         expandable=(("account", "accounts"),),
+        event_types=("capability.updated",),
         retrieve_path="/v1/accounts/{account}/capabilities/{id}",
         paginated=False,
         key_properties=("account", "id"),
@@ -178,6 +180,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         created_field="created",
         query_params=("ending_before", "expand", "limit", "starting_after"),
         expandable=(("customer", "customers"),),
+        event_types=("customer_cash_balance_transaction.created",),
         retrieve_path="/v1/customers/{customer}/cash_balance_transactions/{id}",
     ),
     StreamSpec(
@@ -190,6 +193,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         created_field="created",
         query_params=("ending_before", "expand", "limit", "starting_after", "type"),
         expandable=(("customer", "customers"),),
+        event_types=("payment_method.attached", "payment_method.automatically_updated", "payment_method.detached", "payment_method.updated"),
         retrieve_path="/v1/customers/{customer}/payment_methods/{id}",
     ),
     StreamSpec(
@@ -202,6 +206,8 @@ STREAMS: tuple[StreamSpec, ...] = (
         embedded_field="sources",
         query_params=("ending_before", "expand", "limit", "object", "starting_after"),
         expandable=(("account", "accounts"), ("customer", "customers")),
+        event_types=("account.external_account.created", "account.external_account.deleted", "account.external_account.updated", "source.canceled", "source.chargeable", "source.failed", "source.refund_attributes_required"),
+        deleted_event="account.external_account.deleted",
         retrieve_path="/v1/customers/{customer}/sources/{id}",
     ),
     StreamSpec(
@@ -215,6 +221,8 @@ STREAMS: tuple[StreamSpec, ...] = (
         created_field="created",
         query_params=("ending_before", "expand", "limit", "starting_after"),
         expandable=(("customer", "customers"),),
+        event_types=("customer.tax_id.created", "customer.tax_id.deleted", "customer.tax_id.updated"),
+        deleted_event="customer.tax_id.deleted",
         retrieve_path="/v1/customers/{customer}/tax_ids/{id}",
     ),
     StreamSpec(
@@ -268,6 +276,8 @@ STREAMS: tuple[StreamSpec, ...] = (
         embedded_field="external_accounts",
         query_params=("ending_before", "expand", "limit", "starting_after"),
         expandable=(("account", "accounts"), ("customer", "customers")),
+        event_types=("account.external_account.created", "account.external_account.deleted", "account.external_account.updated"),
+        deleted_event="account.external_account.deleted",
         retrieve_path="/v1/accounts/{account}/external_accounts/{id}",
         oauth_readable=False,
     ),
@@ -501,6 +511,8 @@ STREAMS: tuple[StreamSpec, ...] = (
         parent_via="path",
         created_field="created",
         query_params=("ending_before", "expand", "limit", "relationship", "starting_after"),
+        event_types=("person.created", "person.deleted", "person.updated"),
+        deleted_event="person.deleted",
         retrieve_path="/v1/accounts/{account}/persons/{id}",
     ),
     StreamSpec(
@@ -839,6 +851,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("ending_before", "expand", "financial_account", "limit", "received_credit", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.credit_reversal.created", "treasury.credit_reversal.posted"),
         retrieve_path="/v1/treasury/credit_reversals/{id}",
     ),
     StreamSpec(
@@ -852,6 +865,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("ending_before", "expand", "financial_account", "limit", "received_debit", "resolution", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.debit_reversal.completed", "treasury.debit_reversal.created", "treasury.debit_reversal.initial_credit_granted"),
         retrieve_path="/v1/treasury/debit_reversals/{id}",
     ),
     StreamSpec(
@@ -876,6 +890,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("ending_before", "expand", "financial_account", "limit", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.inbound_transfer.canceled", "treasury.inbound_transfer.created", "treasury.inbound_transfer.failed", "treasury.inbound_transfer.succeeded"),
         retrieve_path="/v1/treasury/inbound_transfers/{id}",
     ),
     StreamSpec(
@@ -889,6 +904,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("customer", "ending_before", "expand", "financial_account", "limit", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.outbound_payment.canceled", "treasury.outbound_payment.created", "treasury.outbound_payment.expected_arrival_date_updated", "treasury.outbound_payment.failed", "treasury.outbound_payment.posted", "treasury.outbound_payment.returned"),
         retrieve_path="/v1/treasury/outbound_payments/{id}",
     ),
     StreamSpec(
@@ -902,6 +918,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("ending_before", "expand", "financial_account", "limit", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.outbound_transfer.canceled", "treasury.outbound_transfer.created", "treasury.outbound_transfer.expected_arrival_date_updated", "treasury.outbound_transfer.failed", "treasury.outbound_transfer.posted", "treasury.outbound_transfer.returned"),
         retrieve_path="/v1/treasury/outbound_transfers/{id}",
     ),
     StreamSpec(
@@ -915,6 +932,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("ending_before", "expand", "financial_account", "limit", "linked_flows", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.received_credit.created", "treasury.received_credit.failed", "treasury.received_credit.succeeded"),
         retrieve_path="/v1/treasury/received_credits/{id}",
     ),
     StreamSpec(
@@ -928,6 +946,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         query_params=("ending_before", "expand", "financial_account", "limit", "starting_after", "status"),
         required_params=("financial_account",),
         expandable=(("transaction", "treasury_transactions"),),
+        event_types=("treasury.received_debit.created",),
         retrieve_path="/v1/treasury/received_debits/{id}",
     ),
     StreamSpec(

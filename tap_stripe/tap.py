@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import sys
-import time
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from importlib import resources
@@ -31,7 +30,7 @@ from tap_stripe import __version__, accounts, reports, sensitive
 from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
                                ProductNotSetUp, StripeClient, StripeError, redact)
 from tap_stripe.pagination import list_pages
-from tap_stripe.engine import FatalRunError, Run
+from tap_stripe.engine import FatalRunError, Run, RunTerminated, Termination
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
 from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, several_accounts, validate
@@ -121,6 +120,7 @@ class TapStripe(Tap):
     def __init__(self, *args: Any, validate_config: bool = True, catalog: Any = None,
                  config: Any = None, **kwargs: Any):
         self._stripe_state: dict = {}
+        self._termination = Termination()
         super().__init__(*args, validate_config=validate_config, catalog=catalog, config=config, **kwargs)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -196,6 +196,14 @@ class TapStripe(Tap):
             tap.sync()
         except (ConfigError, StateError, FatalRunError, StripeError) as exc:
             _fail(str(exc))
+        except RunTerminated as exc:
+            _fail(str(exc), code=128 + exc.signum)
+
+    def _handle_termination(self, signum: int, frame: Any) -> None:
+        """SIGTERM/SIGINT: ask the run to stop at its next safe point. The SDK's handler writes
+        its own (empty) state and exits 0 from inside whatever line is being written; this
+        one writes nothing itself, so no line is cut and the last STATE is the run's own."""
+        self._termination.request(signum)
 
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
@@ -331,8 +339,9 @@ class TapStripe(Tap):
                 write_message=writer.message, state=State(self._stripe_state), settings=settings,
                 accounts=account_list,
                 platform_streams=accounts.platform_streams(settings),
-                hi=min(now, settings.end) if settings.end else now, summary=summary,
+                hi=min(now, settings.end) if settings.end else now, now=now, summary=summary,
                 expand=settings.expand, activate_versions=not self.multi_account and only is None,
+                termination=self._termination,
             )
             # The catalog and schemas live for the whole run: take them out of the garbage
             # collector's sight, and collect young objects less often (records are short-lived
@@ -439,19 +448,23 @@ def server_time(client: StripeClient) -> int:
     """Stripe's clock (the `Date` header), so windows do not depend on this machine's clock.
 
     The request also checks the key before any stream starts: a 401 stops the run here.
+    Without Stripe's clock the run stops before reading anything: this machine's clock, if
+    ahead of Stripe's by more than `lookback_seconds`, would move bookmarks past objects
+    Stripe has not created yet, and they would never be read.
     """
+    failure = ""
     try:
         client.get("/v1/balance", stream="")
     except AuthenticationFailed:
         raise
-    except StripeError:
-        pass  # a key that may not read the balance still gets a Date header
-    if client.last_response_date:
-        try:
-            return int(parsedate_to_datetime(client.last_response_date).timestamp())
-        except (TypeError, ValueError):
-            pass
-    return int(time.time())
+    except StripeError as exc:
+        failure = str(exc)  # a key that may not read the balance still gets a Date header
+    try:
+        return int(parsedate_to_datetime(client.last_response_date or "").timestamp())
+    except (TypeError, ValueError):
+        raise FatalRunError("could not read Stripe's clock (the Date header of GET /v1/balance"
+                            + (f": {failure}" if failure else "") + "); nothing was read, the state is "
+                            "unchanged — run again when Stripe answers") from None
 
 
 def _read_json_file(handle: Any, what: str) -> dict | None:
@@ -470,11 +483,11 @@ def _read_json_file(handle: Any, what: str) -> dict | None:
     return value
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     print(f"tap-stripe: error: {redact(message)}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(1)  # worker threads may be mid-request; the state written so far is final
+    os._exit(code)  # worker threads may be mid-request; the state written so far is final
 
 
 def cli() -> None:

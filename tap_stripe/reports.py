@@ -41,10 +41,17 @@ Design decisions (documented for the README):
   The bookmark is the interval end (unix seconds); the first run starts at the tap's
   `start_date`, or `data_available_start` when there is none.
 - **Single-payout reports**: one run per paid automatic payout created after the bookmark
-  (`GET /v1/payouts?created[gt]=bookmark`), oldest first; the bookmark is the payout's
-  `created` (one second less while more payouts of the same second follow, so a crash never
-  skips a sibling). A payout still `pending`/`in_transit` stops the plan there (it will be
-  paid); failed/canceled and manual payouts are skipped.
+  (`GET /v1/payouts?created[gt]=bookmark`), oldest first; failed/canceled and manual payouts
+  are skipped. A payout still `pending`/`in_transit` stops the plan there (it will be paid),
+  unless it is still so a week after its arrival date: then its id is remembered in the
+  stream's state (`report_pending`, at most `MAX_PENDING_PAYOUTS`; when full, the plan stops
+  there) and later payouts go on. Each run first re-reads the remembered payouts
+  (`GET /v1/payouts/{id}`): paid ones are read (and forgotten once their rows are emitted),
+  failed/canceled or missing ones are forgotten. The bookmark after a run is the payout's
+  `created`, one second less while that second still holds a payout not yet done (a sibling
+  read by a later run, or the payout the plan stopped at), so neither a crash nor a payout
+  still in transit is ever skipped: every payout created up to the bookmark had its rows
+  emitted, was skipped, or is remembered as pending.
 - **Idempotency**: the run is created with `Idempotency-Key` = a hash of (account, report
   type, parameters), so a crash between creating and reading a run, or a poll timeout,
   gets the *same* run back on the next attempt (Stripe replays it for 24 h). A run that
@@ -69,7 +76,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_stripe.client import StripeClient, StripeError
@@ -292,6 +299,9 @@ class ReportTask:
     """The stream's bookmark once this task's rows are emitted."""
     schema_columns: tuple[str, ...] = ()
     """The stream schema's report columns (null in the record when the run did not return them)."""
+    pending_after: tuple[str, ...] | None = None
+    """Single-payout reports: the stream's `report_pending` payout ids once this task's rows are
+    emitted (None: other reports, which keep no such list)."""
 
     @property
     def idempotency_key(self) -> str:
@@ -426,8 +436,11 @@ def day_boundaries(start: int, end: int, tz) -> list[int]:
 
 
 def plan_report(client: StripeClient, spec: ReportSpec, account: str | None, bookmark: int | None,
-                start: int | None, options: ReportOptions) -> list[ReportTask]:
-    """The runs that cover what is new since `bookmark`, in order; [] when nothing is."""
+                start: int | None, options: ReportOptions, pending: list[str] | None = None) -> list[ReportTask]:
+    """The runs that cover what is new since `bookmark`, in order; [] when nothing is.
+
+    `pending`: single-payout reports only, the state's `report_pending` (payout ids remembered
+    as still in transit past their arrival date)."""
     types = report_types(client, account, spec.name)
     chosen = choose_report_type(spec, types, options.versions.get(spec.name))
     if chosen is None:
@@ -444,11 +457,11 @@ def plan_report(client: StripeClient, spec: ReportSpec, account: str | None, boo
 
     schema_columns = tuple(options.columns.get(spec.name) or spec.column_names)
 
-    def task(params: dict, after: int) -> ReportTask:
-        return ReportTask(spec, account, type_id, {**params, **base}, after, schema_columns)
+    def task(params: dict, after: int, pending_after: tuple[str, ...] | None = None) -> ReportTask:
+        return ReportTask(spec, account, type_id, {**params, **base}, after, schema_columns, pending_after)
 
     if spec.params == "payout":
-        return _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task)
+        return _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task, pending)
 
     lower = max(bookmark if bookmark is not None else (start or 0), available_start)
     if lower >= available_end:
@@ -470,33 +483,100 @@ def plan_report(client: StripeClient, spec: ReportSpec, account: str | None, boo
     return tasks
 
 
-def _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task):
+MAX_PENDING_PAYOUTS = 50
+"""How many payouts still in transit a week after their arrival date a stream remembers
+(state `report_pending`); past that the plan waits at the next one instead."""
+STUCK_AFTER = 7 * DAY
+"""A payout still pending/in transit this long after its arrival date no longer holds the plan."""
+
+
+def _pending_ids(spec: ReportSpec, pending: Any) -> list[str]:
+    if pending is None:
+        return []
+    if not isinstance(pending, list) or not all(isinstance(p, str) and p for p in pending):
+        raise ReportFailed(f"stream {spec.name}: state 'report_pending' must be a list of payout ids")
+    return list(dict.fromkeys(pending))
+
+
+def _get_payout(client: StripeClient, spec: ReportSpec, account: str | None, payout_id: str) -> dict | None:
+    """`GET /v1/payouts/{id}`; None when Stripe has no such payout."""
+    try:
+        return client.request("GET", f"/v1/payouts/{quote(payout_id, safe='')}", account=account,
+                              endpoint="/v1/payouts/{id}", stream=spec.name)
+    except StripeError as exc:
+        if exc.status == 404 and (exc.error or {}).get("code") == "resource_missing":
+            return None
+        raise
+
+
+def _created(payout: dict) -> int:
+    return int(payout.get("created") or 0)
+
+
+def _plan_payouts(client, spec, account, bookmark, start, available_start, available_end, task, pending):
     after = bookmark + 1 if bookmark is not None else max(start or available_start, available_start)
+    remembered = _pending_ids(spec, pending)
+
+    # Payouts remembered as pending: read the paid ones first, forget the ones that never will be.
+    now_paid, still = [], []
+    for payout_id in remembered:
+        payout = _get_payout(client, spec, account, payout_id)
+        status = payout.get("status") if payout is not None else "missing"
+        if status in ("pending", "in_transit"):
+            still.append(payout_id)
+        elif status == "paid" and payout.get("automatic") is not False:
+            now_paid.append(payout)
+        else:
+            LOGGER.warning("stream %s: payout %s, remembered as pending, is %s; forgetting it.",
+                           spec.name, payout_id, status)
+    now_paid.sort(key=lambda p: (_created(p), p.get("id") or ""))
+
     payouts = [payout for page in list_pages(client, "/v1/payouts", created_params(after, None), account=account,
                                              endpoint="/v1/payouts", stream=spec.name)
                for payout in page.get("data") or []]
-    payouts.sort(key=lambda p: (p.get("created") or 0, p.get("id") or ""))
+    payouts.sort(key=lambda p: (_created(p), p.get("id") or ""))
+    known = set(remembered)
     chosen = []
+    stop = None  # the payout the plan stopped at: not done, nor anything after it
     for payout in payouts:
-        created = int(payout.get("created") or 0)
+        if payout.get("id") in known:
+            continue  # remembered as pending: handled above
+        created = _created(payout)
         status = payout.get("status")
         if created >= available_end:
+            stop = payout
             break  # the report data does not reach this payout yet
         if status in ("pending", "in_transit"):
             arrival = int(payout.get("arrival_date") or created)
-            if arrival > available_end - 7 * DAY:
+            if arrival > available_end - STUCK_AFTER:
+                stop = payout
                 break  # it will be paid: wait for it rather than skip past it
-            LOGGER.warning("stream %s: payout %s is still %s a week after its arrival date; skipping it.",
-                           spec.name, payout.get("id"), status)
+            if len(still) >= MAX_PENDING_PAYOUTS:
+                LOGGER.warning("stream %s: payout %s is still %s a week after its arrival date, and %d such payouts "
+                               "are remembered already; waiting for them before reading later payouts.",
+                               spec.name, payout.get("id"), status, len(still))
+                stop = payout
+                break
+            LOGGER.warning("stream %s: payout %s is still %s a week after its arrival date; remembering it and "
+                           "reading its report once it is paid.", spec.name, payout.get("id"), status)
+            still.append(payout["id"])
             continue
         if status != "paid" or payout.get("automatic") is False:
             continue
         chosen.append(payout)
+
+    remembered_after = tuple(still)
     tasks = []
+    for i, payout in enumerate(now_paid):  # older than the bookmark: it stays where it is
+        tasks.append(task({"payout": payout["id"]}, after - 1,
+                          remembered_after + tuple(p["id"] for p in now_paid[i + 1:])))
     for i, payout in enumerate(chosen):
-        created = int(payout["created"])
-        sibling_follows = i + 1 < len(chosen) and int(chosen[i + 1]["created"]) == created
-        tasks.append(task({"payout": payout["id"]}, created - 1 if sibling_follows else created))
+        created = _created(payout)
+        following = chosen[i + 1] if i + 1 < len(chosen) else stop
+        # Never past a second that still holds a payout not yet done: a sibling read by a later
+        # task, or the payout the plan stopped at (a crash, or the next run, reads it again).
+        done_through = created - 1 if following is not None and _created(following) == created else created
+        tasks.append(task({"payout": payout["id"]}, done_through, remembered_after))
     return tasks
 
 

@@ -407,3 +407,167 @@ def test_a_failed_report_run_skips_the_stream_and_keeps_its_interval(run_tap):
     assert "Skipping stream report_balance_summary" in result.stderr and "failed" in result.stderr
     assert "report_balance_summary" not in result.last_state["bookmarks"]
     assert result.records("charges")
+
+
+# --------------------------------------------------------------------------- payouts not yet paid
+def only_new_payouts(sb):
+    """Cancel the generated payouts, so only the test's payouts settle balance transactions."""
+    for payout in sb.truth("payouts"):
+        sb.update("payouts", payout["id"], {"status": "canceled"})
+
+
+def payout(sb, status, created, arrival, **fields):
+    return sb.create("payouts", {"status": status, "automatic": True, "amount": 12345, "currency": "usd",
+                                 "arrival_date": arrival, **fields}, at=created)
+
+
+def same_second(sb, created, first_status, second_status, second_arrival):
+    """Two payouts created in one second; the one the plan meets first (by id) gets `first_status`."""
+    first, second = sorted((payout(sb, "paid", created, created + DAY) for _ in range(2)), key=lambda p: p["id"])
+    sb.update("payouts", first["id"], {"status": first_status})
+    sb.update("payouts", second["id"], {"status": second_status, "arrival_date": second_arrival})
+    return first, second
+
+
+def payout_ids(tasks):
+    return [t.parameters["payout"] for t in tasks]
+
+
+def settled_by(sb, previous, payout):
+    """Balance transactions the sandbox settles in `payout` (paid after `previous`)."""
+    return {b["id"] for b in sb.truth("balance_transactions") if b["reporting_category"] != "payout"
+            and previous["created"] < b["available_on"] <= payout["created"]}
+
+
+def test_payout_in_transit_in_the_same_second_as_a_paid_one_is_not_skipped(rsb):
+    only_new_payouts(rsb)
+    at = rsb.now - 3 * DAY
+    paid, waiting = same_second(rsb, at, "paid", "in_transit", rsb.now + DAY)  # arrives tomorrow: holds the plan
+    opts = options(rsb)
+    tasks = plan_report(make_client(rsb), BY_ID, None, None, at - DAY, opts)
+    assert payout_ids(tasks) == [paid["id"]]
+    assert tasks[0].bookmark_after == at - 1, "the second still holds a payout in transit"
+    run_all(make_client(rsb), tasks, opts)
+
+    rsb.update("payouts", waiting["id"], {"status": "paid"})
+    again = plan_report(make_client(rsb), BY_ID, None, tasks[-1].bookmark_after, None, opts)
+    assert payout_ids(again) == [paid["id"], waiting["id"]]  # the first is read again (same rows, same keys)
+    assert again[-1].bookmark_after == at
+    records = run_report(make_client(rsb), again[-1], opts)
+    assert {r["_payout"] for r in records} <= {waiting["id"]}
+
+
+def test_payout_stuck_in_the_same_second_as_a_paid_one_is_remembered(rsb):
+    only_new_payouts(rsb)
+    at = rsb.now - 20 * DAY
+    paid, stuck = same_second(rsb, at, "paid", "in_transit", at + DAY)  # due 19 days ago
+    opts = options(rsb)
+    tasks = plan_report(make_client(rsb), BY_ID, None, None, at - DAY, opts)
+    assert payout_ids(tasks) == [paid["id"]]
+    assert (tasks[0].bookmark_after, tasks[0].pending_after) == (at, (stuck["id"],))
+
+    rsb.update("payouts", stuck["id"], {"status": "paid"})
+    again = plan_report(make_client(rsb), BY_ID, None, at, None, opts, list(tasks[0].pending_after))
+    assert payout_ids(again) == [stuck["id"]]
+    assert (again[0].bookmark_after, again[0].pending_after) == (at, ())
+
+
+def test_payout_stuck_in_transit_is_remembered_and_read_once_paid(rsb):
+    only_new_payouts(rsb)
+    now = rsb.now
+    first = payout(rsb, "paid", now - 20 * DAY, now - 19 * DAY)
+    stuck = payout(rsb, "in_transit", now - 16 * DAY, now - 15 * DAY)
+    later = payout(rsb, "paid", now - 10 * DAY, now - 9 * DAY)
+    opts = options(rsb)
+    tasks = plan_report(make_client(rsb), BY_ID, None, None, now - 21 * DAY, opts)
+    assert payout_ids(tasks) == [first["id"], later["id"]], "a stuck payout does not hold later ones"
+    assert tasks[-1].bookmark_after == later["created"] and tasks[-1].pending_after == (stuck["id"],)
+    assert all(t.pending_after == (stuck["id"],) for t in tasks)
+    run_all(make_client(rsb), tasks, opts)
+    bookmark, pending = tasks[-1].bookmark_after, list(tasks[-1].pending_after)
+    crashed = (tasks[0].bookmark_after, list(tasks[0].pending_after))  # the state after the first task only
+
+    # Still in transit: nothing to read, and it is still remembered (re-read by id, not listed).
+    rsb.advance(DAY)
+    assert plan_report(make_client(rsb), BY_ID, None, bookmark, None, opts, pending) == []
+    assert any(r["path"] == f"/v1/payouts/{stuck['id']}" for r in rsb.requests)
+
+    # Paid at last: its report is read, the bookmark stays, the payout is forgotten.
+    rsb.update("payouts", stuck["id"], {"status": "paid"})
+    resumed = plan_report(make_client(rsb), BY_ID, None, *crashed[:1], None, opts, crashed[1])
+    assert payout_ids(resumed) == [stuck["id"], later["id"]], "remembered and listed again: read once"
+    assert [t.pending_after for t in resumed] == [(), ()]
+    tasks = plan_report(make_client(rsb), BY_ID, None, bookmark, None, opts, pending)
+    assert payout_ids(tasks) == [stuck["id"]]
+    assert (tasks[0].bookmark_after, tasks[0].pending_after) == (bookmark, ())
+    records = run_report(make_client(rsb), tasks[0], opts)
+    validate(BY_ID, records)
+    expected = settled_by(rsb, first, stuck)
+    assert expected and {r["balance_transaction_id"] for r in records} == expected
+    assert {r["_payout"] for r in records} == {stuck["id"]}
+
+
+def test_remembered_payout_failed_canceled_or_missing_is_forgotten(rsb):
+    only_new_payouts(rsb)
+    now = rsb.now
+    failed = payout(rsb, "in_transit", now - 16 * DAY, now - 15 * DAY)
+    canceled = payout(rsb, "pending", now - 15 * DAY, now - 14 * DAY)
+    kept = payout(rsb, "in_transit", now - 14 * DAY, now - 13 * DAY)
+    bookmark = now - 12 * DAY
+    new = payout(rsb, "paid", now - 5 * DAY, now - 4 * DAY)
+    rsb.update("payouts", failed["id"], {"status": "failed"})
+    rsb.update("payouts", canceled["id"], {"status": "canceled"})
+    pending = [failed["id"], canceled["id"], "po_gone", kept["id"]]
+    tasks = plan_report(make_client(rsb), BY_ID, None, bookmark, None, options(rsb), pending)
+    assert payout_ids(tasks) == [new["id"]]
+    assert (tasks[0].bookmark_after, tasks[0].pending_after) == (new["created"], (kept["id"],))
+
+    with pytest.raises(ReportFailed, match="report_pending"):
+        plan_report(make_client(rsb), BY_ID, None, bookmark, None, options(rsb), "po_1")
+
+
+def test_remembered_payouts_are_bounded(rsb, monkeypatch):
+    monkeypatch.setattr(reports, "MAX_PENDING_PAYOUTS", 2)
+    only_new_payouts(rsb)
+    now = rsb.now
+    p0 = payout(rsb, "paid", now - 30 * DAY, now - 29 * DAY)
+    s1 = payout(rsb, "in_transit", now - 28 * DAY, now - 27 * DAY)
+    s2 = payout(rsb, "pending", now - 26 * DAY, now - 25 * DAY)
+    p1 = payout(rsb, "paid", now - 24 * DAY, now - 23 * DAY)
+    s3 = payout(rsb, "in_transit", now - 22 * DAY, now - 21 * DAY)
+    p2 = payout(rsb, "paid", now - 20 * DAY, now - 19 * DAY)
+    opts = options(rsb)
+    tasks = plan_report(make_client(rsb), BY_ID, None, None, now - 31 * DAY, opts)
+    assert payout_ids(tasks) == [p0["id"], p1["id"]], "no room for a third: the plan waits at it"
+    assert (tasks[-1].bookmark_after, tasks[-1].pending_after) == (p1["created"], (s1["id"], s2["id"]))
+
+    rsb.update("payouts", s1["id"], {"status": "canceled"})
+    tasks = plan_report(make_client(rsb), BY_ID, None, p1["created"], None, opts, [s1["id"], s2["id"]])
+    assert payout_ids(tasks) == [p2["id"]]
+    assert (tasks[-1].bookmark_after, tasks[-1].pending_after) == (p2["created"], (s2["id"], s3["id"]))
+
+
+def test_stuck_payout_through_the_tap_is_kept_in_state_and_read_once_paid(run_tap):
+    from conftest import catalog_for, tap_config
+    from stripe_sandbox import Sandbox
+
+    stream = BY_ID.name
+    with Sandbox(seed=3, scale=0.05, now=SANDBOX_NOW, history_days=30, volumes={"payouts": 4}) as sandbox:
+        only_new_payouts(sandbox)
+        now = sandbox.now
+        first = payout(sandbox, "paid", now - 20 * DAY, now - 19 * DAY)
+        stuck = payout(sandbox, "in_transit", now - 16 * DAY, now - 15 * DAY)
+        later = payout(sandbox, "paid", now - 10 * DAY, now - 9 * DAY)
+        config = tap_config(sandbox, start_date="2025-12-05T00:00:00Z")
+        one = run_tap(config, catalog=catalog_for([stream]))
+        assert one.returncode == 0, one.stderr[-2000:]
+        assert {r["_payout"] for r in one.records(stream)} == {first["id"], later["id"]}
+        cursors = one.last_state["bookmarks"][stream]["accounts"]["default"]
+        assert cursors == {"report": later["created"], "report_pending": [stuck["id"]]}
+        assert f"payout {stuck['id']} is still in_transit" in one.stderr
+
+        sandbox.update("payouts", stuck["id"], {"status": "paid"})
+        two = run_tap(config, catalog=catalog_for([stream]), state=one.last_state)
+        assert two.returncode == 0, two.stderr[-2000:]
+        assert {r["_payout"] for r in two.records(stream)} == {stuck["id"]}
+        assert two.last_state["bookmarks"][stream]["accounts"]["default"] == {"report": later["created"]}

@@ -788,8 +788,9 @@ class Run:
     def _parents(self, feed: Feed, objects: list[dict]) -> SegmentResult:
         """Shape parent objects (ascending) and start fetching their children.
 
-        A parent is shaped before its children are submitted, and children are shallow
-        copies, so no two threads shape the same dict at once.
+        A parent is shaped before its children are submitted, children are shallow copies,
+        and shaping and policies copy what they change below a record's top level, so no
+        two records (nor threads) change a dict they share.
         """
         result = SegmentResult()
         root = feed.root
@@ -806,7 +807,10 @@ class Run:
                 if self._complete_in(child, obj):  # nothing to fetch: no task, no thread hand-off
                     result.output.extend(self._child_records(feed, child, obj, changed))
                 else:
-                    result.subs.append(self._submit(feed.version, False, self._child_records, feed, child, obj, changed))
+                    # Its own shallow copy: the parent's record may swap protected copies into
+                    # its top-level fields while the child task reads them on another thread.
+                    result.subs.append(self._submit(feed.version, False, self._child_records, feed, child, dict(obj),
+                                                    changed))
         return result
 
     def _embedded(self, spec: StreamSpec, parent_obj: dict) -> dict | None:

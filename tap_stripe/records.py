@@ -7,7 +7,9 @@
 - adds `_account_id` and `_updated_at`.
 
 Everything else is already JSON-typed the way the schema says, so no generic per-field
-conformance runs.
+conformance runs. Only a record's own top-level dict is changed in place; nested objects,
+which records share (a child record is a shallow copy of an object embedded in its parent),
+are copied where a time in them is converted, never changed.
 """
 
 from __future__ import annotations
@@ -71,25 +73,44 @@ def _compile_value(node: dict) -> Plan | None:
     return merged or None
 
 
-def apply_plan(value: Any, plan: Plan) -> None:
-    """Convert, in place, the unix times that `plan` points at inside `value`."""
+def converted(value: Any, plan: Plan) -> Any:
+    """`value` with the unix times that `plan` points at converted, leaving `value` and
+    everything in it unchanged: each dict or list holding a conversion is copied once, the
+    rest stays shared; `value` itself when there is nothing to convert (copy-on-write)."""
     if isinstance(value, dict):
+        out = None
         for key, sub in plan.items():
             item = value.get(key)
             if item is None:
                 continue
             if sub is None:
-                if type(item) is int:
-                    value[key] = rfc3339(item)
+                if type(item) is not int:
+                    continue
+                new = rfc3339(item)
             else:
-                apply_plan(item, sub)
-    elif isinstance(value, list) and "[]" in plan:
+                new = converted(item, sub)
+                if new is item:
+                    continue
+            if out is None:
+                out = dict(value)
+            out[key] = new
+        return value if out is None else out
+    if isinstance(value, list) and "[]" in plan:
         inner = plan["[]"]
         if inner is None:
-            value[:] = [rfc3339(v) if type(v) is int else v for v in value]
-        else:
-            for item in value:
-                apply_plan(item, inner)
+            for v in value:
+                if type(v) is int:
+                    return [rfc3339(v) if type(v) is int else v for v in value]
+            return value
+        out_list = None
+        for i, item in enumerate(value):
+            new = converted(item, inner)
+            if new is not item:
+                if out_list is None:
+                    out_list = list(value)
+                out_list[i] = new
+        return value if out_list is None else out_list
+    return value
 
 
 class RecordShaper:
@@ -101,13 +122,29 @@ class RecordShaper:
         self.created_field = created_field
 
     def shape(self, obj: dict, account: str | None, updated_at: int | None = None) -> dict:
-        """Shape `obj` in place and return it. `updated_at` defaults to the object's times."""
+        """Shape `obj` and return it. `updated_at` defaults to the object's times.
+
+        Only `obj`'s own top-level dict is changed in place; a nested dict or list holding a
+        time to convert is replaced by a converted copy, never changed: nested objects are
+        shared between records (a child record is a shallow copy of an object embedded in
+        its parent, whose record may be written from another thread at the same time).
+        """
         if updated_at is None:
             updated_at = obj.get("updated") or (obj.get(self.created_field) if self.created_field else None)
         if not self.known.issuperset(obj):
             for key in [k for k in obj if k not in self.known]:
                 del obj[key]
-        apply_plan(obj, self.plan)
+        for key, sub in self.plan.items():
+            item = obj.get(key)
+            if item is None:
+                continue
+            if sub is None:
+                if type(item) is int:
+                    obj[key] = rfc3339(item)
+            else:
+                new = converted(item, sub)
+                if new is not item:
+                    obj[key] = new
         obj["_account_id"] = account
         obj["_updated_at"] = rfc3339(updated_at) if type(updated_at) is int else None
         return obj

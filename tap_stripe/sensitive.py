@@ -18,6 +18,9 @@ One mechanism, three uses:
    `Protector.from_config` compiles it, per stream, into a trie of the paths whose policy is
    not `keep`; `Protector.record` walks only that trie and `Protector.schema` rewrites the
    schema to match (dropped fields removed; hashed and masked ones become `["string","null"]`).
+   Below a record's top level nothing is changed in place: the nested objects on the paths a
+   policy changes are copied (copy-on-write), since records share them (a child record's
+   fields are the objects embedded in its parent) and each must be protected exactly once.
    `hash` = `"h1:" + hex(HMAC-SHA256(key, value))`: the same value gives the same hash in every
    stream and run, so hashed emails still join; an email is trimmed and lowercased first.
    Values that are not strings are hashed or masked on their string form (objects on their
@@ -467,30 +470,60 @@ _DROP = object()
 Trie = dict
 
 
-def _walk(value: Any, node: Trie) -> None:
+def _protected(value: Any, node: Trie) -> Any:
+    """`value` with the policy applied, leaving `value` and everything in it unchanged: each
+    dict or list on the way to a change is copied once, the rest stays shared; `value`
+    itself when nothing changes."""
     if type(value) is dict:
-        for key, (action, children) in node.items():
-            if key == "*":
-                keys: Iterable[str] = list(value)
-            elif key in value:
-                keys = (key,)
-            else:
-                continue
-            for k in keys:
-                if action is None:
-                    sub = value[k]
-                    if sub is not None:
-                        _walk(sub, children)
-                elif action is _DROP:
-                    del value[k]
-                else:
-                    value[k] = action(value[k])
-    elif type(value) is list:
+        out = _protect_into(value, node, None)
+        return value if out is None else out
+    if type(value) is list:
         entry = node.get("[]")
-        if entry is not None:
-            children = entry[1]
-            for item in value:
-                _walk(item, children)
+        if entry is None:
+            return value
+        children = entry[1]
+        out_list: list | None = None
+        for i, item in enumerate(value):
+            new = _protected(item, children)
+            if new is not item:
+                if out_list is None:
+                    out_list = list(value)
+                out_list[i] = new
+        return value if out_list is None else out_list
+    return value
+
+
+def _protect_into(value: dict, node: Trie, out: dict | None) -> dict | None:
+    """Apply the trie to dict `value`, writing into `out`: `value` itself for a record's own
+    top-level dict, or None below it, where a copy of `value` is made on the first write
+    (copy-on-write). Returns `out`, still None when nothing changed. Below the top level
+    nothing is changed in place, because nested objects may be shared with other records."""
+    for key, (action, children) in node.items():
+        current = value if out is None else out
+        if key == "*":
+            keys: Iterable[str] = list(current)
+        elif key in current:
+            keys = (key,)
+        else:
+            continue
+        for k in keys:
+            if action is _DROP:
+                if out is None:
+                    out = dict(value)
+                del out[k]
+                continue
+            old = (value if out is None else out)[k]
+            if action is None:  # descend
+                if old is None:
+                    continue
+                new = _protected(old, children)
+            else:
+                new = action(old)
+            if new is not old:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+    return out
 
 
 def _schema_slots(node: dict, segments: list[str]) -> list[tuple[dict, Any, dict]]:
@@ -594,10 +627,19 @@ class Protector:
         return out
 
     def record(self, stream: str, record: dict) -> dict:
-        """Apply the policy to a record, in place; returns it."""
+        """Apply the policy to a record; returns it.
+
+        Only the record's own top-level dict is changed in place: every record has its own (a
+        child record is a shallow copy of the object embedded in its parent), and nothing else
+        may read it meanwhile (child lists are read from a parent's copy, not its record).
+        Nothing below it is ever changed: a nested dict or list on the path to a change is
+        replaced, in the record, by a changed copy (copy-on-write), because nested objects
+        are shared — a `subscription_items` record's `metadata` is the very dict inside its
+        parent's `items.data[]`, and each record must get its own stream's policy, once.
+        """
         trie = self._tries.get(stream)
         if trie:
-            _walk(record, trie)
+            _protect_into(record, trie, record)
         return record
 
 

@@ -23,7 +23,6 @@ import click
 import orjson
 from singer_sdk import Stream, Tap
 from singer_sdk.singerlib import Catalog
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
 from tap_stripe import __version__, accounts, reports, sensitive
@@ -36,6 +35,7 @@ from tap_stripe.records import RecordShaper
 from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, several_accounts, validate
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State, StateError
+from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
 from tap_stripe.streams_table import STREAMS
 from tap_stripe.summary import RunSummary
@@ -178,6 +178,12 @@ class TapStripe(Tap):
                                                sensitive.load_classification())
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Our state, or another Stripe tap's (singer-io's, an SDK tap's) continued from."""
+        ids = self.config.get("account_ids") or ([self.config["account_id"]] if self.config.get("account_id") else [])
+        account = ids[0] if len(ids) == 1 and not self.config.get("connected_accounts") else None
+        state, note = adopt_state(state, set(SPECS), account)
+        if note:
+            LOGGER.info(note)
         self._stripe_state = validate_state(state)
 
     # ----- command line --------------------------------------------------------------
@@ -389,7 +395,7 @@ class Emitter:
         if self.protect:
             self.protect(self.name, record)
         if self.prune:
-            pop_deselected_record_properties(record, self.stream.schema, self.mask)
+            _pruned(record, self.mask, (), record)
         return record
 
     def render(self, record: dict, extracted: str, version: int | None) -> bytes:
@@ -405,6 +411,26 @@ class Emitter:
             mapped = stream_map.transform(record)
             if mapped is not None:
                 self.writer.record(stream_map.stream_alias, mapped, extracted, version)
+
+
+def _pruned(value: dict, mask: Any, breadcrumb: tuple, out: dict | None) -> dict | None:
+    """The SDK's pruning of deselected properties (`pop_deselected_record_properties`),
+    copy-on-write below the record: nested dicts a child record shares with its parent (its
+    embedded list) are copied before a property is removed, never changed in place. Returns
+    the changed copy of `value` (or `out`, `value` itself at the top level), None if unchanged."""
+    for name, val in list(value.items()):
+        crumb = (*breadcrumb, "properties", name)
+        if not mask[crumb]:
+            if out is None:
+                out = dict(value)
+            del out[name]
+        elif type(val) is dict:
+            new = _pruned(val, mask, crumb, None)
+            if new is not None:
+                if out is None:
+                    out = dict(value)
+                out[name] = new
+    return out
 
 
 class _CollectingWriter:

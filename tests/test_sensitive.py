@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -524,3 +526,143 @@ def test_scan_finds_personal_data_planted_in_metadata_and_descriptions(sandbox, 
     assert ("products", "metadata.*", "ip") in rows
     assert "planted.person" not in result.stdout  # the report masks what it found
     assert "metadata.*" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Parents and children share nested objects: each record gets its own stream's policy, once
+# ---------------------------------------------------------------------------------------------
+
+
+def _h(key: str, value: str) -> str:
+    """The documented hash, computed here independently of the tap."""
+    return "h1:" + hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _subscription_with_item() -> tuple[dict, dict, dict]:
+    """(parent, child, shared): a subscription whose embedded item is the child's source, the
+    child made the way the engine makes it (a shallow copy), so both hold the same `metadata`
+    dict and the same `tax_rates` list."""
+    shared = {"owner": "Bob@Acme-Corp.io", "tier": "gold"}
+    tax_rates = [{"id": "txr_1", "object": "tax_rate", "description": "VAT for bob@acme-corp.io",
+                  "metadata": {"note": "call +44 20 7946 0958"}}]
+    item = {"id": "si_1", "object": "subscription_item", "metadata": shared, "tax_rates": tax_rates,
+            "quantity": 1, "subscription": "sub_1"}
+    parent = {"id": "sub_1", "object": "subscription", "metadata": {},
+              "items": {"object": "list", "has_more": False, "data": [item]}}
+    return parent, dict(item), shared
+
+
+@pytest.mark.parametrize("parent_first", [True, False])
+def test_records_sharing_a_nested_dict_are_each_protected_independently(parent_first):
+    """A hash applies once per record whoever goes first, and a rule of one stream changes
+    nothing of another stream's record, nor the objects they share."""
+    p = Protector.from_config({"categories": {"free_text": "hash"},
+                               "fields": {"subscriptions.items.data[].tax_rates[].description": "drop"}},
+                              KEY, CLASSIFICATION)
+    parent, child, shared = _subscription_with_item()
+    before = copy.deepcopy((parent, child))
+    embedded = parent["items"]["data"][0]
+    for stream, record in ([("subscriptions", parent), ("subscription_items", child)][::1 if parent_first else -1]):
+        assert p.record(stream, record) is record
+    hashed = {"owner": _h(KEY, "bob@acme-corp.io"), "tier": _h(KEY, "gold")}  # an email is hashed lowercased
+    assert child["metadata"] == hashed  # h(x), not h(h(x))
+    assert parent["items"]["data"][0]["metadata"] == hashed  # joins with the child's value
+    assert child["tax_rates"][0]["description"] == _h(KEY, "VAT for bob@acme-corp.io")  # not dropped
+    assert child["tax_rates"][0]["metadata"]["note"] == _h(KEY, "call +44 20 7946 0958")
+    assert "description" not in parent["items"]["data"][0]["tax_rates"][0]
+    assert parent["items"]["data"][0]["tax_rates"][0]["metadata"] == child["tax_rates"][0]["metadata"]
+    # the shared objects themselves were copied, never changed
+    assert shared == before[1]["metadata"] and embedded == before[0]["items"]["data"][0]
+    assert child["metadata"] is not shared and parent["items"]["data"][0] is not embedded
+
+
+def test_protection_copies_only_the_paths_it_changes():
+    p = Protector.from_config({"categories": {"free_text": "mask"}}, None, CLASSIFICATION)
+    parent, _, shared = _subscription_with_item()
+    untouched = {"id": "si_2", "object": "subscription_item", "metadata": {}, "tax_rates": []}
+    parent["items"]["data"].append(untouched)
+    record = p.record("subscriptions", parent)
+    assert record["items"]["data"][1] is untouched  # nothing to change: still shared, not copied
+    assert record["items"]["data"][0]["metadata"] == {"owner": "***", "tier": "***"}
+    assert shared == {"owner": "Bob@Acme-Corp.io", "tier": "gold"}
+
+
+def test_shaping_never_changes_objects_below_the_record():
+    """A child record and its parent's embedded list share nested objects: shaping either
+    converts times in copies, leaving the shared objects (and the other record) as they were."""
+    from tap_stripe.records import RecordShaper
+    from tap_stripe.tap import load_schema
+
+    period = {"start": 1767225600, "end": 1769904000}
+    line = {"id": "il_1", "object": "line_item", "period": period, "metadata": {}}
+    invoice_obj = {"id": "in_1", "object": "invoice", "created": 1767225600,
+                   "lines": {"object": "list", "has_more": False, "data": [line]}}
+    child = dict(line)
+    RecordShaper(load_schema("invoice_line_items"), None).shape(child, None, 1767225600)
+    assert child["period"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}
+    assert period == {"start": 1767225600, "end": 1769904000} and invoice_obj["lines"]["data"][0] is line
+    shaped = RecordShaper(load_schema("invoices"), "created").shape(invoice_obj, None)
+    assert shaped["lines"]["data"][0]["period"]["start"] == "2026-01-01T00:00:00Z"
+    assert line["period"] is period and period["start"] == 1767225600
+    assert child["period"] is not period
+
+
+def _planted_item(sandbox):
+    """A subscription item whose metadata holds a customer's email (so it can join), and that
+    customer; the sandbox embeds the item in its subscription's `items` list."""
+    customer_row = next(c for c in sandbox.truth("customers") if c.get("email"))
+    item = sandbox.truth("subscription_items")[0]
+    sandbox.update("subscription_items", item["id"], {"metadata": {"owner": customer_row["email"], "tier": "gold"}})
+    return item["id"], customer_row
+
+
+def test_child_records_are_hashed_once_and_join_with_parent_and_other_streams(sandbox, run_tap):
+    """Through the CLI: `subscription_items` are the objects embedded in `subscriptions`
+    (`items`), and each record's metadata is hashed exactly once: h(x), equal to the same
+    value in the parent's `items` and to a customer's hashed email."""
+    from conftest import catalog_for, tap_config
+
+    item_id, customer_row = _planted_item(sandbox)
+    key = "k-123"
+    config = tap_config(sandbox, sensitive_hash_key=key,
+                        sensitive_data={"categories": {"free_text": "hash", "contact": "hash"}})
+    result = run_tap(config, catalog=catalog_for(["customers", "subscriptions", "subscription_items"]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    truth = {i["id"]: i for i in sandbox.truth("subscription_items")}
+    children = {r["id"]: r for r in result.records("subscription_items")}
+    assert set(children) == set(truth)
+    embedded = {i["id"]: i for s in result.records("subscriptions") for i in s["items"]["data"]}
+    assert set(embedded) == set(truth)
+    checked = 0
+    for item_id_, record in children.items():
+        want = {k: _h(key, v) for k, v in truth[item_id_]["metadata"].items()}
+        assert record["metadata"] == want, f"{item_id_}: metadata not hashed exactly once"
+        assert embedded[item_id_]["metadata"] == want  # joins with the parent's copy
+        checked += len(want)
+    assert checked >= 5  # a real check, not a vacuous one
+    email = customer_row["email"]
+    hashed_email = {r["id"]: r["email"] for r in result.records("customers")}[customer_row["id"]]
+    assert hashed_email == _h(key, email.strip().lower())
+    assert children[item_id]["metadata"]["owner"] == hashed_email  # joins across streams
+    assert email not in result.stdout
+
+
+def test_drop_rule_on_parent_embedded_items_leaves_child_stream_untouched(sandbox, run_tap):
+    """A `drop` on `subscriptions.items.data[].metadata.*` removes it from the subscriptions'
+    embedded items only: `subscription_items` come out exactly as without the rule."""
+    from conftest import catalog_for, tap_config
+
+    _planted_item(sandbox)
+    catalog = catalog_for(["subscriptions", "subscription_items"])
+    plain = run_tap(tap_config(sandbox), catalog=catalog)
+    config = tap_config(sandbox, sensitive_data={"fields": {"subscriptions.items.data[].metadata.*": "drop"}})
+    dropped = run_tap(config, catalog=catalog)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert dropped.returncode == 0, dropped.stderr[-2000:]
+    children = {r["id"]: r for r in dropped.records("subscription_items")}
+    assert children == {r["id"]: r for r in plain.records("subscription_items")}
+    assert sum(len(r["metadata"]) for r in children.values()) >= 5  # the child kept real metadata
+    truth = {i["id"]: i["metadata"] for i in sandbox.truth("subscription_items")}
+    assert {i: r["metadata"] for i, r in children.items()} == truth
+    items = [i for s in dropped.records("subscriptions") for i in s["items"]["data"]]
+    assert len(items) == len(truth) and all(i["metadata"] == {} for i in items)

@@ -135,3 +135,23 @@ def test_record_path_matches_the_sdk(sandbox, case):
         assert "description" not in sink.lines[0]["record"]
     if case == "stream_map":
         assert sink.lines[0]["stream"] == "payments" and "amount_major" in sink.lines[0]["record"]
+
+
+def test_deselecting_a_nested_field_of_a_child_leaves_the_parent_it_shares_it_with(sandbox):
+    """invoice_line_items records share their nested dicts with the invoices' embedded `lines`
+    (a child task may finish first, on another thread): pruning `period.start` from the child
+    copies `period`, it never changes the dict the parent holds."""
+    catalog = catalog_for(["invoices", "invoice_line_items"])
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == "invoice_line_items":
+            entry["metadata"].append({"breadcrumb": ["properties", "period", "properties", "start"],
+                                      "metadata": {"selected": False}})
+    tap = TapStripe(config={"api_key": SANDBOX_KEY}, catalog=catalog, validate_config=False)
+    stream = tap.streams["invoice_line_items"]
+    line = next(line for invoice in sandbox.truth("invoices") for line in invoice["lines"]["data"])
+    record = RecordShaper(stream.schema, None).shape(dict(line), None)
+    shared_period = record["period"]
+    sink = _Sink()
+    Emitter(stream, sink)(record, "2026-01-01T00:00:00Z", None)
+    assert "start" not in sink.lines[0]["record"]["period"]
+    assert "start" in shared_period, "the parent's copy of the line lost a field"

@@ -75,8 +75,11 @@ def event_key(feed: "Feed", event: dict) -> str | None:
 
 
 def parent_id(spec: "StreamSpec", obj: dict) -> str | None:
-    """The id of the parent a child object belongs to (its `customer`, `account`, …)."""
-    value = obj.get(spec.parent_param or "")
+    """The id of the parent a child object belongs to: its field that links to the parent
+    stream (a fee refund's `fee`), else the field named like the path's parameter (a tax
+    id's `customer`, a person's `account`)."""
+    field = next((f for f, stream in spec.expandable if stream == spec.parent), spec.parent_param or "")
+    value = obj.get(field)
     value = value.get("id") if isinstance(value, dict) else value
     return value if isinstance(value, str) and value else None
 

@@ -24,6 +24,7 @@ so later versions can add to the format.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 STATE_FORMAT = 1
@@ -70,6 +71,68 @@ def validate(state: Any) -> dict:
     if isinstance(fmt, int) and fmt > STATE_FORMAT:
         raise StateError(f"state format {fmt} is newer than this tap understands ({STATE_FORMAT}); upgrade tap-stripe")
     return state
+
+
+def adopt(state: Any, streams: set[str], account: str | None) -> tuple[Any, str | None]:
+    """A state written by another Stripe tap, as this tap's, and one line saying so.
+
+    singer-io's tap-stripe (Meltano Hub's default variant) keeps
+    `{"charges": {"created": 1700000000}, "charges_events": {"updates_created": …},
+    "invoices": {"date": …}}`; SDK taps keep `{"replication_key_value": …}` (unix seconds or
+    RFC 3339), also per partition. Their bookmarks become `created` and `events` of the
+    account this run reads (their taps read one account); a stream with `created` and no
+    `events` reads events from its `created` (engine), so no change since is missed. A state
+    that is ours, empty or unrecognised is returned as it is.
+    """
+    if not isinstance(state, dict) or isinstance(state.get("tap_stripe"), dict):
+        return state, None
+    bookmarks = state.get("bookmarks")
+    if not isinstance(bookmarks, dict) or not bookmarks or \
+            any(isinstance(b, dict) and "accounts" in b for b in bookmarks.values()):
+        return state, None
+    ours: dict[str, dict] = {}
+    for name, bookmark in bookmarks.items():
+        if not isinstance(bookmark, dict):
+            continue
+        if name.endswith("_events") and name[:-7] in streams:
+            events = _seconds(bookmark.get("updates_created"))
+            if events is not None:
+                _cursors(ours, name[:-7], account)["events"] = events
+            continue
+        if name not in streams:
+            continue
+        values = [_seconds(bookmark.get(k)) for k in ("created", "date", "replication_key_value")]
+        values += [_seconds(p.get("replication_key_value")) for p in bookmark.get("partitions") or []
+                   if isinstance(p, dict)]
+        found = [v for v in values if v is not None]
+        if found:  # partitions: the oldest, so none of them is passed
+            _cursors(ours, name, account)["created"] = min(found)
+    if not ours:
+        return state, None
+    singer_io = any(name.endswith("_events") or "created" in b or "date" in b
+                    for name, b in bookmarks.items() if isinstance(b, dict))
+    kind = "singer-io tap-stripe" if singer_io else "a Singer SDK tap"
+    return {"bookmarks": ours}, (f"The state is from {kind}: continuing from its bookmarks of {len(ours)} "
+                                 f"stream(s) ({', '.join(sorted(ours))}).")
+
+
+def _cursors(bookmarks: dict, stream: str, account: str | None) -> dict:
+    return bookmarks.setdefault(stream, {"accounts": {}})["accounts"].setdefault(account or DEFAULT_ACCOUNT, {})
+
+
+def _seconds(value: Any) -> int | None:
+    """Unix seconds from an integer, a float or an RFC 3339 string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return int(value) if value.isdigit() else None
+        return int(moment.timestamp()) if moment.tzinfo else None
+    return None
 
 
 class State:

@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 
+from .facts import ENDPOINT_RPS, TEST_MODE_RPS
 from .sandbox import Sandbox
 
 
@@ -23,8 +24,8 @@ def main(argv=None):
     p.add_argument("--key", action="append", default=None, help="valid API key (repeatable); default sk_test_sandbox")
     p.add_argument("--latency-ms", type=float, default=0)
     p.add_argument("--jitter-ms", type=float, default=0)
-    p.add_argument("--rps", type=float, default=None, help="global requests/s per account (Stripe test: 25)")
-    p.add_argument("--endpoint-rps", type=float, default=None, help="requests/s per endpoint (Stripe: 25)")
+    p.add_argument("--rps", type=float, default=None, help=f"global requests/s per account (Stripe test mode: {TEST_MODE_RPS})")
+    p.add_argument("--endpoint-rps", type=float, default=None, help=f"requests/s per endpoint (Stripe: {ENDPOINT_RPS})")
     a = p.parse_args(argv)
     sb = Sandbox(seed=a.seed, scale=a.scale, volumes=json.loads(a.volumes) if a.volumes else None,
                  accounts=a.accounts, history_days=a.history_days, future_days=a.future_days, now=a.now,

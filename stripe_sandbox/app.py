@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 from email.utils import formatdate
 
+from .facts import DEFAULT_LIMIT, EVENT_RETENTION, EXPANDABLE_BEYOND_SPEC, MAX_EVENT_TYPES, MAX_LIMIT
 from .http import Request, Response
 from .limits import Faults, RateLimiter
 from .oauth import OAuth
@@ -262,15 +263,7 @@ class App:
                    code="resource_missing", param=param)
 
     def balance(self, acct):
-        h = self.store.seed * 31 + acct
-        r = random.Random(h)
-        cur = ["usd", "eur"] if acct == 0 else ["usd"]
-        body = {"object": "balance", "livemode": False,
-                "available": [{"amount": r.randint(0, 5_000_000), "currency": c, "source_types": {"card": r.randint(0, 5_000_000)}} for c in cur],
-                "pending": [{"amount": r.randint(0, 500_000), "currency": c, "source_types": {"card": r.randint(0, 500_000)}} for c in cur]}
-        if acct == 0:
-            body["connect_reserved"] = [{"amount": 0, "currency": "usd"}]
-        return Response(200, orjson.dumps(body))
+        return Response(200, orjson.dumps(self.store.balance(acct)))
 
     def _expand_obj(self, acct, st, d: dict, path: str, depth=0):
         head, _, rest = path.partition(".")
@@ -278,7 +271,8 @@ class App:
             raise ValueError(path)
         tname = st.links.get(head)
         if tname is None:
-            allowed = {f for f, _ in st.spec.expandable} | set(st.spec.default_expand)
+            allowed = {f for f, _ in st.spec.expandable} | set(getattr(st.spec, "expandable_fields", ())) \
+                | EXPANDABLE_BEYOND_SPEC.get(st.otype, frozenset())
             if head not in allowed:
                 raise ValueError(path)
             return
@@ -311,7 +305,7 @@ class App:
         try:
             if st.name == "events":
                 i, _ = store.locate(acct, st, oid)
-                if store.created(acct, st, i) < store.clock - 30 * 86400:
+                if store.created(acct, st, i) < store.clock - EVENT_RETENTION:
                     raise NotFound(oid)
                 return Response(200, store.render_event(acct, i))
             i, deleted_at = store.locate(acct, st, oid)
@@ -361,22 +355,22 @@ class App:
         for rp in sp.required_params:
             if not single.get(rp):
                 return err(400, f"Missing required param: {rp}.", code="parameter_missing", param=rp)
-        limit = 10 if sp.paginated else 1_000_000  # unpaginated lists return everything
+        limit = DEFAULT_LIMIT if sp.paginated else 1_000_000  # unpaginated lists return everything
         if "limit" in single:
             try:
                 limit = int(single["limit"])
             except ValueError:
                 return err(400, f"Invalid integer: {single['limit']}", code="parameter_invalid_integer", param="limit")
-            if not 1 <= limit <= 100:
-                return err(400, "This value must be greater than or equal to 1 and less than or equal to 100."
-                           if limit > 100 else "This value must be greater than or equal to 1.",
+            if not 1 <= limit <= MAX_LIMIT:
+                return err(400, f"This value must be greater than or equal to 1 and less than or equal to {MAX_LIMIT}."
+                           if limit > MAX_LIMIT else "This value must be greater than or equal to 1.",
                            code="parameter_invalid_integer", param="limit")
         if "starting_after" in single and "ending_before" in single:
             return err(400, "You may only specify one of these parameters: ending_before, starting_after.")
         if types and "type" in single:
             return err(400, "You may only specify one of these parameters: type, types.")
-        if len(types) > 20:
-            return err(400, "Too many values for types: at most 20 are allowed.", param="types")
+        if len(types) > MAX_EVENT_TYPES:
+            return err(400, f"Too many values for types: at most {MAX_EVENT_TYPES} are allowed.", param="types")
         item_exps = []
         for e in exps:
             if not e.startswith("data."):
@@ -467,7 +461,7 @@ class App:
         for k, v in single.items():
             if k in ("limit", "starting_after", "ending_before", "type", "status", "expand", "created"):
                 continue
-            if k in st.links or (st.props and k in st.props) or k in ("customer", "charge", "payment_intent"):
+            if k in st.links or k in st.fields or k in ("customer", "charge", "payment_intent"):
                 def chk(i, k=k, v=v):
                     fv = store.field_value(acct, st, i, k)
                     if isinstance(fv, bool):
@@ -486,6 +480,11 @@ class App:
             return self._missing(st.parent, pid, st.spec.parent_param)
         if pdel is not None:
             return self._missing(st.parent, pid, st.spec.parent_param)
+        for param, fld in st.spec.parent_fields:  # e.g. the owners of the account's `ownership`
+            value = store.field_value(acct, st.parent, pi, fld)
+            if value is None or single.get(param) != value:
+                kind = fld.replace("_", " ")
+                return err(404, f"No such {kind}: '{single.get(param)}'", code="resource_missing", param=param)
         kids = store.child_ids(acct, st, pi)
         ids = [oid for _, oid in kids]
         start, end = 0, len(kids)

@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 from .ids import ALPHABET
+from .resources import API_VERSION, ID_PREFIXES
 
 FIRST = ["Jenny", "Liam", "Olivia", "Noah", "Emma", "Mateo", "Ava", "Lucas", "Sofia", "Hiro", "Amara",
          "Chen", "Priya", "Jonas", "Fatima", "Diego", "Ingrid", "Kwame", "Yuki", "Elena", "Omar", "Zoe"]
@@ -34,6 +35,7 @@ META_KEYS = ["order_id", "customer_ref", "source", "campaign", "plan_tier", "reg
 META_VALS = {"source": ["web", "ios", "android", "pos", "api"], "campaign": ["spring_sale", "bf2025", "referral", "none"],
              "plan_tier": ["basic", "pro", "enterprise"], "region": ["emea", "amer", "apac"]}
 
+# Id prefixes of objects Stripe's example objects give none for (generated ID_PREFIXES come first).
 PREFIX = {
     "account": "acct_", "apple_pay_domain": "apwc_", "application_fee": "fee_", "fee_refund": "fr_",
     "balance_transaction": "txn_", "billing_portal.configuration": "bpc_", "capability": "cap_",
@@ -71,6 +73,8 @@ FIELD_PREFIX = {"payment_method": "pm_", "source": "card_", "default_source": "c
 
 
 def prefix_for(object_type: str) -> str:
+    if object_type in ID_PREFIXES:
+        return ID_PREFIXES[object_type]
     if object_type in PREFIX:
         return PREFIX[object_type]
     last = object_type.split(".")[-1]
@@ -196,7 +200,7 @@ def string_for(name: str, rng: random.Random, obj_type: str | None = None) -> st
     if n.endswith("_id") or n in ("reference", "object_id", "network_transaction_id"):
         return tok(rng, 16)
     if n == "version" or n == "api_version":
-        return "2023-08-16"
+        return API_VERSION
     return f"{rng.choice(WORDS)}_{tok(rng, 6).lower()}"
 
 
@@ -223,7 +227,7 @@ def _types(schema):
     return [t] if isinstance(t, str) else list(t)
 
 
-SKIP_TOP = {"_account_id", "_updated_at", "deleted", "_sdc_deleted_at"}
+SKIP_TOP = {"deleted"}  # only on deleted objects (`{id, object, deleted: true}`)
 
 
 def is_list_object(schema) -> bool:
@@ -231,31 +235,45 @@ def is_list_object(schema) -> bool:
     return "data" in props and "has_more" in props
 
 
-def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: float = 0.25) -> Any:
-    """A value for `schema` (may contain PH markers for date-times)."""
+MISSING = object()  # no example value for this field
+
+
+def _p_null(ex, default: float) -> float:
+    """How likely a nullable value is null: Stripe's example object says what is usually set."""
+    if ex is MISSING:
+        return default
+    return 0.8 if ex is None else 0.1
+
+
+def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: float = 0.25, ex: Any = MISSING) -> Any:
+    """A value for `schema` (may contain PH markers for unix times); `ex` is Stripe's example
+    value at this place, when there is one."""
     if "anyOf" in schema:
         opts = [o for o in schema["anyOf"] if _types(o) != ["null"]]
         nullable = len(opts) < len(schema["anyOf"])
-        if nullable and rng.random() < p_null:
+        if nullable and rng.random() < _p_null(ex, p_null):
             return None
         if any(_types(o) == ["string"] for o in opts) and any("object" in _types(o) for o in opts):
             return string_for(name if name in FIELD_PREFIX else "id", rng, name)
         if not opts:
             return None
-        return gen(opts[0], name, rng, depth, p_null)
+        return gen(opts[0], name, rng, depth, p_null, ex)
     types = _types(schema)
     nonnull = [t for t in types if t != "null"]
     if "null" in types:
         # nested optional objects are mostly absent in real Stripe payloads
         p = p_null if depth < 2 or "object" not in nonnull else 0.6
-        if not nonnull or rng.random() < p or depth > 4:
+        if not nonnull or rng.random() < _p_null(ex, p) or depth > 4:
             return None
+    if "x-expandable" in schema:  # the id of an object of another resource
+        return prefix_for(schema["x-expandable"][0]) + tok(rng, 24) if name not in FIELD_PREFIX \
+            else string_for(name, rng)
     if "enum" in schema:
         vals = [v for v in schema["enum"] if v is not None]
         if vals:
             return rng.choice(vals)
     t = nonnull[0] if nonnull else "string"
-    if schema.get("format") == "date-time":
+    if schema.get("format") in ("date-time", "unix-time"):
         return ts(ts_delta_for(name, rng))
     if t == "string":
         return string_for(name, rng)
@@ -269,8 +287,12 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
         items = schema.get("items") or {"type": "string"}
         if depth > 3:
             return []
-        n = rng.choice([0, 0, 1, 1, 2]) if depth < 2 else rng.choice([0, 0, 1])
-        return [gen(items, name[:-1] if name.endswith("s") else name, rng, depth + 1, p_null) for _ in range(n)]
+        if isinstance(ex, list):
+            n = rng.choice([0, 0, 0, 1]) if not ex else rng.choice([1, 1, 2])
+        else:
+            n = rng.choice([0, 0, 1, 1, 2]) if depth < 2 else rng.choice([0, 0, 1])
+        sub = ex[0] if isinstance(ex, list) and ex else MISSING
+        return [gen(items, name[:-1] if name.endswith("s") else name, rng, depth + 1, p_null, sub) for _ in range(n)]
     if t == "object":
         addl = schema.get("additionalProperties")
         if not schema.get("properties") and isinstance(addl, dict):
@@ -287,11 +309,22 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
         if set(props) >= {"line1", "city", "country"}:
             a = address(rng)
             return {k: a.get(k) for k in props}
+        exd = ex if isinstance(ex, dict) else None
+        optional = schema.get("optional") or ()
         out = {}
         for k, sub in props.items():
             if depth == 0 and k in SKIP_TOP:
                 continue
-            out[k] = name if (k == "object" and "string" in _types(sub)) else gen(sub, k, rng, depth + 1, p_null)
+            if k in optional and _types(sub) == ["object"] and sub.get("properties"):
+                # an optional object that is never null is there only when it applies (a
+                # payment method's `card`, a source's `ach_debit`): as in Stripe's example
+                if (exd.get(k) is None if exd is not None else rng.random() >= 0.2):
+                    continue
+            if k == "object" and "string" in _types(sub):
+                enum = sub.get("enum") or ()
+                out[k] = enum[0] if len(enum) == 1 else name
+            else:
+                out[k] = gen(sub, k, rng, depth + 1, p_null, exd.get(k, MISSING) if exd is not None else MISSING)
         return out
     return None
 

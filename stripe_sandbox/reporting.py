@@ -1,7 +1,7 @@
 """The Reporting API of the sandbox: report types, report runs and their CSV result files.
 
-- `GET /v1/reporting/report_types[/{id}]`: every family the tap reads, with its documented
-  versions; `data_available_start` = the day the sandbox history starts, `data_available_end`
+- `GET /v1/reporting/report_types[/{id}]`: the report types of Stripe's documentation
+  (`report_types.py`), each family with its documented versions; `data_available_start` = the day the sandbox history starts, `data_available_end`
   = the start of the sandbox clock's UTC day minus `lag` seconds.
 - `POST /v1/reporting/report_runs`: validated like Stripe (required parameters, interval
   inside the availability and start < end, known columns, timezone only where the version
@@ -37,27 +37,16 @@ import orjson
 
 from .http import Response
 from .ids import random_token
+from .report_types import FAMILIES, RUN_PARAMETERS as KNOWN_PARAMETERS, ZERO_DECIMAL, accepts_column, default_columns
 
 DAY = 86400
-KEY_TTL = DAY
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-                "xaf", "xof", "xpf"}
-KNOWN_PARAMETERS = {"interval_start", "interval_end", "payout", "timezone", "columns", "currency",
-                    "reporting_category", "decimal_separator", "connected_account"}
+KEY_TTL = DAY  # idempotency keys are kept ~24 h (https://docs.stripe.com/api/idempotent_requests)
 
 
 def _catalogue():
-    """family -> (versions, kind, timezone_from, default columns of the newest, all column names)."""
-    try:
-        from tap_stripe.reports import COLUMN_KINDS, REPORT_STREAMS
-    except ImportError:  # the sandbox without the tap: no report types
-        return {}
-
-    out = {}
-    for spec in REPORT_STREAMS:
-        versions = list(range(1, spec.documented_version + 1))
-        out[spec.family] = (versions, spec.params, spec.timezone_from, spec.column_names, set(COLUMN_KINDS))
-    return out
+    """family -> (versions, kind, timezone_from), from Stripe's documented report types."""
+    return {family: (list(range(1, spec.versions + 1)), spec.params, spec.timezone_from)
+            for family, spec in FAMILIES.items()}
 
 
 def _err(status, message, type_="invalid_request_error", code=None, param=None):
@@ -103,11 +92,7 @@ class Reporting:
         return start, max(start, end)
 
     def _type_obj(self, family: str, version: int) -> dict:
-        versions, _, _, columns, _ = self.catalogue[family]
-        if version != versions[-1]:  # older versions: no columns in the requested timezone
-            columns = [c for c in columns if c.endswith("_utc") or c not in
-                       ("created", "available_on", "effective_at", "automatic_payout_effective_at",
-                        "charge_created", "payout_reversed_at")]
+        columns = default_columns(family, version)  # before the timezone parameter: UTC columns only
         start, end = self.availability()
         return {"id": f"{family}.{version}", "object": "reporting.report_type", "data_available_end": end,
                 "data_available_start": start, "default_columns": list(columns), "livemode": False,
@@ -229,7 +214,7 @@ class Reporting:
             return _err(400, f"Invalid report_type: {report_type!r} is not a report type available to this account.",
                         param="report_type")
         family, version = found
-        versions, kind, tz_from, _, known = self.catalogue[family]
+        versions, kind, tz_from = self.catalogue[family]
         start, end = self.availability()
         for name in ("interval_start", "interval_end"):
             if name in params:
@@ -266,8 +251,7 @@ class Reporting:
             return _err(400, f"No such payout: '{params['payout']}'", code="resource_missing",
                         param="parameters[payout]")
         for column in columns:
-            base = column.split("[")[0]
-            if column not in known and not (base.endswith("_metadata") and column.endswith("]")):
+            if not accepts_column(family, column):
                 return _err(400, f"Invalid column for {report_type}: {column}", param="parameters[columns]")
         if columns:
             params["columns"] = columns
@@ -381,7 +365,6 @@ class Reporting:
 
     def csv(self, acct: int, report_type: str, params: dict) -> bytes:
         family, _ = self._find_type(report_type)
-        _, _, _, defaults, _ = self.catalogue[family]
         columns = params.get("columns") or self._type_obj(family, self._find_type(report_type)[1])["default_columns"]
         tz = ZoneInfo(params["timezone"]) if params.get("timezone") else dt_timezone.utc
         rows = self._rows(acct, family, params, tz)

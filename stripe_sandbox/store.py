@@ -14,31 +14,36 @@ from typing import Any
 
 import orjson
 
-from . import templates
-from .fake import PH, SKIP_TOP, conforms, gen, prefix_for, string_for
+from . import schemas, templates
+from .facts import CANCELED_ON_DELETE, EMBEDDED_BY_DEFAULT, EVENT_RETENTION, STATUS_DEFAULT_EXCLUDE
+from .fake import MISSING, PH, SKIP_TOP, conforms, gen, prefix_for, string_for
 from .ids import make_id, mix, name_key, parse_id, random_token
-from .table import load_table
+from .resources import DELETED_TYPES
+from .table import API_VERSION, load_table
+
+__all__ = ["API_VERSION", "DELETED_TYPES", "EVENT_RETENTION", "NotFound", "SLOT_BITS", "Store", "Stream"]
 
 DAY = 86400
-EVENT_RETENTION = 30 * DAY
 SLOT_BITS = 12
 MAX_SLOTS = 1 << SLOT_BITS
-API_VERSION = "2023-08-16"
-DELETED_TYPES = {"account", "apple_pay_domain", "application", "bank_account", "card", "coupon", "customer",
-                 "discount", "invoice", "invoiceitem", "person", "plan", "price", "product", "radar.value_list",
-                 "radar.value_list_item", "subscription_item", "tax_id", "terminal.configuration",
-                 "terminal.location", "terminal.reader", "test_helpers.test_clock", "webhook_endpoint"}
 BASE_VOLUME = {"charges": 1000, "balance_transactions": 2000, "customers": 200, "invoices": 400, "subscriptions": 150,
                "payment_intents": 1000, "refunds": 100, "events": 500, "products": 30, "prices": 60, "payouts": 60,
                "invoice_items": 200, "disputes": 20, "payment_methods": 100, "setup_intents": 60, "transfers": 40}
 DEFAULT_BASE = 20
-EMBEDDED_BY_DEFAULT = {("invoices", "lines"), ("subscriptions", "items"), ("credit_notes", "lines"),
-                       ("application_fees", "refunds"), ("transfers", "reversals")}
 ANCHORS = ("subscription", "invoice", "charge", "payment_intent")
 # link fields resolved per object (time-local target); other expandable fields point to a fixed
 # early object of the target stream chosen per variant (cheap: cached per account)
 DYNAMIC_LINKS = {"customer", "invoice", "subscription", "charge", "payment_intent", "balance_transaction", "product",
                  "price", "payout", "plan", "setup_intent", "financial_account", "value_list"}
+# Ids of sub-objects Stripe keeps for an object and names by their own id: (object type, field) ->
+# (prefix, stream whose index the id encodes, how many SLOT_BITS up that index is). A Financial
+# Connections account's `ownership` is the id of its `financial_connections.account_ownership`, and
+# each of its owners (`/v1/financial_connections/accounts/{account}/owners?ownership=…`, where
+# `ownership` is required) names that same ownership. Ownership data exists once the account holder
+# granted the `ownership` permission, so the sandbox's accounts carry it.
+OWNED_REFS = {("financial_connections.account", "ownership"): ("fcaowns_", "financial_connections_accounts", 0),
+              ("financial_connections.account_owner", "ownership"): ("fcaowns_", "financial_connections_accounts",
+                                                                       SLOT_BITS)}
 _SENT = re.compile(rb'"@@PH(\d+)@@"')
 
 
@@ -63,8 +68,10 @@ class Stream:
         self.otype = spec.object_types[0] if spec.object_types else spec.name
         self.prefix = prefix_for(self.otype)
         self.salt = mix(store.seed * 1_000_003 ^ name_key(spec.name))
-        self.schema = schema or {}
-        self.props = self.schema.get("properties") or {}
+        self._schema = schema  # a given JSON schema (Store(schema_dir=…)); else the generated one
+        self._props: dict | None = (schema or {}).get("properties") or {} if schema is not None else None
+        # top-level fields of the objects (empty: unknown, anything goes)
+        self.fields = frozenset(self._props) if self._props is not None else frozenset(getattr(spec, "fields", ()))
         self.created_field = spec.created_field
         self.is_child = spec.parent is not None
         self.parent: Stream | None = None
@@ -75,7 +82,20 @@ class Stream:
         self.link_pfx: dict = {}
         self.link_salt: dict = {}
         self.lock = threading.Lock()
-        self.status_default_exclude: set = {"canceled"} if self.otype == "subscription" else set()
+        self.status_default_exclude = STATUS_DEFAULT_EXCLUDE.get(self.otype, frozenset())
+
+    @property
+    def props(self) -> dict:
+        """The objects' properties as a JSON-Schema-like dict (built on first use)."""
+        if self._props is None:
+            items = tuple(getattr(self.spec, "item_schemas", ()))
+            self._props = schemas.object_schema(items)["properties"] if items else {}
+        return self._props
+
+    @property
+    def example(self):
+        """Stripe's example object of this table's type (when the schema is the generated one)."""
+        return schemas.example(self.otype) if self._schema is None else None
 
 
 class Store:
@@ -110,7 +130,7 @@ class Store:
                 tname = target if target in self.streams else by_type.get(target) or (
                     target + "s" if target and target + "s" in self.streams else None)
                 if tname and not self.streams[tname].is_child and self.streams[tname].spec.kind == "list" \
-                        and (not st.props or fld in st.props):
+                        and (not st.fields or fld in st.fields):
                     st.links[fld] = tname
                     st.link_pfx[fld] = self.streams[tname].prefix
                     st.link_salt[fld] = self.streams[tname].salt
@@ -191,7 +211,8 @@ class Store:
         props = st.props
         obj: dict[str, Any] = {}
         if props:
-            obj = gen({"type": "object", "properties": props}, st.name, rng)
+            ex = st.example
+            obj = gen({"type": "object", "properties": props}, st.name, rng, ex=MISSING if ex is None else ex)
         tpl = templates.TEMPLATES.get(st.otype)
         if tpl:
             for k, val in tpl(random.Random(hash((self.seed, st.salt, v, 1)))).items():
@@ -223,6 +244,21 @@ class Store:
                 obj[fld] = PH("link", fld)
             else:
                 obj[fld] = PH("slink", (fld, v))
+        for (otype, fld), ref in OWNED_REFS.items():
+            if otype == st.otype and ref[1] in self.streams and (fld in props or not props):
+                obj[fld] = PH("ref", ref)
+                if otype == "financial_connections.account":
+                    perms = ["ownership"] + [p for p in ("balances", "payment_method", "transactions")
+                                             if rng.random() < 0.5]
+                    if not props or conforms(perms, props.get("permissions", {})):
+                        obj["permissions"] = perms
+                    refresh = {"last_attempted_at": PH("ts", 60), "next_refresh_available_at": None,
+                               "status": "succeeded"}
+                    known = (props.get("ownership_refresh") or {}).get("properties")
+                    if known:
+                        refresh = {k: v for k, v in refresh.items() if k in known}
+                    if not props or conforms(refresh, props.get("ownership_refresh", {})):
+                        obj["ownership_refresh"] = refresh
         if st.parent is not None:
             for fld, tname in st.spec.expandable:
                 if tname == st.parent.name or fld == st.spec.parent_param:
@@ -232,7 +268,7 @@ class Store:
         for ch in st.children:
             ef = ch.spec.embedded_field
             if ef and (ef in props or not props):
-                if (st.name, ef) in EMBEDDED_BY_DEFAULT:
+                if (st.otype, ef) in EMBEDDED_BY_DEFAULT:
                     obj[ef] = PH("children", ch.name)
                 else:  # Stripe returns these lists only when expanded/included
                     obj.pop(ef, None)
@@ -488,6 +524,10 @@ class Store:
                     out.append(b'"' + st.spec.path.encode() + b"/" + oid.encode() + b"/" + ph.arg.encode() + b'"')
                 elif kind == "parent":
                     out.append(b'"' + self.oid(acct, st.parent, i >> SLOT_BITS).encode() + b'"')
+                elif kind == "ref":
+                    prefix, owner, shift = ph.arg
+                    salt2 = self.streams[owner].salt ^ name_key(prefix)
+                    out.append(b'"' + make_id(prefix, salt2, acct, i >> shift).encode() + b'"')
                 elif kind == "children":
                     if oid is None:
                         oid = make_id(pfx, salt, acct, i)
@@ -520,7 +560,7 @@ class Store:
                 d = {k: v for k, v in d.items() if not k.startswith("__")}
             for ch in st.children:
                 if ch.spec.embedded_field and ch.spec.embedded_field in d and \
-                        (st.name, ch.spec.embedded_field) in EMBEDDED_BY_DEFAULT:
+                        (st.otype, ch.spec.embedded_field) in EMBEDDED_BY_DEFAULT:
                     d[ch.spec.embedded_field] = orjson.Fragment(self._embedded(acct, ch, i, oid))
             return orjson.dumps(d)
         return self.render_base(acct, st, i, created)
@@ -821,8 +861,15 @@ class Store:
         pi = idx >> SLOT_BITS
         psnap = self._snapshot(acct, par, pi)
         if st.spec.event_types:
-            self._event(acct, self._event_type(st, action), snap or {"id": self.oid(acct, st, idx), "object": st.otype, "deleted": True}, None, at)
-        self._event(acct, self._event_type(par, "updated"), psnap, {}, at)
+            # A child with events of its own (a customer's tax ids, an account's persons) changes
+            # without an event of its parent; embedded lists without events (invoice lines,
+            # subscription items) change their parent, which says so.
+            obj = snap or {"id": self.oid(acct, st, idx), "object": st.otype, "deleted": True}
+            if st.spec.parent_param and st.spec.parent_param not in obj:
+                obj = {**obj, st.spec.parent_param: psnap.get("id")}
+            self._event(acct, self._event_type(st, action), obj, None, at)
+        else:
+            self._event(acct, self._event_type(par, "updated"), psnap, {}, at)
         return snap
 
     def _live(self, stream: str, oid: str, at: int | None, account: int):
@@ -853,11 +900,12 @@ class Store:
     def delete(self, stream: str, oid: str, at: int | None = None, account: int = 0) -> dict:
         with self.lock:
             st, at, i = self._live(stream, oid, at, account)
-            if st.otype == "subscription":  # Stripe cancels subscriptions
+            if st.otype in CANCELED_ON_DELETE:  # Stripe cancels subscriptions (facts.CANCELED_ON_DELETE)
                 k = (account, st.name)
                 snap = self._snapshot(account, st, i)
                 cur = self.objects.setdefault(k, {}).setdefault(oid, dict(snap, __created=self.created(account, st, i)))
-                cur.update({"status": "canceled", "canceled_at": at, "ended_at": at})
+                fixed, times = CANCELED_ON_DELETE[st.otype]
+                cur.update({**fixed, **{f: at for f in times}})
                 snap = self._snapshot(account, st, i)
                 self._event(account, self._event_type(st, "deleted"), snap, None, at)
                 return snap
@@ -870,14 +918,44 @@ class Store:
             return {"id": oid, "object": st.otype, "deleted": True}
 
     # ------------------------------------------------------------------ truth
+    def visible_indices(self, acct: int, st: Stream) -> list[int]:
+        """Indices of the objects of `st` a client can reach, newest parent first: a top-level
+        list's live objects; a child list's, through each reachable parent in turn (a grandchild,
+        such as a subscription item's usage record summaries, through its parent's parents). A
+        child list that needs a field of its parent (`parent_fields`: the owners of a Financial
+        Connections account are listed by its `ownership`) has nothing under a parent without it."""
+        if not st.is_child:
+            return [i for _, i in self.iter_desc(acct, st, self.visible_lo(st), self.visible_hi(st))]
+        out = []
+        for pi in self.visible_indices(acct, st.parent):
+            if any(self.field_value(acct, st.parent, pi, fld) is None for _, fld in st.spec.parent_fields):
+                continue
+            out.extend(idx for idx, _ in self.child_ids(acct, st, pi))
+        return out
+
+    def balance(self, acct: int) -> dict:
+        """`GET /v1/balance` of an account: what the singleton streams (`balance`, and its
+        `available`/`pending` amounts as rows) read."""
+        r = random.Random(self.seed * 31 + acct)
+        cur = ["usd", "eur"] if acct == 0 else ["usd"]
+        body = {"object": "balance", "livemode": False,
+                "available": [{"amount": r.randint(0, 5_000_000), "currency": c,
+                               "source_types": {"card": r.randint(0, 5_000_000)}} for c in cur],
+                "pending": [{"amount": r.randint(0, 500_000), "currency": c,
+                             "source_types": {"card": r.randint(0, 500_000)}} for c in cur]}
+        if acct == 0:
+            body["connect_reserved"] = [{"amount": 0, "currency": "usd"}]
+        return body
+
     def truth(self, stream: str, account: int = 0) -> list[dict]:
         with self.lock:
             st = self._stream(stream)
+            if st.spec.kind == "singleton":  # one object; or the rows of one of its list fields
+                body = self.balance(account)
+                rows_field = getattr(st.spec, "rows_field", None)
+                return list(body.get(rows_field) or []) if rows_field else [body]
             if st.is_child:
-                out = []
-                for _, pi in self.iter_desc(account, st.parent, self.visible_lo(st.parent), self.visible_hi(st.parent)):
-                    out.extend(orjson.loads(self.render(account, st, idx)) for idx, _ in self.child_ids(account, st, pi))
-                return out
+                return [orjson.loads(self.render(account, st, idx)) for idx in self.visible_indices(account, st)]
             if st.name == "events":
                 return [orjson.loads(self.render_event(account, i))
                         for _, i in self.iter_desc(account, st, self.visible_lo(st), self.visible_hi(st))]

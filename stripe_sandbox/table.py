@@ -1,102 +1,80 @@
-"""The tables the sandbox serves: read from `tap_stripe.streams_table` and `tap_stripe/schemas`.
+"""The tables the sandbox serves: `Spec`s built from `resources.py`, which
+`scripts/generate_sandbox.py` generates from Stripe's OpenAPI material.
 
-Falls back to a tiny built-in stand-in when the tap package is not importable.
+The sandbox models Stripe from Stripe's spec, fixtures and documentation only; it never reads
+the tap's modules or files (issue #15), so that a wrong assumption of the tap is not also the
+sandbox's and the tests comparing the tap with `Sandbox.truth` can see it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import resources
 
 
 @dataclass(frozen=True)
 class Spec:
-    """Duck-type compatible subset of tap_stripe.spec.StreamSpec."""
+    """One table: a Stripe list endpoint (or the balance, read whole) and its objects."""
     name: str
+    """The table's name in the control API (`truth`, `create`, …)."""
     path: str
+    """The list endpoint; `{param}` is the parent's id."""
     object_types: tuple
+    """The `object` values of its items (the first is the one the sandbox fabricates)."""
+    item_schemas: tuple = ()
+    """Component schemas of the items (`components.py`)."""
     kind: str = "list"
+    """`list`, or `singleton` (one object: `GET /v1/balance`)."""
+    rows_field: str | None = None
+    """For a singleton's row table: the list field whose items are the rows."""
     parent: str | None = None
     parent_param: str | None = None
+    """The path placeholder or required query parameter that takes the parent's id."""
     parent_via: str | None = None
+    """`path` or `query`."""
     parent_fields: tuple = ()
+    """Required query parameters that take a field of the parent: (param, parent field)."""
     embedded_field: str | None = None
+    """The parent's field that holds this list (first page)."""
     created_filter: bool = False
+    """The list takes `created` (`created[gte]`, …)."""
     created_field: str | None = None
+    """The item's creation time field (`created`; an invoice item's `date`)."""
     query_params: tuple = ()
     required_params: tuple = ()
-    list_params: tuple = ()
     expandable: tuple = ()
-    default_expand: tuple = ()
+    """(field, table) for ids that `expand[]` turns into an object of that table (None: not served)."""
+    expandable_fields: tuple = ()
+    """Every field `expand[]` accepts (the spec's `x-expandableFields`)."""
     event_types: tuple = ()
+    """Event types whose `data.object` is this table's object."""
     deleted_event: str | None = None
     retrieve_path: str | None = None
     paginated: bool = True
-    key_properties: tuple = ("id",)
+    fields: tuple = ()
+    """Top-level fields of the items."""
     children: tuple = field(default=())
 
 
-_P = ("ending_before", "expand", "limit", "starting_after")
-STANDIN = (
-    Spec("customers", "/v1/customers", ("customer",), created_filter=True, created_field="created",
-         query_params=("created", "email") + _P, event_types=("customer.created", "customer.updated"),
-         deleted_event="customer.deleted", retrieve_path="/v1/customers/{id}"),
-    Spec("charges", "/v1/charges", ("charge",), created_filter=True, created_field="created",
-         query_params=("created", "customer", "payment_intent") + _P,
-         expandable=(("customer", "customers"), ("invoice", "invoices")),
-         event_types=("charge.captured", "charge.succeeded", "charge.updated"), retrieve_path="/v1/charges/{id}"),
-    Spec("invoices", "/v1/invoices", ("invoice",), created_filter=True, created_field="created",
-         query_params=("created", "customer", "status", "subscription") + _P,
-         expandable=(("customer", "customers"), ("subscription", "subscriptions")),
-         event_types=("invoice.created", "invoice.updated", "invoice.paid"), deleted_event="invoice.deleted",
-         retrieve_path="/v1/invoices/{id}"),
-    Spec("invoice_line_items", "/v1/invoices/{invoice}/lines", ("line_item",), parent="invoices",
-         parent_param="invoice", parent_via="path", embedded_field="lines", query_params=_P),
-    Spec("subscriptions", "/v1/subscriptions", ("subscription",), created_filter=True, created_field="created",
-         query_params=("created", "customer", "price", "status") + _P, list_params=(("status", "all"),),
-         expandable=(("customer", "customers"),),
-         event_types=("customer.subscription.created", "customer.subscription.updated"),
-         deleted_event="customer.subscription.deleted", retrieve_path="/v1/subscriptions/{id}"),
-    Spec("subscription_items", "/v1/subscription_items", ("subscription_item",), parent="subscriptions",
-         parent_param="subscription", parent_via="query", embedded_field="items", created_field="created",
-         query_params=("subscription",) + _P, required_params=("subscription",),
-         retrieve_path="/v1/subscription_items/{id}"),
-    Spec("refunds", "/v1/refunds", ("refund",), created_filter=True, created_field="created",
-         query_params=("charge", "created", "payment_intent") + _P, expandable=(("charge", "charges"),),
-         event_types=("charge.refund.updated",), retrieve_path="/v1/refunds/{id}"),
-    Spec("events", "/v1/events", ("event",), created_filter=True, created_field="created",
-         query_params=("created", "delivery_success", "type", "types") + _P, retrieve_path="/v1/events/{id}"),
-    Spec("accounts", "/v1/accounts", ("account",), created_filter=True, created_field="created",
-         query_params=("created",) + _P, retrieve_path="/v1/accounts/{id}"),
-    Spec("balance", "/v1/balance", ("balance",), kind="singleton"),
-)
-
-
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+API_VERSION = resources.API_VERSION
+SPECS: tuple[Spec, ...] = tuple(Spec(**entry) for entry in resources.TABLES)
 
 
 def load_table(table=None, schema_dir=None):
-    """(specs, schemas): specs from tap_stripe when importable, else the stand-in."""
-    if table is None:
-        if os.environ.get("STRIPE_SANDBOX_STANDIN"):
-            table = STANDIN
-        else:
-            try:
-                from tap_stripe.streams_table import STREAMS  # type: ignore
-                table = STREAMS
-            except Exception:  # noqa: BLE001 - tap not there yet
-                table = STANDIN
-    if schema_dir is None:
-        schema_dir = _repo_root() / "tap_stripe" / "schemas"
+    """(specs, schemas): the generated table, or `table` (any objects with `Spec`'s fields).
+    `schemas` maps a table's name to a JSON schema read from `<schema_dir>/<name>.json`, which
+    then replaces the generated object schema; without `schema_dir` it is empty."""
+    specs = tuple(SPECS if table is None else table)
     schemas = {}
-    for s in table:
-        p = Path(schema_dir) / f"{s.name}.json"
-        if p.exists():
-            try:
-                schemas[s.name] = json.loads(p.read_text())
-            except ValueError:
-                pass
-    return tuple(table), schemas
+    if schema_dir is not None:
+        for spec in specs:
+            path = Path(schema_dir) / f"{spec.name}.json"
+            if path.exists():
+                try:
+                    schemas[spec.name] = json.loads(path.read_text())
+                except ValueError:
+                    pass
+    return specs, schemas

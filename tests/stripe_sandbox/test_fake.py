@@ -8,7 +8,7 @@ import jsonschema
 
 from stripe_sandbox import Store
 from stripe_sandbox.fake import PH, conforms
-from tap_stripe.streams_table import STREAMS as TABLE_STREAMS
+from tap_stripe.streams import STREAMS as TABLE_STREAMS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tap_stripe" / "schemas"
 

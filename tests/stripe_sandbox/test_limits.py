@@ -8,17 +8,37 @@ import pytest
 import requests
 
 
-def test_rate_limit_429(c, sb):
+class StoppedClock:
+    """The sandbox limiter's `time`: it moves only when the test moves it, so a run of requests
+    falls in one second however slowly the machine serves them."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limiter_clock(monkeypatch):
+    clock = StoppedClock()
+    monkeypatch.setattr("stripe_sandbox.limits.time", clock)
+    return clock
+
+
+def test_rate_limit_429(c, sb, limiter_clock):
     sb.set_limits(rps=5)
     codes = [c.get("/v1/customers", {"limit": 1}).status_code for _ in range(12)]
     assert codes.count(200) == 5 and codes.count(429) == 7
     r = c.get("/v1/customers")
     assert r.json()["error"]["code"] == "rate_limit" and r.json()["error"]["type"] == "invalid_request_error"
-    time.sleep(1.05)
+    limiter_clock.now += 0.99
+    assert c.get("/v1/customers").status_code == 429  # the window is one second
+    limiter_clock.now += 0.02
     assert c.get("/v1/customers").status_code == 200
 
 
-def test_endpoint_rate_limit(c, sb):
+def test_endpoint_rate_limit(c, sb, limiter_clock):
     sb.set_limits(endpoint_rps=3)
     codes = [c.get("/v1/customers").status_code for _ in range(5)]
     assert codes == [200, 200, 200, 429, 429]
@@ -67,15 +87,18 @@ def test_truncated_fault(sb):
 
 
 def test_slow_fault_and_latency(sb):
-    sb.add_fault("/v1/charges", "slow", count=1, delay=1.0)
-    with pytest.raises(requests.exceptions.Timeout):
-        requests.get(sb.url + "/v1/charges", headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=0.3)
-    sb.set_latency(200, 0)
-    t = time.time()
+    sb.add_fault("/v1/charges", "slow", count=1, delay=5.0)
+    with pytest.raises(requests.exceptions.Timeout):  # held 5 s: a 0.5 s client timeout always fires
+        requests.get(sb.url + "/v1/charges", headers={"Authorization": "Bearer sk_test_sandbox"}, timeout=0.5)
+    sb.set_latency(500, 0)
+    t = time.monotonic()
     import concurrent.futures as cf
     with cf.ThreadPoolExecutor(10) as ex:
         codes = list(ex.map(lambda _: requests.get(sb.url + "/v1/customers", headers={"Authorization": "Bearer sk_test_sandbox"}).status_code, range(10)))
-    assert codes == [200] * 10 and 0.2 <= time.time() - t < 1.0  # concurrent slow requests don't serialize
+    elapsed = time.monotonic() - t
+    # Each response is held 0.5 s: at least that; served one after another they would take 5 s,
+    # served concurrently about 0.5 s, which leaves a loaded machine 4 s of slack.
+    assert codes == [200] * 10 and 0.5 <= elapsed < 4.0, elapsed
 
 
 def test_request_log_and_counters(c, sb):

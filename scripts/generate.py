@@ -6,7 +6,7 @@ Needs the project's shared folder (not part of the repo):
     python scripts/generate.py [--openapi-dir ../shared/stripe-openapi] [--out tap_stripe]
 
 Reads `spec3.json` (API version 2023-08-16) and `event-types.json` from `--openapi-dir`,
-and writes `<out>/streams_table.py` and `<out>/schemas/<stream>.json`. Both are committed;
+and writes `<out>/streams/generated.py` and `<out>/schemas/<stream>.json`. Both are committed;
 `tests/test_generate.py` regenerates into a temporary folder and fails on any drift.
 
 The reviewed rules (which lists become streams, their names, parents, default
@@ -93,19 +93,6 @@ PARENT_FIELDS = {
 }
 
 # Fixed list parameters: read every status, not Stripe's default subset.
-LIST_PARAMS = {
-    "/v1/subscriptions": (("status", "all"),),
-}
-
-# Columns Stripe returns only when expanded (Striim's reader leaves them empty). Line items
-# of payment links and quotes come through their child streams instead.
-DEFAULT_EXPAND = {
-    "coupons": ("applies_to", "currency_options"),
-    "customers": ("tax", "cash_balance", "invoice_credit_balance"),
-    "plans": ("tiers",),
-    "prices": ("tiers", "currency_options"),
-}
-
 # Parent fields that look like this list but are not it.
 NOT_EMBEDDED = {"quote_computed_upfront_line_items"}
 
@@ -287,6 +274,9 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         if event.get("in_spec"):
             events_by_object.setdefault(event["object"], []).append(event["type"])
 
+    objects_by_name = {by_path_name[p]: tuple(object_value(components[i], i) for i in items)
+                       for p, (_, items) in lists.items()}
+
     specs = []
     schemas = {}
     for path, (op, items) in sorted(lists.items(), key=lambda kv: by_path_name[kv[0]]):
@@ -316,8 +306,6 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         entry["query_params"] = tuple(sorted(params))
         if required:
             entry["required_params"] = required
-        if path in LIST_PARAMS:
-            entry["list_params"] = LIST_PARAMS[path]
         expandable = []
         for item in items:
             for field, prop in sorted(components[item].get("properties", {}).items()):
@@ -327,14 +315,21 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
                     expandable.append((field, _stream_for_object(target, lists, components)))
         if expandable:
             entry["expandable"] = tuple(dict.fromkeys(expandable))
-        if name in DEFAULT_EXPAND:
-            entry["default_expand"] = DEFAULT_EXPAND[name]
         # An event whose object is a union (`bank_account|card|source`) belongs to a stream
         # only if the stream's records can be every member of that union.
         event_types = sorted({
             t for union, types in events_by_object.items()
             if set(union.split("|")) <= set(object_types) for t in types
         })
+        if "parent" in entry:
+            # A child's events name its parent (`customer.tax_id.*`, `customer.source.*`) or the
+            # child's own object (`person.*`, `payment_method.*`); an event of the same objects
+            # under another parent (`account.external_account.*` for a card) is not the child's.
+            prefixes = tuple(f"{o}." for o in (*objects_by_name[entry["parent"]], *object_types))
+            event_types = sorted({
+                t for union, types in events_by_object.items()
+                if set(union.split("|")) & set(object_types) for t in types if t.startswith(prefixes)
+            })
         if event_types:
             # A child's events are read with its parent's (engine: the parent is read again).
             entry["event_types"] = tuple(event_types)
@@ -391,8 +386,9 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
 
     write_classification(schema_dir, out / "sensitive_fields.json")
     written.append(str(out / "sensitive_fields.json"))
-    table = out / "streams_table.py"
-    table.write_text(_render_table(specs, api_version))
+    table = out / "streams" / "generated.py"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(_render_classes(specs, api_version))
     written.append(str(table))
     return written
 
@@ -456,32 +452,40 @@ def _merged_schema(builder: SchemaBuilder, items: list[str]) -> dict:
     return schema
 
 
-def _render_table(specs: list[dict], api_version: str) -> str:
+BASES = {"singleton": "SingletonStream", "child": "ChildStream", "created": "CreatedWindowStream",
+         "full": "FullTableStream"}
+# Attributes a kind's base class already sets.
+IMPLIED = {"SingletonStream": {"kind"}, "CreatedWindowStream": {"created_filter"}}
+ORDER = ["path", "object_types", "kind", "rows_field", "parent", "parent_param", "parent_via", "parent_fields",
+         "embedded_field", "created_filter", "created_field", "query_params", "required_params", "expandable",
+         "event_types", "deleted_event", "retrieve_path", "paginated", "key_properties", "oauth_readable", "children"]
+
+
+def class_name(stream: str) -> str:
+    return "".join(part.title() for part in stream.split("_")) + "Stream"
+
+
+def _render_classes(specs: list[dict], api_version: str) -> str:
     lines = [
         "# GENERATED by scripts/generate.py from Stripe's OpenAPI spec; do not edit.",
-        "# Regenerate with `make generate`; tests/test_generate.py fails on drift.",
-        '"""Every Stripe table the tap reads, one `StreamSpec` each."""',
+        "# Regenerate with `make generate`; tests/test_generate.py fails on drift. A table's",
+        "# project-specific choices (fixed list parameters, default expansions) are in custom.py.",
+        '"""Every Stripe table the tap reads, one class each, as Stripe\'s spec describes it."""',
         "",
-        "from tap_stripe.spec import StreamSpec",
+        "from tap_stripe.streams.base import ChildStream, CreatedWindowStream, FullTableStream, SingletonStream",
         "",
         f'API_VERSION = "{api_version}"',
-        "",
-        "STREAMS: tuple[StreamSpec, ...] = (",
     ]
-    order = ["name", "path", "object_types", "kind", "rows_field", "parent", "parent_param", "parent_via",
-             "parent_fields", "embedded_field", "created_filter", "created_field", "query_params",
-             "required_params", "list_params", "expandable", "default_expand", "event_types",
-             "deleted_event", "retrieve_path", "paginated", "key_properties", "oauth_readable",
-             "children"]
     for entry in specs:
-        lines.append("    StreamSpec(")
-        for key in order:
-            if key in entry:
-                lines.append(f"        {key}={_py(entry[key])},")
-        lines.append("    ),")
-    lines.append(")")
-    lines.append("")
-    lines.append("EXCLUDED_LISTS = {")
+        kind = "singleton" if entry.get("kind") == "singleton" else "child" if entry.get("parent") else \
+            "created" if entry.get("created_filter") else "full"
+        base = BASES[kind]
+        lines += ["", "", f"class {class_name(entry['name'])}({base}):",
+                  f'    """Stripe `{entry["path"]}`."""', "", f"    name = {_py(entry['name'])}"]
+        for key in ORDER:
+            if key in entry and key not in IMPLIED.get(base, ()):
+                lines.append(f"    {key} = {_py(entry[key])}")
+    lines += ["", "", "EXCLUDED_LISTS = {"]
     for path, why in sorted(EXCLUDED.items()):
         lines.append(f"    {_py(path)}: {_py(why)},")
     lines.append("}")

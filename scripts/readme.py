@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from refresh import refresh  # noqa: E402  (scripts/refresh.py)
 
 from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC  # noqa: E402
-from tap_stripe.streams_table import EXCLUDED_LISTS, STREAMS  # noqa: E402
+from tap_stripe.streams import EXCLUDED_LISTS, STREAMS  # noqa: E402
 
 
 def _cell(text: str) -> str:

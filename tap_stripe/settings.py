@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
-from tap_stripe.streams_table import API_VERSION
+from tap_stripe.streams.generated import API_VERSION
 
 DEFAULT_FULL_RESYNC = ("customers", "invoices")
 # Objects that change without an event of their own: a balance transaction goes from

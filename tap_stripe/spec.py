@@ -1,7 +1,8 @@
 """What the tap knows about one Stripe table: a `StreamSpec` is pure data.
 
-`streams_table.py` (generated from Stripe's OpenAPI spec by `scripts/generate.py`) holds one
-`StreamSpec` per table; every mechanism (paging, windows, events, children) reads it.
+Each table's class (`tap_stripe.streams`: generated from Stripe's OpenAPI spec by
+`scripts/generate.py`, with the project's choices in `custom.py`) declares its spec as class
+attributes; every mechanism (paging, windows, events, children) reads the `StreamSpec`.
 """
 
 from __future__ import annotations

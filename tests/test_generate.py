@@ -1,4 +1,4 @@
-"""The committed stream table and schemas are exactly what the generator makes."""
+"""The committed stream classes and schemas are exactly what the generator makes."""
 
 import filecmp
 import subprocess
@@ -11,8 +11,8 @@ def test_generated_files_match_the_generator(openapi_dir, tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--openapi-dir", str(openapi_dir),
                     "--out", str(tmp_path)], check=True, capture_output=True)
     committed = ROOT / "tap_stripe"
-    assert (tmp_path / "streams_table.py").read_text() == (committed / "streams_table.py").read_text(), \
-        "tap_stripe/streams_table.py drifted from scripts/generate.py: run `make generate`"
+    assert (tmp_path / "streams" / "generated.py").read_text() == (committed / "streams" / "generated.py").read_text(), \
+        "tap_stripe/streams/generated.py drifted from scripts/generate.py: run `make generate`"
     assert (tmp_path / "sensitive_fields.json").read_text() == (committed / "sensitive_fields.json").read_text(), \
         "tap_stripe/sensitive_fields.json drifted: run `make generate`"
     fresh = sorted(p.name for p in (tmp_path / "schemas").glob("*.json"))

@@ -1,0 +1,142 @@
+"""The kinds of Stripe table, as SDK stream classes. A table is a thin subclass of one kind
+that declares what Stripe says of it (`generated.py`) or what this project chose
+(`custom.py`); the class's `spec` is that declaration as data, which the engine reads.
+
+| kind | read how |
+|---|---|
+| `CreatedWindowStream` | a list that takes `created`: created-time windows, then events |
+| `FullTableStream` | a list without `created`: read whole each run, as a table version |
+| `ChildStream` | a list under a parent (`/v1/customers/{customer}/tax_ids`): read for each parent emitted |
+| `SingletonStream` | one object (`/v1/balance`), or the rows of one of its lists |
+| `ReportStream` | a financial report of the Reporting API (`tap_stripe.reports`) |
+
+Hooks a table may override where it is declared: `list_params` (fixed list parameters),
+`default_expand` (fields Stripe returns only when expanded), `key_properties`,
+`selected_by_default`, `oauth_readable`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from importlib import resources
+from typing import Any, ClassVar, Iterable
+
+from singer_sdk import Stream
+
+from tap_stripe import reports
+from tap_stripe.spec import StreamSpec
+
+_SPEC_FIELDS = tuple(f.name for f in fields(StreamSpec))
+
+
+def load_schema(name: str, report_columns: list[str] | None = None) -> dict:
+    """A stream's JSON Schema: generated (`schemas/<name>.json`), or built from a report's columns."""
+    if name in reports.REPORTS_BY_NAME:  # built from the report's columns, which a setting may choose
+        return reports.report_schema(reports.REPORTS_BY_NAME[name], report_columns)
+    return json.loads((resources.files("tap_stripe") / "schemas" / f"{name}.json").read_text())
+
+
+def narrow_expandable(schema: dict, spec: StreamSpec, expanded: set[str]) -> dict:
+    """Type each top-level id field the way this run returns it: the object when the run
+    expands it, else the id. The generated schema accepts both (`anyOf`), which some targets
+    cannot load (target-postgres types the column by the first branch; see docs/targets.md).
+    """
+    properties = schema["properties"]
+    for field_name, _ in spec.expandable:
+        prop = properties.get(field_name)
+        if not prop or "anyOf" not in prop:
+            continue
+        if field_name in {e.split(".")[0] for e in expanded}:
+            objects = [m for m in prop["anyOf"] if "object" in (m.get("type") or [])]
+            if objects:
+                properties[field_name] = {**objects[0], "type": ["object", "null"]}
+        else:
+            properties[field_name] = {"type": ["string", "null"]}
+    return schema
+
+
+class StripeStream(Stream):
+    """One Stripe table. Subclasses declare it with class attributes named like `StreamSpec`'s
+    fields; `spec` gathers them once the class is defined."""
+
+    name: ClassVar[str]  # type: ignore[misc]
+    path: ClassVar[str]
+    object_types: ClassVar[tuple[str, ...]] = ()
+    kind: ClassVar[str] = "list"
+    spec: ClassVar[StreamSpec]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ or hasattr(cls, "spec"):
+            cls.spec = StreamSpec(**{f: getattr(cls, f) for f in _SPEC_FIELDS if hasattr(cls, f)})
+
+    def __init__(self, tap: Any):
+        spec = self.spec
+        columns = (tap.config.get("report_columns") or {}).get(spec.name)
+        expanded = set(spec.expansions(tap.config.get("expand") or {}))
+        schema = narrow_expandable(load_schema(spec.name, columns), spec, expanded)
+        super().__init__(tap, schema=schema, name=spec.name)
+        keys = list(spec.key_properties)
+        if tap.multi_account and keys:
+            keys = ["_account_id", *keys]
+        self.primary_keys = keys
+        self.replication_key = None if spec.name in tap.full_resync_streams else self.stream_replication_key()
+        self.forced_replication_method = "INCREMENTAL" if self.replication_key else "FULL_TABLE"
+        self.selected_by_default = spec.selected_by_default
+
+    def stream_replication_key(self) -> str | None:
+        """The record field that moves with the bookmark, for the catalog (None: full table)."""
+        return self.spec.replication_key
+
+    def get_records(self, context: dict | None) -> Iterable[dict]:
+        """Records of this stream alone, through the engine (the SDK's sync path)."""
+        yield from self._tap.collect(self.name)
+
+
+class CreatedWindowStream(StripeStream):
+    """A list that takes `created[gte]`/`created[lt]`: read in created-time windows from its
+    bookmark, changes and deletions from events."""
+
+    created_filter = True
+    created_field: ClassVar[str | None] = "created"
+
+
+class FullTableStream(StripeStream):
+    """A list without a `created` filter: read whole each run, as one table version."""
+
+    created_filter = False
+
+
+class ChildStream(StripeStream):
+    """A list under a parent: read for every parent record the run emits (from the page the
+    parent embeds when it does, paged to its end)."""
+
+    parent: ClassVar[str]
+    parent_param: ClassVar[str]
+    parent_via: ClassVar[str] = "path"
+
+
+class SingletonStream(StripeStream):
+    """One object per run (`/v1/balance`), or the rows of one of its lists (`rows_field`)."""
+
+    kind = "singleton"
+
+
+class ReportStream(StripeStream):
+    """A financial report of Stripe's Reporting API: one report run per interval (see
+    `tap_stripe.reports`); `name` is its `ReportSpec`'s."""
+
+    kind = "report"
+    path = "/v1/reporting/report_runs"
+    selected_by_default = False
+    oauth_readable = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        report = reports.REPORTS_BY_NAME[cls.name]
+        cls.key_properties = reports.report_key_properties(report)
+        cls.notes = report.description
+        super().__init_subclass__(**kwargs)
+
+    def stream_replication_key(self) -> str | None:
+        return reports.report_replication_key(reports.REPORTS_BY_NAME[self.name])

@@ -1,0 +1,79 @@
+"""This project's choices about some tables, declared on the table's class, and the tables
+that are not Stripe lists (the financial reports). A class here named like a generated one
+replaces it (`tap_stripe.streams` picks the last definition of each table). To customise a
+table, subclass its generated class here and set what differs: see docs/streams.md.
+"""
+
+from tap_stripe.streams import generated
+from tap_stripe.streams.base import ReportStream
+
+
+class SubscriptionsStream(generated.SubscriptionsStream):
+    """Stripe `/v1/subscriptions`, canceled ones included (Stripe lists only live ones by default)."""
+
+    list_params = (("status", "all"),)
+
+
+# Columns Stripe returns only when expanded (Striim's reader leaves them empty). Line items of
+# payment links and quotes come through their child streams instead.
+
+class CouponsStream(generated.CouponsStream):
+    default_expand = ("applies_to", "currency_options")
+
+
+class CustomersStream(generated.CustomersStream):
+    default_expand = ("tax", "cash_balance", "invoice_credit_balance")
+
+
+class PlansStream(generated.PlansStream):
+    default_expand = ("tiers",)
+
+
+class PricesStream(generated.PricesStream):
+    default_expand = ("tiers", "currency_options")
+
+
+# The financial reports (Striim's eleven report tables): one report run per interval.
+
+class ReportBalanceSummaryStream(ReportStream):
+    name = "report_balance_summary"
+
+
+class ReportBalanceChangeFromActivitySummaryStream(ReportStream):
+    name = "report_balance_change_from_activity_summary"
+
+
+class ReportBalanceChangeFromActivityItemizedStream(ReportStream):
+    name = "report_balance_change_from_activity_itemized"
+
+
+class ReportPayoutsSummaryStream(ReportStream):
+    name = "report_payouts_summary"
+
+
+class ReportPayoutsItemizedStream(ReportStream):
+    name = "report_payouts_itemized"
+
+
+class ReportPayoutReconciliationSummaryStream(ReportStream):
+    name = "report_payout_reconciliation_summary"
+
+
+class ReportPayoutReconciliationItemizedStream(ReportStream):
+    name = "report_payout_reconciliation_itemized"
+
+
+class ReportPayoutReconciliationByIdSummaryStream(ReportStream):
+    name = "report_payout_reconciliation_by_id_summary"
+
+
+class ReportPayoutReconciliationByIdItemizedStream(ReportStream):
+    name = "report_payout_reconciliation_by_id_itemized"
+
+
+class ReportEndingBalanceReconciliationSummaryStream(ReportStream):
+    name = "report_ending_balance_reconciliation_summary"
+
+
+class ReportEndingBalanceReconciliationItemizedStream(ReportStream):
+    name = "report_ending_balance_reconciliation_itemized"

@@ -848,14 +848,16 @@ class Store:
                 self.extra.setdefault(k, []).append((at, idx, d["id"]))
             d.update(fields)
             d["__created"] = at if not st.is_child else self.created(account, st, idx)
+            before = self._snapshot(account, st.parent, idx >> SLOT_BITS) if st.is_child else None
             self.objects.setdefault(k, {})[d["id"]] = d
             if st.is_child:
-                return self._child_changed(account, st, idx, at, "created")
+                return self._child_changed(account, st, idx, at, "created", before)
             snap = self._snapshot(account, st, idx)
             self._event(account, self._event_type(st, "created"), snap, None, at)
             return snap
 
-    def _child_changed(self, acct, st, idx, at, action):
+    def _child_changed(self, acct, st, idx, at, action, before=None):
+        """The events of a child's change; `before` is its parent's snapshot before it."""
         snap = self._snapshot(acct, st, idx) if action != "deleted" else None
         par = st.parent
         pi = idx >> SLOT_BITS
@@ -869,7 +871,12 @@ class Store:
                 obj = {**obj, st.spec.parent_param: psnap.get("id")}
             self._event(acct, self._event_type(st, action), obj, None, at)
         else:
-            self._event(acct, self._event_type(par, "updated"), psnap, {}, at)
+            # The parent's `previous_attributes` hold the embedded list as it was, as Stripe's
+            # do for any attribute an update changed.
+            field = st.spec.embedded_field
+            prev = {field: before.get(field)} if field and before is not None and before.get(field) != psnap.get(field) \
+                else {}
+            self._event(acct, self._event_type(par, "updated"), psnap, prev, at)
         return snap
 
     def _live(self, stream: str, oid: str, at: int | None, account: int):
@@ -890,9 +897,10 @@ class Store:
                 cur["__created"] = self.created(account, st, i)
                 self.objects.setdefault(k, {})[oid] = cur
             prev = {f: cur.get(f) for f in fields}
+            before = self._snapshot(account, st.parent, i >> SLOT_BITS) if st.is_child else None
             cur.update(fields)
             if st.is_child:
-                return self._child_changed(account, st, i, at, "updated")
+                return self._child_changed(account, st, i, at, "updated", before)
             snap = self._snapshot(account, st, i)
             self._event(account, self._event_type(st, "updated"), snap, prev, at)
             return snap
@@ -910,9 +918,10 @@ class Store:
                 self._event(account, self._event_type(st, "deleted"), snap, None, at)
                 return snap
             snap = self._snapshot(account, st, i)
+            before = self._snapshot(account, st.parent, i >> SLOT_BITS) if st.is_child else None
             self.deleted.setdefault((account, st.name), {})[oid] = at
             if st.is_child:
-                self._child_changed(account, st, i, at, "deleted")
+                self._child_changed(account, st, i, at, "deleted", before)
             else:
                 self._event(account, self._event_type(st, "deleted"), snap, None, at)
             return {"id": oid, "object": st.otype, "deleted": True}

@@ -22,19 +22,20 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Callable
 
 from tap_stripe import events as ev
 from tap_stripe import reports
+from tap_stripe.children import Children
+from tap_stripe.feeds import Feed, Member, Output, Rendered, Segment, SegmentResult
 from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
 from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
 from tap_stripe.records import RecordShaper, rfc3339
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
-from tap_stripe.windows import TARGET_RECORDS, Split, created_params, split_if_dense
+from tap_stripe.windows import created_params, split_if_dense
 
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
@@ -44,15 +45,7 @@ STATE_INTERVAL = 1.0
 # Records wait as serialised lines (about their JSON size), so memory stays flat whatever
 # the volume.
 BUFFER_BYTES = 128 << 20
-WINDOW_BYTES = 2 << 20  # a window's target size in memory
 STEAL_MIN_OBJECTS = 300  # a running window's unread part worth a second worker (Run._steal)
-FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
-Output = list[tuple[str, dict]]
-# A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
-# or "deleted", for the summary): (stream, kind, RECORD lines joined in one bytes object, or
-# the records themselves when stream maps must run in the main thread, count).
-Rendered = list[tuple[str, str, Any, int]]
-
 
 class FatalRunError(Exception):
     """The run must stop; `str()` is the one line to show."""
@@ -79,127 +72,6 @@ class RunTerminated(Exception):
 
 class _Stopped(Exception):
     """A fetch not done because the run is stopping: its segment is never written."""
-
-
-@dataclass
-class Member:
-    """One stream of a family, as read for one account."""
-
-    spec: StreamSpec
-    selected: bool
-    floor: int | None = None  # records created before this are not emitted
-    skipped: str | None = None
-    children: list["Member"] = field(default_factory=list)
-
-    def wanted(self, created: Any) -> bool:
-        return self.floor is None or not isinstance(created, int) or created >= self.floor
-
-    def walk(self):
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
-
-@dataclass(eq=False)  # segments are found by identity (deque.index), never compared by value
-class Segment:
-    kind: str  # "window" | "events" | "pages" | "singleton" | "report_plan" | "report"
-    lo: int | None = None
-    hi: int | None = None
-    cursor: str | None = None  # pages: starting_after
-    earlier: list[str] = field(default_factory=list)  # pages: cursors to fall back on (get_page)
-    task: Any = None  # report: the run it reads
-    estimate: int | None = None  # window: objects expected, from the split that made it
-    types: tuple[str, ...] = ()  # events: the event types it reads (Stripe takes 20 at most)
-    advances: bool = True  # events: whether it moves the events bookmark (the last group does)
-    # A window being paged: the oldest created time read so far, and whether paging ended.
-    # `lo` may be raised while it runs (Run._steal); both under Run._paging_lock.
-    reached: int | None = None
-    read: int = 0  # objects read so far
-    closed: bool = False
-    future: Future | None = None
-    subs: list[Future] = field(default_factory=list)
-    output: Rendered = field(default_factory=list)
-    ready: bool = False
-    nbytes: int = 0  # response bytes behind `output`
-
-
-@dataclass
-class SegmentResult:
-    output: Output = field(default_factory=list)
-    subs: list[Future] = field(default_factory=list)
-    split: Split | None = None
-    next_cursor: str | None = None
-    earlier: list[str] = field(default_factory=list)  # pages: see Segment.earlier
-    tasks: list | None = None  # report_plan: the report runs to read, in order
-    nbytes: int = 0
-    objects: int = 0  # objects fetched (for the size estimate)
-    rendered: bool = False  # output already holds finished lines (see Run._rendered)
-
-
-class Feed:
-    """One top-level stream (with its children) for one account."""
-
-    def __init__(self, run: "Run", root: Member, account: str | None):
-        self.root = root
-        self.account = account
-        self.segments: deque[Segment] = deque()
-        self.version: int | None = None  # the table version its records carry
-        self.activate = False  # whether its end activates that version (full reads only)
-        self.resync = False
-        self.events_types: tuple[str, ...] = ()
-        self.hi = run.hi
-        self.emitted_hi: int | None = None
-        self.started: int | None = None  # a resync: the upper bound of the run that began it
-        self.deletions_from: int | None = None  # a resync: where its `*.deleted` events start
-        # Child lists the key may not read, found by workers: (member, error), for the main
-        # thread to skip before it writes anything more of the feed.
-        self.child_failures: list[tuple[Member, StripeError]] = []
-        self.progress_lo: int | None = None
-        self.object_bytes = FIRST_OBJECT_BYTES  # running average size of its objects (main thread)
-        self.cursors: set[str] = set()  # a full-table list's cursors so far
-
-    def window_records(self, object_bytes: int | None = None) -> int:
-        """How many objects a window should hold: about ten pages, fewer for large objects,
-        so a window stays near WINDOW_BYTES in memory."""
-        return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, object_bytes or self.object_bytes)))
-
-    def expected_records(self, segment: "Segment") -> int:
-        """Objects `segment` is expected to hold: its estimate from the split that made it,
-        or a window's worth."""
-        if segment.kind not in ("window", "events"):
-            return 100
-        return segment.estimate or self.window_records()
-
-    def expected_pages(self, segment: "Segment") -> int:
-        return max(1, math.ceil(self.expected_records(segment) / 100))
-
-    def expected_bytes(self, segment: "Segment") -> int:
-        """What fetching `segment` will add to memory: a window too large to page through
-        is split after one page."""
-        records = self.expected_records(segment)
-        return (records if records <= 2 * self.window_records() else 100) * self.object_bytes
-
-    def child_of_type(self, object_type: Any) -> Member | None:
-        """The child stream whose records are objects of `object_type` and have events."""
-        for member in self.root.children:
-            if member.spec.event_types and object_type in member.spec.object_types:
-                return member
-        return None
-
-    def live_members(self) -> list[Member]:
-        """The family's streams this run writes: selected and not skipped."""
-        return [m for m in self.root.walk() if m.selected and not m.skipped]
-
-    @property
-    def spec(self) -> StreamSpec:
-        return self.root.spec
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def label(self) -> str:
-        return f"{self.name}" + (f" [{self.account}]" if self.account else "")
 
 
 class Run:
@@ -230,6 +102,9 @@ class Run:
         self.summary = summary
         self.expand = expand
         self.activate_versions = activate_versions
+        self.children = Children(client, shapers, expand, summary)
+        self.events = ev.EventContext(client=client, shapers=shapers, children=self.children, summary=summary,
+                                      expand=expand, updates_mode=settings.updates_mode, start=settings.start)
         self.report_options = reports.ReportOptions(
             interval=settings.report_interval, columns=settings.report_columns, timezone=settings.report_timezone,
             versions=settings.report_versions, poll_timeout=settings.report_poll_timeout,
@@ -260,7 +135,7 @@ class Run:
                 root = self.family(spec)
                 if root is None:
                     continue
-                feed = Feed(self, root, account)
+                feed = Feed(root, account, self.hi)
                 self._plan_feed(feed)
                 self.feeds.append(feed)
 
@@ -804,97 +679,20 @@ class Run:
             for child in root.children:
                 if child.skipped or not child.wanted(created):
                     continue
-                if self._complete_in(child, obj):  # nothing to fetch: no task, no thread hand-off
-                    result.output.extend(self._child_records(feed, child, obj, changed))
+                if self.children.complete_in(child, obj):  # nothing to fetch: no task, no thread hand-off
+                    result.output.extend(self.children.records(feed, child, obj, changed))
                 else:
                     # Its own shallow copy: the parent's record may swap protected copies into
                     # its top-level fields while the child task reads them on another thread.
-                    result.subs.append(self._submit(feed.version, False, self._child_records, feed, child, dict(obj),
+                    result.subs.append(self._submit(feed.version, False, self.children.records, feed, child, dict(obj),
                                                     changed))
         return result
 
-    def _embedded(self, spec: StreamSpec, parent_obj: dict) -> dict | None:
-        """The child list embedded in its parent (`{"data": [...], "has_more": …}`), if this run
-        uses it: an embedded list is never expanded, so with expansions the child endpoint is read."""
-        if not spec.embedded_field or spec.expansions(self.expand):
-            return None
-        embedded = parent_obj.get(spec.embedded_field)
-        return embedded if isinstance(embedded, dict) and isinstance(embedded.get("data"), list) else None
-
-    def _complete_in(self, member: Member, parent_obj: dict) -> bool:
-        """Whether `member`'s records for this parent need no request: its whole list is
-        embedded and it has no child lists of its own to read."""
-        embedded = self._embedded(member.spec, parent_obj)
-        return embedded is not None and not embedded.get("has_more") and \
-            all(grandchild.skipped for grandchild in member.children)
-
-    def _child_records(self, feed: Feed, member: Member, parent_obj: dict, changed: Any) -> Output:
-        """Every record of one child list of one parent (embedded first page, then the rest)."""
-        spec = member.spec
-        try:
-            objects = [dict(obj) for obj in self._child_objects(feed, spec, parent_obj)]
-        except (PermissionDenied, ProductNotSetUp) as exc:
-            # The key may not read this child list: the main thread skips the child stream
-            # (and its own children) before it writes more of the feed; the parent and its
-            # other children are still written.
-            feed.child_failures.append((member, exc))
-            return []
-        except StripeError as exc:
-            if exc.status != 404:
-                raise
-            # The parent was deleted since it was read: its children went with it, and its
-            # deletion comes with its events.
-            LOGGER.info("Stream %s: parent %s is gone (HTTP 404); no %s to read for it.",
-                        feed.label(), parent_obj.get("id"), spec.name)
-            return []
-        output: Output = []
-        shaper = self.shapers[spec.name]
-        updated_at = changed if isinstance(changed, int) else None
-        for obj in objects:
-            for grandchild in member.children:
-                if not grandchild.skipped:
-                    output.extend(self._child_records(feed, grandchild, obj, changed))
-            if member.selected:
-                record = shaper.shape(obj, feed.account, updated_at or obj.get("created"))
-                if spec.parent_via and spec.parent_param and spec.parent_param not in record and \
-                        spec.parent_param in shaper.known:
-                    record[spec.parent_param] = parent_obj.get("id")
-                output.append((spec.name, record))
-        return output
-
-    def _child_objects(self, feed: Feed, spec: StreamSpec, parent_obj: dict):
-        parent_id = parent_obj.get("id")
-        embedded = self._embedded(spec, parent_obj)
-        cursor, earlier = None, []
-        if embedded is not None:
-            yield from embedded["data"]
-            if not embedded.get("has_more") or not embedded["data"]:
-                return
-            cursor = embedded["data"][-1]["id"]
-            earlier = [obj["id"] for obj in reversed(embedded["data"][:-1]) if obj.get("id")]
-        params = spec.list_query(self.expand)
-        path = spec.path
-        if spec.parent_via == "path":
-            path = re.sub(r"\{\w+\}", str(parent_id), path, count=1)
-        elif spec.parent_via == "query":
-            params.append((spec.parent_param, parent_id))
-        for param, field_name in spec.parent_fields:
-            value = parent_obj.get(field_name)
-            value = value.get("id") if isinstance(value, dict) else value
-            if not value:
-                return
-            params.append((param, value))
-        for body in list_pages(self.client, path, params, account=feed.account, endpoint=spec.path,
-                               stream=spec.name, starting_after=cursor, earlier=earlier,
-                               paginated=spec.paginated):
-            self.summary.page(spec.name)
-            yield from body.get("data") or []
-
     def _events_window(self, feed: Feed, segment: Segment) -> SegmentResult:
-        events_list, split = ev.read_window(self, feed, segment)
+        events_list, split = ev.read_window(self.events, feed, segment)
         result = SegmentResult(split=split)
         for event in ev.newest_per_object(events_list, key=lambda event: ev.event_key(feed, event)):
-            result.subs.append(self._submit(feed.version, True, ev.apply_event, self, feed, event))
+            result.subs.append(self._submit(feed.version, True, ev.apply_event, self.events, feed, event))
         return result
 
 

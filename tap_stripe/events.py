@@ -16,52 +16,77 @@ no event of the parent), and a child's `*.deleted` event becomes the child's del
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
-from tap_stripe.client import StripeError
+from tap_stripe.children import Children
+from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.feeds import Feed, Output, Segment
 from tap_stripe.pagination import list_pages
+from tap_stripe.records import RecordShaper
+from tap_stripe.spec import StreamSpec
+from tap_stripe.summary import RunSummary
 from tap_stripe.windows import Split, created_params, split_if_dense
 
-if TYPE_CHECKING:
-    from tap_stripe.engine import Feed, Output, Run, Segment
-    from tap_stripe.spec import StreamSpec
 
 EVENTS_PATH = "/v1/events"
 
 
-def read_window(run: "Run", feed: "Feed", segment: "Segment") -> tuple[list[dict], Split | None]:
+@dataclass
+class EventContext:
+    """What applying events needs of the ctx."""
+
+    client: StripeClient
+    shapers: dict[str, RecordShaper]
+    children: Children
+    summary: RunSummary
+    expand: dict[str, list[str]]
+    updates_mode: str
+    start: int | None = None  # objects created before it are outside the run (start_date)
+
+
+def read_window(ctx: EventContext, feed: Feed, segment: Segment) -> tuple[list[dict], Split | None]:
     """The events of `[lo, hi)` in ascending order, or the part kept by a split."""
     params: list[tuple[str, Any]] = [("types[]", t) for t in segment.types]
     params += created_params(segment.lo, segment.hi)
     stream = feed.name
-    pages = list_pages(run.client, EVENTS_PATH, params, account=feed.account, endpoint=EVENTS_PATH,
+    pages = list_pages(ctx.client, EVENTS_PATH, params, account=feed.account, endpoint=EVENTS_PATH,
                        stream=stream)
     first = next(pages)
-    run.summary.page(stream)
+    ctx.summary.page(stream)
     split = split_if_dense(segment.lo, segment.hi, first, "created")
     if split is not None:
         pages.close()
         return list(reversed(split.kept)), split
     collected = [first.get("data") or []]
     for body in pages:
-        run.summary.page(stream)
+        ctx.summary.page(stream)
         collected.append(body.get("data") or [])
     return [e for page in reversed(collected) for e in reversed(page)], None
 
 
 def newest_per_object(events: list[dict], key: Callable[[dict], str | None] | None = None) -> list[dict]:
-    """The last event of each object (or of each `key`), in ascending order of that event."""
+    """The last event of each object (or of each `key`), in ascending order of that event.
+    The `previous_attributes` of all of them are kept on it, in order, as `_previous`: what
+    the object held before (an embedded list's items since removed) is not lost with the
+    events it keeps only the newest of."""
     newest: dict[str, dict] = {}
+    previous: dict[str, list[dict]] = {}
     for event in events:  # ascending
         obj = (event.get("data") or {}).get("object") or {}
         k = key(event) if key else obj.get("id")
         if k:
             newest.pop(k, None)
             newest[k] = event
+            attributes = (event.get("data") or {}).get("previous_attributes")
+            if attributes:
+                previous.setdefault(k, []).append(attributes)
+    for k, attributes in previous.items():
+        newest[k] = {**newest[k], "_previous": attributes}
     return list(newest.values())
 
 
-def event_key(feed: "Feed", event: dict) -> str | None:
+def event_key(feed: Feed, event: dict) -> str | None:
     """What an event changes, for `newest_per_object`: the object, or for a child's event
     the parent it re-reads (so a parent's and its children's events re-read it once), or
     for a child's deletion the child."""
@@ -74,7 +99,7 @@ def event_key(feed: "Feed", event: dict) -> str | None:
     return parent_id(child.spec, obj)
 
 
-def parent_id(spec: "StreamSpec", obj: dict) -> str | None:
+def parent_id(spec: StreamSpec, obj: dict) -> str | None:
     """The id of the parent a child object belongs to: its field that links to the parent
     stream (a fee refund's `fee`), else the field named like the path's parameter (a tax
     id's `customer`, a person's `account`)."""
@@ -84,26 +109,28 @@ def parent_id(spec: "StreamSpec", obj: dict) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _is_deletion(spec: "StreamSpec", event: dict) -> bool:
+def _is_deletion(spec: StreamSpec, event: dict) -> bool:
     return bool(spec.deleted_event) and event["type"] == spec.deleted_event
 
 
-def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
+def apply_event(ctx: EventContext, feed: Feed, event: dict) -> Output:
     """The records one object's newest event stands for: the object now, or its deletion."""
     spec = feed.spec
     root = feed.root
-    shaper = run.shapers[spec.name]
+    shaper = ctx.shapers[spec.name]
     snapshot = event["data"]["object"]
     changed_at = event["created"]
     if snapshot.get("object") not in spec.object_types:
-        return _apply_child_event(run, feed, event, changed_at)
-    output: "Output" = []
+        return _apply_child_event(ctx, feed, event, changed_at)
+    if not _in_range(ctx, spec, snapshot):
+        return []
+    output: Output = []
     if spec.deleted_event and event["type"] == spec.deleted_event:
         obj = None
-    elif not spec.retrieve_path or (run.settings.updates_mode == "snapshot" and not spec.expansions(run.expand)):
+    elif not spec.retrieve_path or (ctx.updates_mode == "snapshot" and not spec.expansions(ctx.expand)):
         obj = snapshot  # snapshots are never expanded: streams with expansions are re-fetched
     else:
-        obj = _refetch(run, feed, snapshot["id"])
+        obj = _refetch(ctx, feed, snapshot["id"])
         if obj is None:
             obj = snapshot  # gone since; its deletion event, if any, comes in a later window
     if obj is None or obj.get("deleted") is True:
@@ -115,20 +142,15 @@ def apply_event(run: "Run", feed: "Feed", event: dict) -> "Output":
         for child in root.children:
             embedded = snapshot.get(child.spec.embedded_field or "")
             if child.selected and not child.skipped and isinstance(embedded, dict):
-                child_shaper = run.shapers[child.spec.name]
+                child_shaper = ctx.shapers[child.spec.name]
                 output.extend((child.spec.name, child_shaper.deletion(item["id"], item.get("object", ""), changed_at,
                                                                       feed.account))
                               for item in embedded.get("data") or [] if isinstance(item, dict) and item.get("id"))
         return output
-    if root.selected:
-        output.append((spec.name, shaper.shape(obj, feed.account, changed_at)))
-    for child in root.children:
-        if not child.skipped:
-            output.extend(run._child_records(feed, child, obj, changed_at))
-    return output
+    return _object_now(ctx, feed, obj, changed_at, event.get("_previous") or ())
 
 
-def _apply_child_event(run: "Run", feed: "Feed", event: dict, changed_at: int) -> "Output":
+def _apply_child_event(ctx: EventContext, feed: Feed, event: dict, changed_at: int) -> Output:
     """A child's own event: its deletion record, or its parent read again with every child list."""
     snapshot = event["data"]["object"]
     child = feed.child_of_type(snapshot.get("object"))
@@ -137,32 +159,55 @@ def _apply_child_event(run: "Run", feed: "Feed", event: dict, changed_at: int) -
     if _is_deletion(child.spec, event):
         if not child.selected:
             return []
-        record = run.shapers[child.spec.name].deletion(snapshot["id"], snapshot.get("object", ""), changed_at,
+        record = ctx.shapers[child.spec.name].deletion(snapshot["id"], snapshot.get("object", ""), changed_at,
                                                         feed.account)
         return [(child.spec.name, record)]
     parent = parent_id(child.spec, snapshot)
     if parent is None or not feed.spec.retrieve_path:
         return []
-    obj = _refetch(run, feed, parent)
-    if obj is None or obj.get("deleted") is True:
-        return []  # the parent is gone: its own deletion event says so
+    obj = _refetch(ctx, feed, parent)
+    if obj is None or obj.get("deleted") is True or not _in_range(ctx, feed.spec, obj):
+        return []  # the parent is gone (its own deletion event says so), or outside start_date
+    return _object_now(ctx, feed, obj, changed_at, ())
+
+
+def _object_now(ctx: EventContext, feed: Feed, obj: dict, changed_at: int, previous: Iterable[dict]) -> Output:
+    """A changed object as it is now, with every child list read again. Children its events'
+    `previous_attributes` listed and that are gone now (an item removed from a subscription,
+    a line from an invoice: Stripe sends no event of their own) become deletion records."""
     root = feed.root
-    output: "Output" = []
+    output: Output = []
     if root.selected:
-        output.append((feed.spec.name, run.shapers[feed.spec.name].shape(obj, feed.account, changed_at)))
+        output.append((feed.spec.name, ctx.shapers[feed.spec.name].shape(obj, feed.account, changed_at)))
     for member in root.children:
-        if not member.skipped:
-            output.extend(run._child_records(feed, member, obj, changed_at))
+        if member.skipped:
+            continue
+        records = ctx.children.records(feed, member, obj, changed_at)
+        output.extend(records)
+        before = {item["id"]: item for attributes in previous
+                  for item in ((attributes.get(member.spec.embedded_field or "") or {}).get("data") or [])
+                  if isinstance(item, dict) and item.get("id")}
+        if member.selected and before:
+            now = {record.get("id") for stream, record in records if stream == member.spec.name}
+            shaper = ctx.shapers[member.spec.name]
+            output.extend((member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
+                          for item_id, item in before.items() if item_id not in now)
     return output
 
 
-def _refetch(run: "Run", feed: "Feed", object_id: str) -> dict | None:
+def _in_range(ctx: EventContext, spec: StreamSpec, obj: dict) -> bool:
+    """Whether an object was created at or after `start_date` (the run reads nothing older)."""
+    created = obj.get(spec.created_field or "")
+    return ctx.start is None or not isinstance(created, int) or created >= ctx.start
+
+
+def _refetch(ctx: EventContext, feed: Feed, object_id: str) -> dict | None:
     """The object as it is now, with this run's expansions; None when Stripe no longer has it."""
     spec = feed.spec
     path = spec.retrieve_path.replace("{id}", object_id)
-    params = [("expand[]", f) for f in spec.expansions(run.expand)]
+    params = [("expand[]", f) for f in spec.expansions(ctx.expand)]
     try:
-        return run.client.get(path, params, account=feed.account, endpoint=spec.retrieve_path,
+        return ctx.client.get(path, params, account=feed.account, endpoint=spec.retrieve_path,
                               stream=spec.name)
     except StripeError as exc:
         if exc.status == 404:

@@ -324,3 +324,37 @@ def test_balance_transactions_that_settle_without_an_event_are_re_read(sandbox, 
     off = run_tap(tap_config(sandbox, reread_days={"balance_transactions": 0}), catalog=catalog,
                   state=second.last_state)
     assert len(off.records("balance_transactions")) < len(second.records("balance_transactions"))
+
+
+# ----- found by the simulation test ---------------------------------------------------------------
+
+def test_a_change_to_an_object_created_before_start_date_is_not_written(sandbox, run_tap):
+    start = SANDBOX_NOW - 30 * DAY
+    catalog = catalog_for(["invoices", "invoice_line_items"])
+    config = tap_config(sandbox, full_resync_streams=[], start_date="2025-12-02T00:00:00Z")
+    first = run_tap(config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    old = next(i for i in sandbox.truth("invoices") if i["created"] < start)
+    sandbox.advance(DAY)
+    sandbox.update("invoices", old["id"], {"description": "changed, but before start_date"})
+    sandbox.advance(60)
+    second = run_tap(config, catalog=catalog, state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    assert all(r["id"] != old["id"] for r in second.records("invoices"))
+    assert all(r.get("invoice") != old["id"] for r in second.records("invoice_line_items"))
+
+
+def test_an_item_removed_from_a_subscription_is_deleted_in_the_target(sandbox, run_tap):
+    streams = ["subscriptions", "subscription_items"]
+    config = tap_config(sandbox)
+    first = run_tap(config, catalog=catalog_for(streams))
+    assert first.returncode == 0, first.stderr
+    item = sandbox.truth("subscription_items")[0]
+    sandbox.advance(DAY)
+    sandbox.delete("subscription_items", item["id"])  # Stripe: customer.subscription.updated only
+    sandbox.advance(60)
+    second = run_tap(config, catalog=catalog_for(streams), state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    model = TargetModel().apply(first.messages).apply(second.messages)
+    assert item["id"] not in model.rows("subscription_items")
+    assert_matches(model, sandbox, streams)

@@ -1,0 +1,145 @@
+"""What a run reads, as the engine schedules it: a *feed* is one top-level stream (with its
+child streams, its *members*) for one account, and a queue of *segments* in output order
+(created-time windows, windows of events, pages of a full table, a singleton read, report
+runs). Pure data, shared by the planner, the fetchers, the scheduler and the emitter."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from tap_stripe.client import StripeError
+from tap_stripe.spec import StreamSpec
+from tap_stripe.windows import TARGET_RECORDS, Split
+
+WINDOW_BYTES = 2 << 20  # a window's target size in memory
+FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
+Output = list[tuple[str, dict]]
+# A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
+# or "deleted", for the summary): (stream, kind, RECORD lines joined in one bytes object, or
+# the records themselves when stream maps must run in the main thread, count).
+Rendered = list[tuple[str, str, Any, int]]
+
+
+@dataclass
+class Member:
+    """One stream of a family, as read for one account."""
+
+    spec: StreamSpec
+    selected: bool
+    floor: int | None = None  # records created before this are not emitted
+    skipped: str | None = None
+    children: list["Member"] = field(default_factory=list)
+
+    def wanted(self, created: Any) -> bool:
+        return self.floor is None or not isinstance(created, int) or created >= self.floor
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass(eq=False)  # segments are found by identity (deque.index), never compared by value
+class Segment:
+    kind: str  # "window" | "events" | "pages" | "singleton" | "report_plan" | "report"
+    lo: int | None = None
+    hi: int | None = None
+    cursor: str | None = None  # pages: starting_after
+    earlier: list[str] = field(default_factory=list)  # pages: cursors to fall back on (get_page)
+    task: Any = None  # report: the run it reads
+    estimate: int | None = None  # window: objects expected, from the split that made it
+    types: tuple[str, ...] = ()  # events: the event types it reads (Stripe takes 20 at most)
+    advances: bool = True  # events: whether it moves the events bookmark (the last group does)
+    # A window being paged: the oldest created time read so far, and whether paging ended.
+    # `lo` may be raised while it runs (Run._steal); both under Run._paging_lock.
+    reached: int | None = None
+    read: int = 0  # objects read so far
+    closed: bool = False
+    future: Future | None = None
+    subs: list[Future] = field(default_factory=list)
+    output: Rendered = field(default_factory=list)
+    ready: bool = False
+    nbytes: int = 0  # response bytes behind `output`
+
+
+@dataclass
+class SegmentResult:
+    output: Output = field(default_factory=list)
+    subs: list[Future] = field(default_factory=list)
+    split: Split | None = None
+    next_cursor: str | None = None
+    earlier: list[str] = field(default_factory=list)  # pages: see Segment.earlier
+    tasks: list | None = None  # report_plan: the report runs to read, in order
+    nbytes: int = 0
+    objects: int = 0  # objects fetched (for the size estimate)
+    rendered: bool = False  # output already holds finished lines (see Run._rendered)
+
+
+class Feed:
+    """One top-level stream (with its children) for one account."""
+
+    def __init__(self, root: Member, account: str | None, hi: int):
+        self.root = root
+        self.account = account
+        self.segments: deque[Segment] = deque()
+        self.version: int | None = None  # the table version its records carry
+        self.activate = False  # whether its end activates that version (full reads only)
+        self.resync = False
+        self.events_types: tuple[str, ...] = ()
+        self.hi = hi
+        self.emitted_hi: int | None = None
+        self.started: int | None = None  # a resync: the upper bound of the run that began it
+        self.deletions_from: int | None = None  # a resync: where its `*.deleted` events start
+        # Child lists the key may not read, found by workers: (member, error), for the main
+        # thread to skip before it writes anything more of the feed.
+        self.child_failures: list[tuple[Member, StripeError]] = []
+        self.progress_lo: int | None = None
+        self.object_bytes = FIRST_OBJECT_BYTES  # running average size of its objects (main thread)
+        self.cursors: set[str] = set()  # a full-table list's cursors so far
+
+    def window_records(self, object_bytes: int | None = None) -> int:
+        """How many objects a window should hold: about ten pages, fewer for large objects,
+        so a window stays near WINDOW_BYTES in memory."""
+        return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, object_bytes or self.object_bytes)))
+
+    def expected_records(self, segment: "Segment") -> int:
+        """Objects `segment` is expected to hold: its estimate from the split that made it,
+        or a window's worth."""
+        if segment.kind not in ("window", "events"):
+            return 100
+        return segment.estimate or self.window_records()
+
+    def expected_pages(self, segment: "Segment") -> int:
+        return max(1, math.ceil(self.expected_records(segment) / 100))
+
+    def expected_bytes(self, segment: "Segment") -> int:
+        """What fetching `segment` will add to memory: a window too large to page through
+        is split after one page."""
+        records = self.expected_records(segment)
+        return (records if records <= 2 * self.window_records() else 100) * self.object_bytes
+
+    def child_of_type(self, object_type: Any) -> Member | None:
+        """The child stream whose records are objects of `object_type` and have events."""
+        for member in self.root.children:
+            if member.spec.event_types and object_type in member.spec.object_types:
+                return member
+        return None
+
+    def live_members(self) -> list[Member]:
+        """The family's streams this run writes: selected and not skipped."""
+        return [m for m in self.root.walk() if m.selected and not m.skipped]
+
+    @property
+    def spec(self) -> StreamSpec:
+        return self.root.spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def label(self) -> str:
+        return f"{self.name}" + (f" [{self.account}]" if self.account else "")

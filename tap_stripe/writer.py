@@ -9,6 +9,7 @@ thread writes, so lines never interleave.
 
 from __future__ import annotations
 
+import os
 import sys
 from decimal import Decimal
 from typing import IO, Any
@@ -61,10 +62,26 @@ class FastWriter:
             if out is None:
                 sys.stdout.write(data.decode())
             else:
-                out.write(data)
+                _write_all(out, data)
             self._buffer.clear()
             self._size = 0
         (out or sys.stdout).flush()
+
+
+def _write_all(out: IO[bytes], data: bytes) -> None:
+    """Write `data` whole. To a pipe, through the file descriptor: a signal (SIGTERM from an
+    orchestrator) that interrupts a partial write makes Python's buffered writer lose the
+    rest of the data, cutting a line (seen with a slow reader); `os.write` returns how much
+    it wrote, and the loop writes the rest."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests, harnesses)
+        out.write(data)
+        return
+    out.flush()  # anything written to it before goes first
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class SDKMessageWriter(GenericSingerWriter):

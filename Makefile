@@ -20,8 +20,14 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# A bounded soak of the simulation test (tests/simulation.py): SOAK_ARGS="--seeds 200" or "--minutes 30".
+.PHONY: soak
+soak: install
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
+
 generate: install
 	$(BIN)/python scripts/generate.py
+	$(BIN)/python scripts/generate_sandbox.py
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py

@@ -9,23 +9,26 @@ exactly as in the SDK's own record path (guarded by a golden-output test).
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import logging
 import os
 import sys
+import threading
+import time
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from importlib import resources
 from typing import Any, Iterable, Mapping
 
 import click
 import orjson
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream, Tap, metrics
 from singer_sdk.singerlib import Catalog
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 
-from tap_stripe import __version__, accounts, reports, sensitive
+from tap_stripe import __version__, accounts, sensitive
+from tap_stripe.batch import BatchWriter, batch_config
 from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
                                ProductNotSetUp, StripeClient, StripeError, redact)
 from tap_stripe.pagination import list_pages
@@ -37,77 +40,12 @@ from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State, StateError
 from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
-from tap_stripe.streams_table import STREAMS
+from tap_stripe.streams import SPECS, STREAM_CLASSES
+from tap_stripe.streams.base import load_schema, narrow_expandable
 from tap_stripe.summary import RunSummary
-from tap_stripe.writer import FastWriter, SDKMessageWriter, record_line
+from tap_stripe.writer import SDKMessageWriter, record_line
 
 LOGGER = logging.getLogger("tap_stripe")
-REPORT_SPECS = tuple(
-    StreamSpec(name=r.name, path="/v1/reporting/report_runs", object_types=(), kind="report",
-               key_properties=reports.report_key_properties(r), selected_by_default=False, oauth_readable=False,
-               notes=r.description)
-    for r in reports.REPORT_STREAMS)
-SPECS: dict[str, StreamSpec] = {spec.name: spec for spec in (*STREAMS, *REPORT_SPECS)}
-
-
-def load_schema(name: str, report_columns: list[str] | None = None) -> dict:
-    if name in reports.REPORTS_BY_NAME:  # built from the report's columns, which a setting may choose
-        return reports.report_schema(reports.REPORTS_BY_NAME[name], report_columns)
-    return json.loads((resources.files("tap_stripe") / "schemas" / f"{name}.json").read_text())
-
-
-class StripeStream(Stream):
-    """One Stripe table. Its catalog entry comes from `spec`; the engine reads it."""
-
-    spec: StreamSpec
-
-    def __init__(self, tap: "TapStripe"):
-        spec = self.spec
-        columns = (tap.config.get("report_columns") or {}).get(spec.name)
-        expanded = set(spec.expansions(tap.config.get("expand") or {}))
-        schema = narrow_expandable(load_schema(spec.name, columns), spec, expanded)
-        super().__init__(tap, schema=schema, name=spec.name)
-        keys = list(spec.key_properties)
-        if tap.multi_account and keys:
-            keys = ["_account_id", *keys]
-        self.primary_keys = keys
-        resync = set(tap.config.get("full_resync_streams", DEFAULT_FULL_RESYNC))
-        self.replication_key = None if spec.name in resync else spec.replication_key
-        if spec.kind == "report":
-            self.replication_key = reports.report_replication_key(reports.REPORTS_BY_NAME[spec.name])
-        self.forced_replication_method = "INCREMENTAL" if self.replication_key else "FULL_TABLE"
-        self.selected_by_default = spec.selected_by_default
-
-    def get_records(self, context: dict | None) -> Iterable[dict]:
-        """Records of this stream alone, through the engine (the SDK's sync path)."""
-        yield from self._tap.collect(self.name)
-
-
-def narrow_expandable(schema: dict, spec: StreamSpec, expanded: set[str]) -> dict:
-    """Type each top-level id field the way this run returns it: the object when the run
-    expands it, else the id. The generated schema accepts both (`anyOf`), which some targets
-    cannot load (target-postgres types the column by the first branch; see docs/targets.md).
-    """
-    properties = schema["properties"]
-    for field_name, _ in spec.expandable:
-        prop = properties.get(field_name)
-        if not prop or "anyOf" not in prop:
-            continue
-        if field_name in {e.split(".")[0] for e in expanded}:
-            objects = [m for m in prop["anyOf"] if "object" in (m.get("type") or [])]
-            if objects:
-                properties[field_name] = {**objects[0], "type": ["object", "null"]}
-        else:
-            properties[field_name] = {"type": ["string", "null"]}
-    return schema
-
-
-def stream_class(spec: StreamSpec) -> type[StripeStream]:
-    name = "".join(part.title() for part in spec.name.split("_")) + "Stream"
-    return type(name, (StripeStream,), {"spec": spec, "name": spec.name, "__doc__": f"Stripe `{spec.path}`."})
-
-
-STREAM_CLASSES = [stream_class(spec) for spec in SPECS.values()]
 
 
 class TapStripe(Tap):
@@ -141,6 +79,18 @@ class TapStripe(Tap):
         super().setup_mapper()
 
     @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in settings, with `batch_config` offering only the encoding this tap
+        writes (jsonl; parquet would need pyarrow, which is not installed, and is refused)."""
+        super().append_builtin_config(config_jsonschema)
+        batch = config_jsonschema.get("properties", {}).get("batch_config")
+        fmt = (((batch or {}).get("properties") or {}).get("encoding") or {}).get("properties", {}).get("format")
+        if fmt is not None and fmt.get("enum") != ["jsonl"]:
+            batch = copy.deepcopy(batch)  # the SDK's own dict is shared by every plugin class
+            batch["properties"]["encoding"]["properties"]["format"]["enum"] = ["jsonl"]
+            config_jsonschema["properties"]["batch_config"] = batch
+
+    @classmethod
     def get_plugin_version(cls) -> str:
         return __version__
 
@@ -153,8 +103,12 @@ class TapStripe(Tap):
     def multi_account(self) -> bool:
         return several_accounts(self.config)
 
+    @property
+    def full_resync_streams(self) -> set[str]:
+        return set(self.config.get("full_resync_streams", DEFAULT_FULL_RESYNC))
+
     def discover_streams(self) -> list[Stream]:
-        return [cls(self) for cls in STREAM_CLASSES]
+        return [cls(self) for cls in STREAM_CLASSES.values()]
 
     @property
     def catalog_dict(self) -> dict:
@@ -300,12 +254,12 @@ class TapStripe(Tap):
             credentials = accounts.credentials(settings)
         global_rate, endpoint_rate = default_limits(credentials.api_key)
         limiter = RateLimiter(settings.max_rps or global_rate, settings.max_rps_endpoint or endpoint_rate)
-        return StripeClient(
+        return MeteredClient(
             credentials=credentials, api_url=settings.api_url, api_version=settings.api_version,
             user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
             read_timeout=settings.request_timeout, max_retries=settings.max_retries,
             max_backoff_seconds=settings.max_backoff_seconds, limiter=limiter,
-            ca_bundle=settings.ca_bundle, stats=ClientStats(),
+            ca_bundle=settings.ca_bundle, stats=ClientStats(), metrics_logger=self.metrics_logger,
         )
 
     def selected_specs(self) -> list[StreamSpec]:
@@ -314,8 +268,13 @@ class TapStripe(Tap):
     def sync(self, only: str | None = None, sink: Any = None) -> None:
         """Run the engine over the selected streams (or only `only`), writing Singer messages."""
         settings = self.settings
-        summary = RunSummary(settings.progress_interval)
-        writer: FastWriter = sink or self.message_writer.fast
+        batching = batch_config(self.config.get("batch_config")) if sink is None else None
+        # Through the SDK's own stream sync (`collect`: its test harness), the SDK counts records.
+        summary = MeteredSummary(settings.progress_interval, record_metrics=sink is None)
+        writer: Any = sink or self.message_writer.fast
+        if batching is not None:  # every stream's records go to batch files (tap_stripe.batch)
+            writer = BatchWriter(writer, batching, self.name)
+        selected: set[str] = set()
         client = self.client()
         try:
             now = server_time(client)
@@ -332,10 +291,13 @@ class TapStripe(Tap):
                 for message in self.streams[name]._generate_schema_messages():
                     schema_message = message.to_dict()
                     if self.protector:
-                        schema_message["schema"] = self.protector.schema(name, schema_message["schema"])
+                        schema_message["schema"] = _protected_schema(self.streams[name], self.protector,
+                                                                     schema_message["schema"])
                     writer.message(schema_message)
                     summary.schema(name)
-            emitters = {name: Emitter(self.streams[name], writer, self.protector) for name in selected}
+            # Records for the SDK's own stream sync (`collect`) get its maps and flattening there.
+            emitters = {name: Emitter(self.streams[name], writer, self.protector, apply_maps=sink is None)
+                        for name in selected}
             run = Run(
                 client=client, specs=SPECS, selected=selected,
                 shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS},
@@ -362,6 +324,7 @@ class TapStripe(Tap):
             raise
         finally:
             writer.flush()
+            summary.close_metrics(sorted(selected))
             summary.merge_client_stats(client.stats)
             print(summary.table(), file=sys.stderr)
             summary.write(settings.summary_file)
@@ -373,22 +336,122 @@ class TapStripe(Tap):
         yield from (m["record"] for m in sink.messages if m.get("type") == "RECORD")
 
 
-class Emitter:
-    """The SDK's record path for one stream: deselected fields, then stream maps, then write."""
+def _protected_schema(stream: Stream, protector: "sensitive.Protector", schema: dict) -> dict:
+    """The SCHEMA's schema under the sensitive-data policies. When the SDK flattens, the
+    policies apply to the nested schema and the result is flattened (they name nested
+    paths, `billing_details.email`, which a flattened schema no longer has)."""
+    maps = stream.stream_maps
+    if len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].flattening_enabled:
+        return maps[0].flatten_schema(protector.schema(stream.name, maps[0].raw_schema))
+    return protector.schema(stream.name, schema)
 
-    def __init__(self, stream: Stream, writer: Any, protector: "sensitive.Protector | None" = None):
+
+class MeteredClient(StripeClient):
+    """The client, logging the SDK's `http_request_duration` METRIC for every response
+    (every attempt, retries included, as the SDK's request loop does) to `singer_sdk.metrics`
+    at INFO. Tags: stream, endpoint (the path template), http_status_code, status, and the
+    connected account as context. Never a header, URL or query."""
+
+    def __init__(self, *args: Any, metrics_logger: logging.Logger | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.metrics_logger = metrics_logger or metrics.get_metrics_logger()
+        self._tags = threading.local()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        tags = self._tags
+        outer = getattr(tags, "current", None)
+        tags.current = (kwargs.get("stream") or "", kwargs.get("endpoint") or path,
+                        kwargs.get("account") or self.credentials.account_id)
+        try:
+            return super().request(method, path, **kwargs)
+        finally:
+            tags.current = outer
+
+    def _handle(self, response: Any, method: str, path: str, raw: bool) -> Any:
+        if self.metrics_logger.isEnabledFor(logging.INFO):
+            stream, endpoint, account = getattr(self._tags, "current", None) or ("", path, None)
+            status = response.status_code
+            point_tags: dict[str, Any] = {"stream": stream} if stream else {}
+            point_tags.update({"endpoint": endpoint, "http_status_code": status,
+                               "status": metrics.Status.SUCCEEDED if status < 400 else metrics.Status.FAILED})
+            if account:
+                point_tags["context"] = {"account_id": account}
+            metrics.log(self.metrics_logger, metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION,
+                                                           response.elapsed.total_seconds(), point_tags))
+        return super()._handle(response, method, path, raw)
+
+
+class MeteredSummary(RunSummary):
+    """The run summary, also logging the SDK's `record_count` METRIC per stream (its
+    `metrics.record_counter`: every 60 s while counting and once at the end) and one
+    `sync_duration` per stream at the end. Records are counted where the engine counts them
+    as written (`count`, main thread), under a lock."""
+
+    def __init__(self, progress_interval: float = 10.0, record_metrics: bool = True):
+        super().__init__(progress_interval)
+        self.record_metrics = record_metrics
+        self._counters: dict[str, metrics.Counter] = {}
+        self._counters_lock = threading.Lock()
+
+    def count(self, output: list[tuple[str, str, object, int]], skipped: set[str]) -> None:
+        super().count(output, skipped)
+        if not self.record_metrics:
+            return
+        with self._counters_lock:
+            for name, _, _, n in output:
+                if n and name not in skipped:
+                    counter = self._counters.get(name)
+                    if counter is None:
+                        counter = self._counters[name] = metrics.record_counter(name).__enter__()
+                    counter.increment(n)
+
+    def close_metrics(self, streams: list[str]) -> None:
+        """The last record_count of every stream (0 for one that wrote none) and its sync_duration:
+        seconds from the run's start to its last record (to the end if it wrote none)."""
+        if not self.record_metrics:
+            return
+        end = time.time()
+        status = metrics.Status.SUCCEEDED if self.outcome == "succeeded" else metrics.Status.FAILED
+        logger = metrics.get_metrics_logger()
+        with self._counters_lock:
+            for name in sorted(set(streams) | set(self._counters)):
+                counter = self._counters.pop(name, None) or metrics.record_counter(name)
+                counter.exit()
+                stats = self.streams.get(name)
+                finished = stats.finished if stats is not None and stats.finished else end
+                metrics.log(logger, metrics.Point("timer", metrics.Metric.SYNC_DURATION,
+                                                  round(finished - self.started, 6),
+                                                  {"stream": name, "pid": os.getpid(), "status": status}))
+
+
+class Emitter:
+    """The SDK's record path for one stream: deselected fields, then stream maps (and the
+    SDK's flattening), then write."""
+
+    def __init__(self, stream: Stream, writer: Any, protector: "sensitive.Protector | None" = None,
+                 apply_maps: bool = True):
         self.stream = stream
         self.writer = writer
         self.protect = protector.record if protector and protector.policies(stream.name) else None
         self.mask = stream.mask
         self.prune = any(not selected for crumb, selected in self.mask.items() if crumb)
         maps = stream.stream_maps
-        self.identity = len(maps) == 1 and type(maps[0]) is SameRecordTransform
-        self.maps = [m for m in maps if not isinstance(m, RemoveRecordTransform)]
+        # Without `apply_maps` the records go on as they are (to the SDK's own stream sync,
+        # which applies the maps and flattening itself).
+        same = not apply_maps or (len(maps) == 1 and type(maps[0]) is SameRecordTransform)
+        # `flattening_enabled`: the SDK flattens in the map's transform (SameRecordTransform's
+        # too), with the flattened schema its SCHEMA message carries (see `_flattener`).
+        flattening = apply_maps and same and maps[0].flattening_enabled
+        self.flatten = _flattener(maps[0]) if flattening else None
+        self.identity = same and self.flatten is None
+        self.maps = [(m, frozenset(m.transformed_schema["properties"]) if m.flattening_enabled else None)
+                     for m in maps if not isinstance(m, RemoveRecordTransform)]
         self.name = stream.name
         # Without stream maps (whose evaluators are not thread-safe) a record can be finished
-        # and serialised in the worker that fetched it.
-        self.in_worker = self.identity and hasattr(writer, "write_line")
+        # (and flattened) and serialised in the worker that fetched it.
+        self.in_worker = same and hasattr(writer, "write_line")
+        if self.flatten is not None:
+            self.render = self._render_flat
 
     def _finish(self, record: dict) -> dict:
         """Sensitive-data policy, then the SDK's pruning of deselected fields."""
@@ -402,15 +465,45 @@ class Emitter:
         """The RECORD line for `record` (only when `in_worker`)."""
         return record_line(self.name, self._finish(record), extracted, version)
 
+    def _render_flat(self, record: dict, extracted: str, version: int | None) -> bytes:
+        return record_line(self.name, self.flatten(self._finish(record)), extracted, version)
+
     def __call__(self, record: dict, extracted: str, version: int | None) -> None:
         self._finish(record)
         if self.identity:
             self.writer.record(self.name, record, extracted, version)
             return
-        for stream_map in self.maps:
+        if self.flatten is not None:
+            self.writer.record(self.name, self.flatten(record), extracted, version)
+            return
+        for stream_map, flat_keys in self.maps:
             mapped = stream_map.transform(record)
             if mapped is not None:
+                if flat_keys is not None:
+                    mapped = _schema_keys(mapped, flat_keys)
                 self.writer.record(stream_map.stream_alias, mapped, extracted, version)
+
+
+def _flattener(stream_map: Any) -> Any:
+    """The SDK's flattening of one record (`StreamMap.flatten_record`, a pure function of the
+    record, so workers may call it), keeping the flattened SCHEMA's keys only. An SDK tap's
+    conformance drops fields its schema lacks before flattening; without that, such a nested
+    field (`lines.total_count`) would become a key no column matches. And the SDK's flattener
+    writes `key: null` for a null object whose columns are `key__*`, a key its own SCHEMA does
+    not have (those columns are null either way)."""
+    flatten = stream_map.flatten_record
+    keys = frozenset(stream_map.transformed_schema["properties"])
+
+    def flat(record: dict) -> dict:
+        return _schema_keys(flatten(record), keys)
+
+    return flat
+
+
+def _schema_keys(record: dict, keys: frozenset) -> dict:
+    if record.keys() <= keys:
+        return record
+    return {k: v for k, v in record.items() if k in keys}
 
 
 def _pruned(value: dict, mask: Any, breadcrumb: tuple, out: dict | None) -> dict | None:

@@ -84,7 +84,7 @@ def soak(args, runner: sim.TapRunner) -> int:
     print(f"histories:        {totals['histories']} ({totals['steps']} steps)")
     print(f"runs:             {totals['runs']} ({totals['processes']} tap processes, {totals['kills']} killed)")
     print(f"changes checked:  {totals['changes']} ({totals['rows']} rows compared with the sandbox at the end; "
-          f"{totals['allowed']} rows excused by the documented limits: 30-day event retention with several accounts, children of a deleted object)")
+          f"{totals['allowed']} rows excused by the documented limits: 30-day event retention with several accounts, children of a deleted object, children removed beyond the first embedded page)")
     seeds_failed = ", ".join(str(f[0]) for f in failures)
     print(f"mismatches:       {len(failures)}" + (f" — seeds {seeds_failed}" if failures else ""))
     kinds = Counter(c for _, categories, _, _ in failures for c in categories)

@@ -25,6 +25,12 @@ test: install
 soak: install
 	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
+# Mutation testing of the bookmark code (docs/mutation.md); a few minutes, one worker.
+.PHONY: mutation
+mutation: install
+	$(BIN)/pip install --quiet 'mutmut>=3.8,<4' 'coverage>=7.10'
+	$(BIN)/python scripts/mutation.py
+
 generate: install
 	$(BIN)/python scripts/generate.py
 	$(BIN)/python scripts/generate_sandbox.py

@@ -498,7 +498,8 @@ class Run:
             if output and feed.progress_lo is None:
                 feed.progress_lo = segment.lo  # where the data starts, for progress lines
             if feed.resync:
-                self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi})
+                self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi,
+                                                         "started": feed.started})
             else:
                 for member in feed.live_members():
                     self.state.advance(member.spec.name, account, "created", segment.hi)

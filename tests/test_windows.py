@@ -1,10 +1,17 @@
-"""Window splitting: no object is read twice or skipped, whatever the density."""
+"""Window splitting: no object is read twice or skipped, whatever the density.
+
+Besides the end-to-end property (every object read exactly once), the exact decisions are
+pinned: when a window is split, where the sub-windows fall, and the density they are sized
+from. Mutation testing (docs/mutation.md) showed that the property alone passes against a
+tap that never splits, splits into overlapping or empty windows, or sends float bounds.
+"""
 
 import random
 
 import pytest
 
-from tap_stripe.windows import should_split, split_window
+from tap_stripe.windows import (MAX_SPLIT, TARGET_RECORDS, Split, created_params, should_split, split_if_dense,
+                                split_window)
 
 
 def fake_list(objects, lo, hi, after=None, limit=100):
@@ -13,36 +20,64 @@ def fake_list(objects, lo, hi, after=None, limit=100):
     return rows[:limit], len(rows) > limit
 
 
-def read_all(objects, lo, hi):
-    """What the engine does with windows: split dense ones, page one-second ones."""
+def read_all(objects, lo, hi, splits=None):
+    """What the engine does with windows: split dense ones, page the others."""
     page, more = fake_list(objects, lo, hi)
-    if not more:
-        return page
-    if not should_split(lo, hi, page, "created"):
+    split = split_if_dense(lo, hi, {"data": page, "has_more": more}, "created")
+    if split is None:
+        if not more:
+            return page
         return sorted((o for o in objects if lo <= o["created"] < hi), key=lambda o: o["id"])
-    split = split_window(lo, hi, page, "created")
+    if splits is not None:
+        splits.append(split)
     out = list(split.kept)
     for sub_lo, sub_hi in split.windows:
-        out += read_all(objects, sub_lo, sub_hi)
-    assert [w[0] for w in split.windows][0] == lo
+        assert type(sub_lo) is int and type(sub_hi) is int and sub_lo < sub_hi, split.windows
+        out += read_all(objects, sub_lo, sub_hi, splits)
+    assert split.windows[0][0] == lo
     assert all(a[1] == b[0] for a, b in zip(split.windows, split.windows[1:])), "windows must be contiguous"
+    oldest = page[-1]["created"]
+    assert split.windows[-1][1] == oldest + 1, "sub-windows end just after the page's oldest second"
+    assert all(o["created"] > oldest for o in split.kept)
     return out
 
 
-@pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("shape", ["uniform", "bursty", "one_second"])
-def test_split_reads_every_object_exactly_once(seed, shape):
+def objects_of(shape, seed):
     rng = random.Random(seed)
     if shape == "uniform":
         times = [rng.randrange(1_000, 100_000) for _ in range(3_000)]
     elif shape == "bursty":
         times = [rng.choice([5_000, 5_001, 70_000]) if rng.random() < 0.5 else rng.randrange(1_000, 100_000)
-                 for _ in range(3_000)]
-    else:
+                 for _ in range(6_000)]
+    elif shape == "one_second":
         times = [42_000] * 1_500 + [rng.randrange(1_000, 100_000) for _ in range(200)]
-    objects = [{"id": f"ch_{i:05d}", "created": t} for i, t in enumerate(times)]
-    got = read_all(objects, 0, 200_000)
+    elif shape == "burst_on_top":  # the newest second alone holds more than a page
+        times = [99_999] * 1_500 + [rng.randrange(1_000, 100_000) for _ in range(200)]
+    else:  # "long_history": a dense recent day over a long, sparse past (geometric windows)
+        times = [rng.randrange(99_000, 100_000) for _ in range(3_000)] + [rng.randrange(0, 99_000) for _ in range(100)]
+    return [{"id": f"ch_{i:05d}", "created": t} for i, t in enumerate(times)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("shape", ["uniform", "bursty", "one_second", "burst_on_top", "long_history"])
+@pytest.mark.parametrize("hi", [100_000, 200_000], ids=["tight", "loose"])
+def test_split_reads_every_object_exactly_once(seed, shape, hi):
+    objects = objects_of(shape, seed)
+    splits = []
+    got = read_all(objects, 0, hi, splits)
     assert sorted(o["id"] for o in got) == sorted(o["id"] for o in objects)
+    if hi == 100_000 and shape != "one_second":
+        assert splits, "a window this dense must be split, or the property above tests nothing"
+
+
+def page_of(times):
+    """A first page (newest first) of objects created at `times`."""
+    return [{"id": f"x{i:03d}", "created": t} for i, t in enumerate(sorted(times, reverse=True))]
+
+
+def per_second(newest, count):
+    """`count` objects, one a second, the newest at `newest`: density 1 when the window ends at newest + 1."""
+    return page_of(range(newest - count + 1, newest + 1))
 
 
 def test_window_of_one_busy_last_second_is_set_apart():
@@ -52,6 +87,12 @@ def test_window_of_one_busy_last_second_is_set_apart():
     assert split.windows[-1] == (99, 100)
     assert split.windows[0][0] == 0
     assert split.estimate(0, 99) is None  # nothing measured: every object shared one second
+    # what lies before it is cut geometrically, the newest piece one second wide
+    assert split.windows == [(0, 36), (36, 68), (68, 84), (84, 92), (92, 96), (96, 98), (98, 99), (99, 100)]
+
+
+def test_a_one_second_window_split_directly_is_that_second():
+    assert split_window(7, 8, page_of([7] * 100), "created").windows == [(7, 8)]
 
 
 def test_sub_windows_estimate_what_they_hold_at_the_first_page_density():
@@ -59,6 +100,119 @@ def test_sub_windows_estimate_what_they_hold_at_the_first_page_density():
     objects = [{"id": f"ch_{i:05d}", "created": rng.randrange(0, 100_000)} for i in range(20_000)]
     page, _ = fake_list(objects, 0, 100_000)
     split = split_window(0, 100_000, page, "created")
+    assert len(split.windows) > 1
+    assert split.windows[0][0] == 0 and split.windows[-1][1] == page[-1]["created"] + 1
     for lo, hi in split.windows:
         held = sum(1 for o in objects if lo <= o["created"] < hi)
         assert 0.5 * held <= split.estimate(lo, hi) <= 2 * held
+
+
+def test_estimate_is_at_least_one_object():
+    assert Split([], [], 0.001).estimate(0, 10) == 1
+    assert Split([], [], 0.001).estimate(0, 10_000) == 10
+
+
+def test_density_is_measured_from_the_oldest_object_on_the_page():
+    page = per_second(999, 100)  # 900..999 in [0, 1000): 100 objects over 100 seconds
+    split = split_window(0, 1000, page, "created")
+    assert split.density == 1.0
+    assert [o["created"] for o in split.kept] == list(range(999, 900, -1))  # all but the oldest second
+
+
+def test_one_second_windows_are_never_split():
+    assert should_split(5, 6, page_of([5] * 100), "created", target=10) is False
+    assert should_split(0, 1, page_of([0] * 100), "created", target=10) is False
+
+
+def test_two_second_windows_can_be_split():
+    assert should_split(5, 7, page_of([6] * 100), "created", target=10) is True
+
+
+def test_split_only_beyond_two_targets_of_remaining_objects():
+    # density 1 (100 objects over the last 100 seconds); remaining = oldest + 1 - lo
+    assert should_split(1_000, 3_099, per_second(3_098, 100), "created") is False  # exactly 2 * target remain
+    assert should_split(1_000, 3_100, per_second(3_099, 100), "created") is True  # 2 * target + 1 remain
+
+
+def test_a_page_in_the_last_second_measures_a_page_per_second():
+    # 100 objects in [29, 30): density 100/s, so 3000 remain in [0, 30): worth splitting at target 1000
+    assert should_split(0, 30, page_of([29] * 100), "created") is True
+    assert should_split(0, 20, page_of([19] * 100), "created") is False
+
+
+def test_split_if_dense_only_splits_a_dense_window_with_more_pages():
+    lo, hi = 0, 1000
+    page = per_second(999, 100)  # density 1: 901 remain
+    assert split_if_dense(lo, hi, {"data": page, "has_more": False}, "created", target=10) is None
+    assert split_if_dense(lo, hi, {"data": [], "has_more": True}, "created", target=10) is None
+    assert split_if_dense(lo, hi, {"has_more": True}, "created", target=10) is None
+    assert split_if_dense(lo, hi, {"data": page, "has_more": True}, "created") is None  # 901 < 2 * 1000
+    split = split_if_dense(lo, hi, {"data": page, "has_more": True}, "created", target=10)
+    assert split == split_window(lo, hi, page, "created", target=10)
+    assert split.windows[-1] == (891, 901)  # sized for target 10: ten objects at density 1
+
+
+def test_all_objects_in_one_second_below_the_top_is_one_sub_window():
+    split = split_window(0, 100, page_of([50] * 100), "created")
+    assert split.kept == []
+    assert split.density == 2.0  # 100 objects in [50, 100)
+    assert split.windows == [(0, 51)]  # 102 expected: one piece
+
+
+def test_a_bounded_span_is_cut_into_equal_integer_pieces():
+    lo = 1_000
+    split = split_window(lo, 11_100, per_second(11_099, 100), "created")
+    end = 11_001  # expected 10_001 objects: 11 pieces
+    assert split.density == 1.0
+    assert split.windows == [(lo + (end - lo) * i // 11, lo + (end - lo) * (i + 1) // 11) for i in range(11)]
+    assert all(type(b) is int for w in split.windows for b in w)
+
+
+def test_max_split_windows_still_are_equal_pieces():
+    end = 99_901
+    lo = end - MAX_SPLIT * TARGET_RECORDS  # expected exactly MAX_SPLIT * target
+    split = split_window(lo, 100_000, per_second(99_999, 100), "created")
+    assert split.windows == [(lo + TARGET_RECORDS * i, lo + TARGET_RECORDS * (i + 1)) for i in range(MAX_SPLIT)]
+
+
+def widths_newest_first(windows):
+    return [hi - lo for lo, hi in reversed(windows)]
+
+
+def test_a_long_sparse_history_gets_doubling_windows():
+    page = page_of([t for t in range(999_950, 1_000_000) for _ in range(2)])  # 2 objects/s over 50 s
+    split = split_window(0, 1_000_000, page, "created")
+    assert split.density == 2.0
+    assert len(split.kept) == 98 and all(o["created"] > 999_950 for o in split.kept)
+    assert split.windows[0][0] == 0 and split.windows[-1][1] == 999_951
+    assert all(a[1] == b[0] for a, b in zip(split.windows, split.windows[1:]))
+    widths = widths_newest_first(split.windows)
+    assert widths[:-1] == [500 * 2 ** k for k in range(len(widths) - 1)]  # target / density, doubling
+    assert 0 < widths[-1] <= 500 * 2 ** (len(widths) - 1)
+    assert len(widths) == 11
+
+
+def test_the_newest_geometric_window_is_at_least_a_second():
+    page = page_of([999] * 50 + [998] * 50)  # 50 objects/s: target 10 is a fifth of a second
+    split = split_window(0, 1000, page, "created", target=10)
+    assert split.windows[-1] == (998, 999)
+    assert widths_newest_first(split.windows)[:4] == [1, 2, 4, 8]
+
+
+def test_geometric_windows_are_capped_and_the_oldest_reaches_lo():
+    hi = 2 ** 80  # a span the doubling cannot cover in MAX_SPLIT windows
+    split = split_window(0, hi, per_second(hi - 1, 100), "created")
+    assert len(split.windows) == MAX_SPLIT - 1
+    assert split.windows[0][0] == 0 and split.windows[-1][1] == hi - 99
+    assert all(a[1] == b[0] for a, b in zip(split.windows, split.windows[1:]))
+    widths = widths_newest_first(split.windows)
+    assert widths[:-1] == [TARGET_RECORDS * 2 ** k for k in range(MAX_SPLIT - 2)]
+    assert widths[-1] > TARGET_RECORDS * 2 ** (MAX_SPLIT - 2)  # stretched down to lo
+
+
+def test_created_params():
+    assert created_params(10, 20) == [("created[gte]", 10), ("created[lt]", 20)]
+    assert created_params(None, 20) == [("created[lt]", 20)]
+    assert created_params(10, None) == [("created[gte]", 10)]
+    assert created_params(None, None) == []
+    assert created_params(0, 0, "arrival_date") == [("arrival_date[gte]", 0), ("arrival_date[lt]", 0)]

@@ -171,9 +171,7 @@ class Run:
             lo, events_lo = self._plan_resync(feed), feed.deletions_from
         else:
             lo = self._plan_floors(feed)
-            feed.events_types = spec.event_types
-            if spec.retrieve_path:  # a child's events re-read its parent by id
-                feed.events_types += tuple(t for m in feed.root.children for t in m.spec.event_types)
+            feed.events_types = self._event_types(feed)
             # Incremental records carry the version of the stream's last full read, so the next
             # full read's ACTIVATE_VERSION lets targets drop what it no longer finds.
             feed.version = self.state.get(spec.name, account, "version")
@@ -193,34 +191,50 @@ class Run:
     def _plan_resync(self, feed: Feed) -> int | None:
         """A full re-read as one table version, resumed where a killed one stopped.
 
-        Its `started` is the upper bound of the run that began it: every event before it is
-        reflected in what the re-read reads, so it becomes the events bookmark at the end.
         Objects (and child objects) deleted since the last events bookmark are read from their
         `*.deleted` events (targets that ignore table versions, and runs over several accounts,
-        which send none, still drop them); those events move no bookmark.
+        which send none, still drop them). A resumed re-read reads every change since it began
+        (`started`, the upper bound of the run that began it), for the objects it read before
+        it was stopped; one begun longer ago than Stripe keeps events begins again. Its events
+        move no bookmark; at its end the events bookmark is this run's upper bound.
         """
-        spec, account, start = feed.spec, feed.account, self.settings.start
+        spec, account, start, lookback = feed.spec, feed.account, self.settings.start, self.settings.lookback
         resync = self.state.get(spec.name, account, "resync")
+        events_from = self.state.get(spec.name, account, "events")
+        oldest = self.now - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN
         feed.activate = True
         if resync:
-            feed.version, lo = resync["version"], resync.get("created", start)
             # A resync begun by a tap that did not record `started`: the newest time known to be
             # safe (the last events or created bookmark), else the oldest event Stripe keeps.
-            feed.started = next((v for v in (resync.get("started"), self.state.get(spec.name, account, "events"),
-                                             self.state.get(spec.name, account, "created")) if v is not None),
-                                self.now - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN)
+            feed.started = next((v for v in (resync.get("started"), events_from,
+                                             self.state.get(spec.name, account, "created")) if v is not None), oldest)
+            if feed.started - lookback < oldest and spec.event_types:
+                resync = None  # the changes since it began are no longer all in Stripe's events
+        if resync:
+            feed.version, lo = resync["version"], resync.get("created", start)
         else:
             feed.version, lo, feed.started = self.new_version(), start, feed.hi
             self.state.set(spec.name, account, "resync",
                            {"version": feed.version, "created": start, "started": feed.started})
         for member in feed.root.walk():
             member.floor = start
-        deletions_from = self.state.get(spec.name, account, "events")
-        deleted_types = tuple(t for t in (spec.deleted_event, *(m.spec.deleted_event for m in feed.root.children)) if t)
-        if deleted_types and deletions_from is not None:
-            feed.events_types = deleted_types
-            feed.deletions_from = max(deletions_from - self.settings.lookback, self.now - EVENTS_RETENTION)
+        if resync and spec.event_types:
+            feed.events_types = self._event_types(feed)
+            since = min(feed.started, events_from) if events_from is not None else feed.started
+            feed.deletions_from = max(since - lookback, self.now - EVENTS_RETENTION)
+        else:
+            deleted = tuple(t for t in (spec.deleted_event, *(m.spec.deleted_event for m in feed.root.children)) if t)
+            if deleted and events_from is not None:
+                feed.events_types = deleted
+                feed.deletions_from = max(events_from - lookback, self.now - EVENTS_RETENTION)
         return lo
+
+    def _event_types(self, feed: Feed) -> tuple[str, ...]:
+        """The events that change a feed's records: its stream's, and its children's own (a
+        child's event re-reads its parent by id)."""
+        spec = feed.spec
+        children = tuple(t for m in feed.root.children for t in m.spec.event_types) if spec.retrieve_path else ()
+        return spec.event_types + children
 
     def _plan_floors(self, feed: Feed) -> int | None:
         """Each member's floor (records created before it are not emitted) from its own
@@ -519,8 +533,8 @@ class Run:
                 self.state.set(member.spec.name, feed.account, "created", feed.hi)
             if not feed.root.skipped:
                 self.state.set(feed.name, feed.account, "version", feed.version)
-                if feed.spec.event_types:
-                    self.state.set(feed.name, feed.account, "events", feed.started)
+                if feed.spec.event_types:  # every event before the run's bound is reflected now
+                    self.state.set(feed.name, feed.account, "events", feed.hi)
         if feed.activate and feed.version is not None and self.activate_versions:
             for member in feed.live_members():
                 self.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name, "version": feed.version})

@@ -358,3 +358,26 @@ def test_an_item_removed_from_a_subscription_is_deleted_in_the_target(sandbox, r
     model = TargetModel().apply(first.messages).apply(second.messages)
     assert item["id"] not in model.rows("subscription_items")
     assert_matches(model, sandbox, streams)
+
+
+def test_a_resumed_resync_reads_the_changes_to_what_it_had_read_before_it_was_stopped(sandbox, run_tap):
+    """Found by the simulation test: a resync stopped halfway and resumed read only what it had
+    not read; a change made meanwhile to an object it had read waited for another run."""
+    catalog = catalog_for(["customers"])
+    first = run_tap(tap_config(sandbox), catalog=catalog)
+    version = next(m["version"] for m in first.messages if m["type"] == "ACTIVATE_VERSION")
+    customers = sorted(sandbox.truth("customers"), key=lambda c: c["created"])
+    middle = customers[len(customers) // 2]["created"]
+    stopped = {"bookmarks": {"customers": {"accounts": {"default": {  # as a run stopped halfway leaves it
+        "events": SANDBOX_NOW, "resync": {"version": version, "created": middle, "started": SANDBOX_NOW}}}}}}
+    read_before = customers[0]
+    sandbox.advance(DAY)
+    sandbox.update("customers", read_before["id"], {"email": "changed-while-stopped@example.com"})
+    sandbox.advance(60)
+    resumed = run_tap(tap_config(sandbox), catalog=catalog, state=stopped)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [m["version"] for m in resumed.messages if m["type"] == "ACTIVATE_VERSION"] == [version]
+    model = TargetModel().apply(first.messages).apply(resumed.messages)
+    assert model.rows("customers")[read_before["id"]]["email"] == "changed-while-stopped@example.com"
+    assert_matches(model, sandbox, ["customers"])
+    assert bookmark(resumed.last_state, "customers", "events") == sandbox.now  # the run's bound

@@ -222,11 +222,13 @@ class Run:
             feed.events_types = self._event_types(feed)
             since = min(feed.started, events_from) if events_from is not None else feed.started
             feed.deletions_from = max(since - lookback, self.now - EVENTS_RETENTION)
-        else:
+        elif events_from is not None and spec.event_types:
+            # Deleted objects and children, and children an update removed from an embedded list.
+            removals = any(m.spec.embedded_field and not m.spec.event_types for m in feed.root.children)
             deleted = tuple(t for t in (spec.deleted_event, *(m.spec.deleted_event for m in feed.root.children)) if t)
-            if deleted and events_from is not None:
-                feed.events_types = deleted
-                feed.deletions_from = max(events_from - lookback, self.now - EVENTS_RETENTION)
+            feed.events_types = self._event_types(feed) if removals else deleted
+            feed.deletions_from = max(events_from - lookback, self.now - EVENTS_RETENTION)
+            feed.deletions_only = True
         return lo
 
     def _event_types(self, feed: Feed) -> tuple[str, ...]:

@@ -67,11 +67,11 @@ def read_window(ctx: EventContext, feed: Feed, segment: Segment) -> tuple[list[d
 
 def newest_per_object(events: list[dict], key: Callable[[dict], str | None] | None = None) -> list[dict]:
     """The last event of each object (or of each `key`), in ascending order of that event.
-    The `previous_attributes` of all of them are kept on it, in order, as `_previous`: what
+    Every one's (`previous_attributes`, object) is kept on it, in order, as `_changes`: what
     the object held before (an embedded list's items since removed) is not lost with the
     events it keeps only the newest of."""
     newest: dict[str, dict] = {}
-    previous: dict[str, list[dict]] = {}
+    previous: dict[str, list[tuple[dict, dict]]] = {}
     for event in events:  # ascending
         obj = (event.get("data") or {}).get("object") or {}
         k = key(event) if key else obj.get("id")
@@ -80,9 +80,9 @@ def newest_per_object(events: list[dict], key: Callable[[dict], str | None] | No
             newest[k] = event
             attributes = (event.get("data") or {}).get("previous_attributes")
             if attributes:
-                previous.setdefault(k, []).append(attributes)
-    for k, attributes in previous.items():
-        newest[k] = {**newest[k], "_previous": attributes}
+                previous.setdefault(k, []).append((attributes, obj))
+    for k, changes in previous.items():
+        newest[k] = {**newest[k], "_changes": changes}
     return list(newest.values())
 
 
@@ -124,6 +124,8 @@ def apply_event(ctx: EventContext, feed: Feed, event: dict) -> Output:
         return _apply_child_event(ctx, feed, event, changed_at)
     if not _in_range(ctx, spec, snapshot):
         return []
+    if feed.deletions_only and event["type"] != spec.deleted_event:
+        return _removed_children(ctx, feed, event, changed_at)
     output: Output = []
     if spec.deleted_event and event["type"] == spec.deleted_event:
         obj = None
@@ -147,7 +149,7 @@ def apply_event(ctx: EventContext, feed: Feed, event: dict) -> Output:
                                                                       feed.account))
                               for item in embedded.get("data") or [] if isinstance(item, dict) and item.get("id"))
         return output
-    return _object_now(ctx, feed, obj, changed_at, event.get("_previous") or ())
+    return _object_now(ctx, feed, obj, changed_at, [attributes for attributes, _ in event.get("_changes") or ()])
 
 
 def _apply_child_event(ctx: EventContext, feed: Feed, event: dict, changed_at: int) -> Output:
@@ -163,7 +165,7 @@ def _apply_child_event(ctx: EventContext, feed: Feed, event: dict, changed_at: i
                                                         feed.account)
         return [(child.spec.name, record)]
     parent = parent_id(child.spec, snapshot)
-    if parent is None or not feed.spec.retrieve_path:
+    if parent is None or not feed.spec.retrieve_path or feed.deletions_only:
         return []
     obj = _refetch(ctx, feed, parent)
     if obj is None or obj.get("deleted") is True or not _in_range(ctx, feed.spec, obj):
@@ -192,6 +194,30 @@ def _object_now(ctx: EventContext, feed: Feed, obj: dict, changed_at: int, previ
             shaper = ctx.shapers[member.spec.name]
             output.extend((member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
                           for item_id, item in before.items() if item_id not in now)
+    return output
+
+
+def _removed_children(ctx: EventContext, feed: Feed, event: dict, changed_at: int) -> Output:
+    """Deletion records of the children an update removed from its object, without reading
+    the object again (a full re-read reads it): the items of an embedded list before the
+    update (`previous_attributes`) that are not in the list after it, when that list is
+    complete (`has_more` false: an item that only left the first page is not removed)."""
+    output: Output = []
+    for member in feed.root.children:
+        field = member.spec.embedded_field
+        if not field or not member.selected or member.skipped:
+            continue
+        gone: dict[str, dict] = {}
+        for attributes, obj in event.get("_changes") or ():
+            before, after = attributes.get(field), obj.get(field)
+            if not (isinstance(before, dict) and isinstance(after, dict)) or after.get("has_more"):
+                continue
+            kept = {item.get("id") for item in after.get("data") or [] if isinstance(item, dict)}
+            gone.update((item["id"], item) for item in before.get("data") or []
+                        if isinstance(item, dict) and item.get("id") and item["id"] not in kept)
+        shaper = ctx.shapers[member.spec.name]
+        output.extend((member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
+                      for item_id, item in gone.items())
     return output
 
 

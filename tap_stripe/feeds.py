@@ -93,7 +93,10 @@ class Feed:
         self.hi = hi
         self.emitted_hi: int | None = None
         self.started: int | None = None  # a resync: the upper bound of the run that began it
-        self.deletions_from: int | None = None  # a resync: where its `*.deleted` events start
+        self.deletions_from: int | None = None  # a resync: where its events start
+        # A resync reads events only for what its re-read cannot see: deleted objects, and
+        # children an update removed (a resumed one reads every change: `deletions_only` false).
+        self.deletions_only = False
         # Child lists the key may not read, found by workers: (member, error), for the main
         # thread to skip before it writes anything more of the feed.
         self.child_failures: list[tuple[Member, StripeError]] = []

@@ -750,8 +750,10 @@ class Simulation:
         self.child_added: set[str] = set()  # child ids created by the history (not in the data's own history)
         self.allowed_extra: set[tuple[str, str | None, str]] = set()
         self.resync_runs: dict[tuple[str, int], list[int]] = {}  # (stream, account) -> clocks of its resync runs
-        # (stream, account) -> clocks of its resync runs that send ACTIVATE_VERSION (one account)
+        # (stream, account) -> change counts (`seq`) at its resync runs that send ACTIVATE_VERSION
+        # (one account): a count, not the clock, says which came first in the same second
         self.activating_resyncs: dict[tuple[str, int], list[int]] = {}
+        self.deleted_seq: dict[tuple[str, int, str], int] = {}  # (stream, account index, id) -> seq
         self.deleted_at: dict[tuple[str, int, str], int] = {}  # (stream, account index, id) -> when
         # Children deleted while not on the first page their parent embeds (see `_extra`).
         self.unlisted_child_deletions: set[tuple[str, int, str]] = set()
@@ -910,6 +912,7 @@ class Simulation:
         sb.delete(stream, obj["id"], account=account)
         if stream != "subscriptions":
             self.deleted_at[(stream, account, obj["id"])] = sb.now
+            self.deleted_seq[(stream, account, obj["id"])] = self.seq
         if isinstance(step, Delete):
             if stream == "subscriptions":  # a cancellation: the subscription stays, canceled
                 self._op(stream, account, obj["id"], "cancel", sb.now)
@@ -1010,17 +1013,21 @@ class Simulation:
             for stream in resync:
                 self.resync_runs.setdefault((stream, account), []).append(self.sb.now)
                 if not multi:
-                    self.activating_resyncs.setdefault((stream, account), []).append(self.sb.now)
+                    self.activating_resyncs.setdefault((stream, account), []).append(self.seq)
         if not multi:
             return
         horizon = self.sb.now - EVENT_RETENTION
-        for stream, account, oid, at in self.deletions:
+        # A child's deletion (an item removed from a subscription) is seen in its parent's events.
+        child_deletions = [(stream, account, oid, at) for (stream, account, oid), at in self.deleted_at.items()
+                           if stream in CHILDREN]
+        for stream, account, oid, at in [*self.deletions, *child_deletions]:
             account_id = self.account_id(account)
             if account_id not in account_ids:
                 continue
-            cursors = state.get("bookmarks", {}).get(stream, {}).get("accounts", {}).get(account_id or "default", {})
+            events_stream = CHILDREN.get(stream, stream)
+            cursors = state.get("bookmarks", {}).get(events_stream, {}).get("accounts", {}).get(account_id or "default", {})
             events = cursors.get("events")
-            chances = [t for t in self.resync_runs.get((stream, account), []) if at <= t < at + EVENT_RETENTION]
+            chances = [t for t in self.resync_runs.get((events_stream, account), []) if at <= t < at + EVENT_RETENTION]
             if isinstance(events, int) and events <= at < horizon and not chances:
                 self.allowed_extra.add((stream, account_id, oid))
 
@@ -1082,7 +1089,8 @@ class Simulation:
         deleted = self.deleted_at.get((stream, account, oid))
         if stream in CHILDREN:
             if deleted is not None and (stream, account, oid) in self.unlisted_child_deletions and not any(
-                    t >= deleted for t in self.activating_resyncs.get((CHILDREN[stream], account), [])):
+                    n >= self.deleted_seq[(stream, account, oid)]
+                    for n in self.activating_resyncs.get((CHILDREN[stream], account), [])):
                 # THE THIRD DOCUMENTED LIMIT (README, Known limits): a child without events of its
                 # own is seen removed only in its parent's `previous_attributes`, which hold the
                 # first page the parent embeds; this one was beyond it, and no full re-read came.
@@ -1094,7 +1102,8 @@ class Simulation:
             parent_stream = CHILDREN[stream]
             parent = self.parent_of(stream, account, oid)[0]
             gone = self.deleted_at.get((parent_stream, account, parent))
-            if gone is not None and not any(t >= gone for t in self.activating_resyncs.get((parent_stream, account), [])):
+            if gone is not None and not any(n >= self.deleted_seq[(parent_stream, account, parent)]
+                                            for n in self.activating_resyncs.get((parent_stream, account), [])):
                 # THE SECOND DOCUMENTED LIMIT (README, Known limits): Stripe sends no event for
                 # the children of a deleted object, and the deleted object does not embed these;
                 # only a full re-read as a table version (one account) drops them, and none came.

@@ -119,11 +119,12 @@ def test_the_previous_attributes_of_an_object_s_events_are_kept_on_its_newest():
     a3["data"]["previous_attributes"] = {"items": ["si_2"], "status": "active"}
     before = [dict(e) for e in (a1, b1, a2, a3)]
     got = newest_per_object([a1, b1, a2, a3])
-    assert got == [b1, {**a3, "_previous": [{"items": ["si_1"]}, {"items": ["si_2"], "status": "active"}]}]
-    assert [a1, b1, a2, a3] == before and "_previous" not in a3  # the events themselves are left alone
+    assert got == [b1, {**a3, "_changes": [({"items": ["si_1"]}, {"id": "a"}),
+                                            ({"items": ["si_2"], "status": "active"}, {"id": "a"})]}]
+    assert [a1, b1, a2, a3] == before and "_changes" not in a3  # the events themselves are left alone
     a4 = event(5, 14, "c")
     a4["data"]["previous_attributes"] = {"x": 1}
-    assert newest_per_object([a4, event(6, 15, "c")]) == [{**event(6, 15, "c"), "_previous": [{"x": 1}]}]
+    assert newest_per_object([a4, event(6, 15, "c")]) == [{**event(6, 15, "c"), "_changes": [({"x": 1}, {"id": "c"})]}]
 
 
 def test_newest_per_object_by_key():

@@ -749,7 +749,9 @@ class Simulation:
         self.deletions: list[tuple[str, int, str, int]] = []  # (stream, account index, id, at)
         self.child_added: set[str] = set()  # child ids created by the history (not in the data's own history)
         self.allowed_extra: set[tuple[str, str | None, str]] = set()
-        self.resync_runs: dict[tuple[str, int], list[int]] = {}  # (stream, account) -> clocks of its resync runs
+        # (stream, account) -> (clock, change count) of its resync runs: the count says whether a
+        # run in the same second as a deletion came after it
+        self.resync_runs: dict[tuple[str, int], list[tuple[int, int]]] = {}
         # (stream, account) -> change counts (`seq`) at its resync runs that send ACTIVATE_VERSION
         # (one account): a count, not the clock, says which came first in the same second
         self.activating_resyncs: dict[tuple[str, int], list[int]] = {}
@@ -1011,7 +1013,7 @@ class Simulation:
         resync = self.resync_streams()
         for account_id, account in account_ids.items():
             for stream in resync:
-                self.resync_runs.setdefault((stream, account), []).append(self.sb.now)
+                self.resync_runs.setdefault((stream, account), []).append((self.sb.now, self.seq))
                 if not multi:
                     self.activating_resyncs.setdefault((stream, account), []).append(self.seq)
         if not multi:
@@ -1027,7 +1029,9 @@ class Simulation:
             events_stream = CHILDREN.get(stream, stream)
             cursors = state.get("bookmarks", {}).get(events_stream, {}).get("accounts", {}).get(account_id or "default", {})
             events = cursors.get("events")
-            chances = [t for t in self.resync_runs.get((events_stream, account), []) if at <= t < at + EVENT_RETENTION]
+            deleted_seq = self.deleted_seq.get((stream, account, oid), 0)
+            chances = [t for t, n in self.resync_runs.get((events_stream, account), [])
+                       if n >= deleted_seq and at <= t < at + EVENT_RETENTION]
             if isinstance(events, int) and events <= at < horizon and not chances:
                 self.allowed_extra.add((stream, account_id, oid))
 

@@ -114,6 +114,9 @@ EQUIVALENT = {
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
     "tap_stripe.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
+    "tap_stripe.engine.xǁRunǁ_plan_resync__mutmut_45": (
+        'resync = ""',
+        "`resync` is only tested for truth next: an empty string is as false as None"),
     "tap_stripe.engine.xǁRunǁ_plan_floors__mutmut_38": (
         "member.floor = None",
         "unreachable: Run.family keeps a member only if it or one below it is selected, so `floors` is never empty"),

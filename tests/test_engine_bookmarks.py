@@ -615,3 +615,44 @@ def test_an_older_tap_s_resync_of_an_account_starts_from_that_account_s_bookmark
             "acct_1": {"resync": {"version": 5, "created": NOW - 9 * DAY}, **cursors_}}}}}
         feed = planned(make_run(state), "charges", "acct_1")
         assert feed.resync and feed.started == started
+
+
+# --------------------------------------------------------------------------- resync: what its events read
+def test_a_resumed_resync_reads_every_change_since_it_began():
+    started, events = NOW - 3 * DAY, NOW - 5 * DAY
+    run = make_run(bookmark(resync={"version": 5, "created": NOW - 4 * DAY, "started": started}, events=events),
+                   lookback=60)
+    feed = planned(run)
+    assert feed.resync and not feed.deletions_only and feed.events_types == SPECS["charges"].event_types
+    assert segs(feed) == [("window", NOW - 4 * DAY, HI), ("events", events - 60, HI)]
+    run = make_run(bookmark(resync={"version": 5, "created": NOW - 4 * DAY, "started": started}), lookback=60)
+    assert segs(planned(run))[-1] == ("events", started - 60, HI)  # no events bookmark: since it began
+    run = make_run(bookmark(resync={"version": 5, "created": NOW - 4 * DAY, "started": GUARD + 60},
+                            events=NOW - 40 * DAY), lookback=60)
+    assert segs(planned(run))[-1] == ("events", NOW - EVENTS_RETENTION, HI)  # no older than Stripe keeps
+
+
+def test_a_resync_begun_longer_ago_than_stripe_keeps_events_begins_again():
+    kept = make_run(bookmark(resync={"version": 5, "created": NOW - 4 * DAY, "started": GUARD + 60}), lookback=60)
+    assert planned(kept).version == 5  # its changes since are all still in Stripe's events
+    gone = make_run(bookmark(resync={"version": 5, "created": NOW - 4 * DAY, "started": GUARD + 59}), lookback=60,
+                    start=NOW - 90 * DAY)
+    feed = planned(gone)
+    assert feed.version == VERSION and feed.started == HI and segs(feed)[0] == ("window", NOW - 90 * DAY, HI)
+    assert cursors(gone)["resync"] == {"version": VERSION, "created": NOW - 90 * DAY, "started": HI}
+
+
+def test_a_fresh_resync_reads_deletions_and_the_updates_that_remove_embedded_children_only():
+    events = NOW - 2 * DAY
+    state = {"bookmarks": {name: {"accounts": {"default": {"events": events}}} for name in ("subscriptions", "customers")}}
+    run = make_run(state, selected=("subscriptions", "subscription_items"), full_resync_streams={"subscriptions"},
+                   lookback=60)
+    feed = planned(run, "subscriptions")
+    # subscription items have no events of their own: the subscription's updates say which left
+    assert feed.deletions_only and "customer.subscription.updated" in feed.events_types
+    assert segs(feed)[-1] == ("events", events - 60, HI)
+    run = make_run(state, selected=("customers", "customer_tax_ids"), full_resync_streams={"customers"}, lookback=60)
+    feed = planned(run, "customers")
+    # every child of a customer embedded in it has events of its own: deletions are enough
+    assert feed.deletions_only and feed.events_types and all(t.endswith(".deleted") for t in feed.events_types)
+    assert "customer.deleted" in feed.events_types and "customer.tax_id.deleted" in feed.events_types

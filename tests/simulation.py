@@ -975,6 +975,14 @@ class Simulation:
                 states += 1
                 checker.check(message["value"])
                 proc.state = message["value"]
+        if not multi:  # a resync that ends (or is carried in the state to a run that ends it) activates
+            for account in self.proc_accounts(proc):
+                account_id = self.account_id(account)
+                for stream in self.resync_streams():
+                    cursors = (proc.state or {}).get("bookmarks", {}).get(stream, {}).get("accounts", {}) \
+                        .get(account_id or "default", {})
+                    if result.returncode == 0 or "resync" in cursors:
+                        self.activating_resyncs.setdefault((stream, account), []).append(self.seq)
         if result.partial and result.signalled != "KILL":  # only SIGKILL may cut a line
             how = "stopped by SIGTERM" if result.signalled else "not killed"
             self.finding("malformed-line", "-", f"{proc.label}: a run {how} ended with a cut line "
@@ -1014,8 +1022,6 @@ class Simulation:
         for account_id, account in account_ids.items():
             for stream in resync:
                 self.resync_runs.setdefault((stream, account), []).append((self.sb.now, self.seq))
-                if not multi:
-                    self.activating_resyncs.setdefault((stream, account), []).append(self.seq)
         if not multi:
             return
         horizon = self.sb.now - EVENT_RETENTION

@@ -102,15 +102,21 @@ def converted(value: Any, plan: Plan) -> Any:
                 if type(v) is int:
                     return [rfc3339(v) if type(v) is int else v for v in value]
             return value
-        out_list = None
-        for i, item in enumerate(value):
-            new = converted(item, inner)
-            if new is not item:
-                if out_list is None:
-                    out_list = list(value)
-                out_list[i] = new
-        return value if out_list is None else out_list
+        return mapped(value, lambda item: converted(item, inner))
     return value
+
+
+def mapped(items: list, change: Any) -> list:
+    """`items` with `change` applied to each, copied only if an item changed (`change`
+    returns the item itself when nothing changes): lists a record shares are never changed."""
+    out: list | None = None
+    for i, item in enumerate(items):
+        new = change(item)
+        if new is not item:
+            if out is None:
+                out = list(items)
+            out[i] = new
+    return items if out is None else out
 
 
 class RecordShaper:

@@ -45,6 +45,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable
 
+from tap_stripe.records import mapped
+
 # ---------------------------------------------------------------------------------------------
 # Reviewed rules
 # ---------------------------------------------------------------------------------------------
@@ -482,14 +484,7 @@ def _protected(value: Any, node: Trie) -> Any:
         if entry is None:
             return value
         children = entry[1]
-        out_list: list | None = None
-        for i, item in enumerate(value):
-            new = _protected(item, children)
-            if new is not item:
-                if out_list is None:
-                    out_list = list(value)
-                out_list[i] = new
-        return value if out_list is None else out_list
+        return mapped(value, lambda item: _protected(item, children))
     return value
 
 

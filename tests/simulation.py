@@ -756,6 +756,7 @@ class Simulation:
         # (one account): a count, not the clock, says which came first in the same second
         self.activating_resyncs: dict[tuple[str, int], list[int]] = {}
         self.deleted_seq: dict[tuple[str, int, str], int] = {}  # (stream, account index, id) -> seq
+        self.resync_began: dict[tuple[str, int, int], int] = {}  # (stream, account, table version) -> seq
         self.deleted_at: dict[tuple[str, int, str], int] = {}  # (stream, account index, id) -> when
         # Children deleted while not on the first page their parent embeds (see `_extra`).
         self.unlisted_child_deletions: set[tuple[str, int, str]] = set()
@@ -975,14 +976,8 @@ class Simulation:
                 states += 1
                 checker.check(message["value"])
                 proc.state = message["value"]
-        if not multi:  # a resync that ends (or is carried in the state to a run that ends it) activates
-            for account in self.proc_accounts(proc):
-                account_id = self.account_id(account)
-                for stream in self.resync_streams():
-                    cursors = (proc.state or {}).get("bookmarks", {}).get(stream, {}).get("accounts", {}) \
-                        .get(account_id or "default", {})
-                    if result.returncode == 0 or "resync" in cursors:
-                        self.activating_resyncs.setdefault((stream, account), []).append(self.seq)
+        if not multi:
+            self._note_activations(proc, input_state, result.returncode == 0)
         if result.partial and result.signalled != "KILL":  # only SIGKILL may cut a line
             how = "stopped by SIGTERM" if result.signalled else "not killed"
             self.finding("malformed-line", "-", f"{proc.label}: a run {how} ended with a cut line "
@@ -1000,6 +995,27 @@ class Simulation:
             f"{states} STATEs, exit {result.returncode}"
             + (f", cut last line" if result.partial else "")
             + (f" [{_last_error(result.stderr)}]" if result.returncode not in (0, -9, -15) else ""))
+
+    def _note_activations(self, proc: Proc, input_state: dict, ended: bool) -> None:
+        """A resync that ends, or is carried in the state to a run that ends it, activates its
+        table version: rows of objects (and children) gone before that version *began* are
+        dropped. A resumed version began in the run that started it, so its rows written
+        before a deletion stay (with the deleted parent's children: the second limit)."""
+        for account in self.proc_accounts(proc):
+            account_id = self.account_id(account)
+            for stream in self.resync_streams():
+                def version(state):
+                    cursors = (state or {}).get("bookmarks", {}).get(stream, {}).get("accounts", {}) \
+                        .get(account_id or "default", {})
+                    return (cursors.get("resync") or {}).get("version")
+                before, after = version(input_state), version(proc.state)
+                began = self.resync_began.setdefault((stream, account, before), self.seq) if before else self.seq
+                if after is not None:
+                    self.resync_began.setdefault((stream, account, after), began if after == before else self.seq)
+                if ended or after is not None:
+                    activated = after if after is not None else before
+                    self.activating_resyncs.setdefault((stream, account), []).append(
+                        self.resync_began.get((stream, account, activated), began) if activated else began)
 
     def finding(self, category: str, stream: str, detail: str) -> None:
         self.outcome.findings.append(Finding(category, stream, detail))

@@ -4,7 +4,7 @@ replaces it (`tap_stripe.streams` picks the last definition of each table). To c
 table, subclass its generated class here and set what differs: see docs/streams.md.
 """
 
-from tap_stripe.streams import generated
+import tap_stripe.streams.generated as generated
 from tap_stripe.streams.base import ReportStream
 
 

@@ -126,7 +126,8 @@ class StripeClient:
     def __init__(self, *, credentials: Credentials, api_url: str, api_version: str,
                  user_agent: str, connect_timeout: float, read_timeout: float,
                  max_retries: int, max_backoff_seconds: float, limiter: RateLimiter,
-                 ca_bundle: str | None = None, stats: ClientStats | None = None):
+                 ca_bundle: str | None = None, stats: ClientStats | None = None,
+                 on_response: Callable[[str, str, str | None, int, float], None] | None = None):
         self.credentials = credentials
         self.api_url = api_url.rstrip("/")
         self.api_version = api_version
@@ -137,6 +138,9 @@ class StripeClient:
         self.limiter = limiter
         self.ca_bundle = ca_bundle
         self.stats = stats or ClientStats()
+        # Called for every response, retried ones included: (stream, endpoint, account,
+        # status, seconds); never given a header, URL or query (the SDK's METRIC lines).
+        self.on_response = on_response
         self._local = threading.local()
         self._refresh_lock = threading.Lock()
         self.last_response_date: str | None = None  # the `Date` header Stripe last sent
@@ -161,6 +165,7 @@ class StripeClient:
                 account: str | None = None, endpoint: str | None = None, stream: str = "",
                 base_url: str | None = None, headers: dict | None = None, raw: bool = False) -> Any:
         """Send one request with retries; return the parsed JSON body (bytes if `raw`)."""
+        tags = (stream, endpoint or path, account or self.credentials.account_id)
         endpoint = f"{method} {endpoint or path}"
         url = (base_url or self.api_url).rstrip("/") + path
         attempt = 0
@@ -170,7 +175,7 @@ class StripeClient:
             self.stats.add(self.stats.requests, stream)
             sent_with = self.credentials
             try:
-                return self._send(method, url, path, params, data, account, headers, raw)
+                return self._send(method, url, path, params, data, account, headers, raw, tags)
             except AuthenticationFailed:
                 if self.credentials.refresh is None or refreshed:
                     raise
@@ -217,7 +222,8 @@ class StripeClient:
         return random.uniform(ceiling / 2, ceiling)
 
     def _send(self, method: str, url: str, path: str, params: Any, data: Any,
-              account: str | None, extra_headers: dict | None, raw: bool) -> Any:
+              account: str | None, extra_headers: dict | None, raw: bool,
+              tags: tuple[str, str, str | None] = ("", "", None)) -> Any:
         headers = {
             "Authorization": f"Bearer {self.credentials.api_key}",
             "Stripe-Version": self.api_version,
@@ -242,6 +248,8 @@ class StripeClient:
                 raise StripeError(f"TLS error talking to {urlsplit(url).netloc}: "
                                   f"{_ssl_reason(exc)}", path=path) from None
             raise Retryable(f"connection error ({type(exc).__name__})") from None
+        if self.on_response is not None:
+            self.on_response(*tags, response.status_code, response.elapsed.total_seconds())
         return self._handle(response, method, path, raw)
 
     def _handle(self, response: requests.Response, method: str, path: str, raw: bool) -> Any:

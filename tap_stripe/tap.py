@@ -19,7 +19,7 @@ import threading
 import time
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import click
 import orjson
@@ -254,12 +254,12 @@ class TapStripe(Tap):
             credentials = accounts.credentials(settings)
         global_rate, endpoint_rate = default_limits(credentials.api_key)
         limiter = RateLimiter(settings.max_rps or global_rate, settings.max_rps_endpoint or endpoint_rate)
-        return MeteredClient(
+        return StripeClient(
             credentials=credentials, api_url=settings.api_url, api_version=settings.api_version,
             user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
             read_timeout=settings.request_timeout, max_retries=settings.max_retries,
             max_backoff_seconds=settings.max_backoff_seconds, limiter=limiter,
-            ca_bundle=settings.ca_bundle, stats=ClientStats(), metrics_logger=self.metrics_logger,
+            ca_bundle=settings.ca_bundle, stats=ClientStats(), on_response=http_request_metric(self.metrics_logger),
         )
 
     def selected_specs(self) -> list[StreamSpec]:
@@ -346,39 +346,23 @@ def _protected_schema(stream: Stream, protector: "sensitive.Protector", schema: 
     return protector.schema(stream.name, schema)
 
 
-class MeteredClient(StripeClient):
-    """The client, logging the SDK's `http_request_duration` METRIC for every response
+def http_request_metric(logger: logging.Logger) -> Callable[[str, str, str | None, int, float], None]:
+    """The client's `on_response`: the SDK's `http_request_duration` METRIC for every response
     (every attempt, retries included, as the SDK's request loop does) to `singer_sdk.metrics`
     at INFO. Tags: stream, endpoint (the path template), http_status_code, status, and the
     connected account as context. Never a header, URL or query."""
 
-    def __init__(self, *args: Any, metrics_logger: logging.Logger | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.metrics_logger = metrics_logger or metrics.get_metrics_logger()
-        self._tags = threading.local()
+    def log(stream: str, endpoint: str, account: str | None, status: int, seconds: float) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        tags: dict[str, Any] = {"stream": stream} if stream else {}
+        tags.update({"endpoint": endpoint, "http_status_code": status,
+                     "status": metrics.Status.SUCCEEDED if status < 400 else metrics.Status.FAILED})
+        if account:
+            tags["context"] = {"account_id": account}
+        metrics.log(logger, metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags))
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        tags = self._tags
-        outer = getattr(tags, "current", None)
-        tags.current = (kwargs.get("stream") or "", kwargs.get("endpoint") or path,
-                        kwargs.get("account") or self.credentials.account_id)
-        try:
-            return super().request(method, path, **kwargs)
-        finally:
-            tags.current = outer
-
-    def _handle(self, response: Any, method: str, path: str, raw: bool) -> Any:
-        if self.metrics_logger.isEnabledFor(logging.INFO):
-            stream, endpoint, account = getattr(self._tags, "current", None) or ("", path, None)
-            status = response.status_code
-            point_tags: dict[str, Any] = {"stream": stream} if stream else {}
-            point_tags.update({"endpoint": endpoint, "http_status_code": status,
-                               "status": metrics.Status.SUCCEEDED if status < 400 else metrics.Status.FAILED})
-            if account:
-                point_tags["context"] = {"account_id": account}
-            metrics.log(self.metrics_logger, metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION,
-                                                           response.elapsed.total_seconds(), point_tags))
-        return super()._handle(response, method, path, raw)
+    return log
 
 
 class MeteredSummary(RunSummary):

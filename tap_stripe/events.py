@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from tap_stripe.children import Children
 from tap_stripe.client import StripeClient, StripeError
-from tap_stripe.feeds import Feed, Output, Segment
+from tap_stripe.feeds import Feed, Member, Output, Segment
 from tap_stripe.pagination import list_pages
 from tap_stripe.records import RecordShaper
 from tap_stripe.spec import StreamSpec
@@ -142,12 +142,9 @@ def apply_event(ctx: EventContext, feed: Feed, event: dict) -> Output:
         # Its child objects went with it (Stripe sends no event for them): those the
         # deleted object still embeds are deleted too.
         for child in root.children:
-            embedded = snapshot.get(child.spec.embedded_field or "")
-            if child.selected and not child.skipped and isinstance(embedded, dict):
-                child_shaper = ctx.shapers[child.spec.name]
-                output.extend((child.spec.name, child_shaper.deletion(item["id"], item.get("object", ""), changed_at,
-                                                                      feed.account))
-                              for item in embedded.get("data") or [] if isinstance(item, dict) and item.get("id"))
+            if child.selected and not child.skipped:
+                output.extend(_deletions(ctx, feed, child, _items(snapshot.get(child.spec.embedded_field or "")),
+                                         changed_at))
         return output
     return _object_now(ctx, feed, obj, changed_at, [attributes for attributes, _ in event.get("_changes") or ()])
 
@@ -186,14 +183,12 @@ def _object_now(ctx: EventContext, feed: Feed, obj: dict, changed_at: int, previ
             continue
         records = ctx.children.records(feed, member, obj, changed_at)
         output.extend(records)
-        before = {item["id"]: item for attributes in previous
-                  for item in ((attributes.get(member.spec.embedded_field or "") or {}).get("data") or [])
-                  if isinstance(item, dict) and item.get("id")}
+        before: dict[str, dict] = {}
+        for attributes in previous:
+            before.update(_items(attributes.get(member.spec.embedded_field or "")))
         if member.selected and before:
             now = {record.get("id") for stream, record in records if stream == member.spec.name}
-            shaper = ctx.shapers[member.spec.name]
-            output.extend((member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
-                          for item_id, item in before.items() if item_id not in now)
+            output.extend(_deletions(ctx, feed, member, {k: v for k, v in before.items() if k not in now}, changed_at))
     return output
 
 
@@ -209,16 +204,25 @@ def _removed_children(ctx: EventContext, feed: Feed, event: dict, changed_at: in
             continue
         gone: dict[str, dict] = {}
         for attributes, obj in event.get("_changes") or ():
-            before, after = attributes.get(field), obj.get(field)
-            if not (isinstance(before, dict) and isinstance(after, dict)) or after.get("has_more"):
-                continue
-            kept = {item.get("id") for item in after.get("data") or [] if isinstance(item, dict)}
-            gone.update((item["id"], item) for item in before.get("data") or []
-                        if isinstance(item, dict) and item.get("id") and item["id"] not in kept)
-        shaper = ctx.shapers[member.spec.name]
-        output.extend((member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
-                      for item_id, item in gone.items())
+            after = obj.get(field)
+            if isinstance(attributes.get(field), dict) and isinstance(after, dict) and not after.get("has_more"):
+                kept = _items(after)
+                gone.update((k, v) for k, v in _items(attributes[field]).items() if k not in kept)
+        output.extend(_deletions(ctx, feed, member, gone, changed_at))
     return output
+
+
+def _items(listing: Any) -> dict[str, dict]:
+    """The items of an embedded list (`{"data": [...], "has_more": …}`) by id."""
+    data = listing.get("data") if isinstance(listing, dict) else None
+    return {item["id"]: item for item in data or [] if isinstance(item, dict) and item.get("id")}
+
+
+def _deletions(ctx: EventContext, feed: Feed, member: Member, items: dict[str, dict], changed_at: int) -> Output:
+    """Deletion records of a child stream's objects."""
+    shaper = ctx.shapers[member.spec.name]
+    return [(member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
+            for item_id, item in items.items()]
 
 
 def _in_range(ctx: EventContext, spec: StreamSpec, obj: dict) -> bool:

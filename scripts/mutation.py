@@ -73,16 +73,24 @@ MODULES: dict[str, dict] = {
     "events": {"file": "tap_stripe/events.py", "functions": ["x_newest_per_object__*", "x_read_window__*"],
                "unit": ["tests/test_events.py"],
                "e2e": [INCREMENTAL, DELETIONS, CHILDREN, OLD_EVENTS]},
-    "engine": {"file": "tap_stripe/engine.py",
-               "functions": ["xǁRunǁ_plan_feed__*", "xǁRunǁ_plan_events__*", "xǁRunǁ_plan_resync__*",
-                             "xǁRunǁ_plan_floors__*", "xǁRunǁ_emit_segment__*", "xǁRunǁ_finish__*",
-                             "xǁRunǁ_steal__*"],
-               "unit": ["tests/test_engine_bookmarks.py"],
-               "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, BURST, KILLED_RESUMED, SHARED_WINDOW, RESYNC,
-                       OLD_EVENTS, DELETIONS, *(LOSS + t for t in (
-                           "test_a_state_with_created_but_no_events_reads_events_from_its_created_bookmark",
-                           "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing",
-                           "test_the_30_day_guard_counts_from_stripes_clock_not_from_end_date"))]},
+    "plan": {"file": "tap_stripe/plan.py",
+             "functions": ["xǁPlannerǁplan_feed__*", "xǁPlannerǁplan_events__*", "xǁPlannerǁplan_resync__*",
+                           "xǁPlannerǁplan_floors__*"],
+             "unit": ["tests/test_engine_bookmarks.py"],
+             "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, KILLED_RESUMED, RESYNC, OLD_EVENTS, DELETIONS,
+                     *(LOSS + t for t in (
+                         "test_a_state_with_created_but_no_events_reads_events_from_its_created_bookmark",
+                         "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing",
+                         "test_the_30_day_guard_counts_from_stripes_clock_not_from_end_date"))]},
+    "emission": {"file": "tap_stripe/emission.py",
+                 "functions": ["xǁEmissionǁemit_segment__*", "xǁEmissionǁfinish__*"],
+                 "unit": ["tests/test_engine_bookmarks.py"],
+                 "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, BURST, KILLED_RESUMED, RESYNC, OLD_EVENTS,
+                         LOSS + "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing"]},
+    "scheduler": {"file": "tap_stripe/scheduler.py",
+                  "functions": ["xǁSchedulerǁsteal__*"],
+                  "unit": ["tests/test_engine_bookmarks.py"],
+                  "e2e": [SHARED_WINDOW, BURST, KILLED_RESUMED]},
     "reports": {"file": "tap_stripe/reports.py",
                 "functions": ["x_next_day_boundary__*", "x_day_boundaries__*", "x_plan_report__*"],
                 "unit": ["tests/test_report_intervals.py"],
@@ -114,13 +122,13 @@ EQUIVALENT = {
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
     "tap_stripe.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
-    "tap_stripe.engine.xǁRunǁ_plan_resync__mutmut_45": (
+    "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_45": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
-    "tap_stripe.engine.xǁRunǁ_plan_floors__mutmut_38": (
+    "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_38": (
         "member.floor = None",
-        "unreachable: Run.family keeps a member only if it or one below it is selected, so `floors` is never empty"),
-    "tap_stripe.engine.xǁRunǁ_emit_segment__mutmut_2": (
+        "unreachable: Planner.family keeps a member only if it or one below it is selected, so `floors` is never empty"),
+    "tap_stripe.emission.xǁEmissionǁemit_segment__mutmut_2": (
         "rfc3339(None)", "rfc3339 is time.gmtime(seconds): gmtime(None) is the current time as well"),
 }
 

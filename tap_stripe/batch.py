@@ -33,9 +33,9 @@ from uuid import uuid4
 import orjson
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage, StorageTarget
 
-from tap_stripe.engine import FatalRunError
+from tap_stripe.errors import FatalRunError
 from tap_stripe.settings import ConfigError
-from tap_stripe.writer import _default
+from tap_stripe.writer import json_default
 
 STATE_DELAY_SECONDS = 30.0
 _COMPRESS_BYTES = 1 << 20  # encoded lines are compressed in blocks of about this size
@@ -152,7 +152,7 @@ class BatchWriter:
         file = self.files.get(key)
         if file is None:
             file = self.files[key] = self._new_file(stream, version)
-        file.add(orjson.dumps(record, default=_default, option=_OPTIONS))
+        file.add(orjson.dumps(record, default=json_default, option=_OPTIONS))
         if file.count >= self.config.batch_size:
             self._close(key)
             if self._held is not None and not self._pending:

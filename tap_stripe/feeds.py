@@ -6,6 +6,7 @@ runs). Pure data, shared by the planner, the fetchers, the scheduler and the emi
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Segment:
     types: tuple[str, ...] = ()  # events: the event types it reads (Stripe takes 20 at most)
     advances: bool = True  # events: whether it moves the events bookmark (the last group does)
     # A window being paged: the oldest created time read so far, and whether paging ended.
-    # `lo` may be raised while it runs (Run._steal); both under Run._paging_lock.
+    # `lo` may be raised while it runs (Scheduler.steal); all under Paging.lock.
     reached: int | None = None
     read: int = 0  # objects read so far
     closed: bool = False
@@ -76,7 +77,28 @@ class SegmentResult:
     tasks: list | None = None  # report_plan: the report runs to read, in order
     nbytes: int = 0
     objects: int = 0  # objects fetched (for the size estimate)
-    rendered: bool = False  # output already holds finished lines (see Run._rendered)
+    rendered: bool = False  # output already holds finished lines (see Fetcher.rendered)
+
+
+class Paging:
+    """Shared by the workers paging windows and the scheduler that may split them: a lock
+    over a running window's `lo`, `reached`, `read` and `closed`, and a wake-up for the
+    scheduler when a window starts paging (it can then be shared)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wake: Future = Future()
+
+    def started(self) -> None:
+        """Called by a worker, under `lock`, when a window it pages has more pages."""
+        if not self.wake.done():
+            self.wake.set_result(None)
+
+    def renew(self) -> Future:
+        """Called by the scheduler before it looks at the windows, so no wake-up is lost."""
+        if self.wake.done():
+            self.wake = Future()
+        return self.wake
 
 
 class Feed:

@@ -32,7 +32,7 @@ from tap_stripe.batch import BatchWriter, batch_config
 from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
                                ProductNotSetUp, StripeClient, StripeError, redact)
 from tap_stripe.pagination import list_pages
-from tap_stripe.engine import FatalRunError, Run, RunTerminated, Termination
+from tap_stripe.engine import FatalRunError, Run, RunTerminated, Scope, Sinks, Termination
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
 from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, several_accounts, validate
@@ -298,19 +298,16 @@ class TapStripe(Tap):
             # Records for the SDK's own stream sync (`collect`) get its maps and flattening there.
             emitters = {name: Emitter(self.streams[name], writer, self.protector, apply_maps=sink is None)
                         for name in selected}
-            run = Run(
-                client=client, specs=SPECS, selected=selected,
-                shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS},
-                emitters=emitters,
-                render={name: e.render for name, e in emitters.items() if e.in_worker},
-                write_line=getattr(writer, "write_line", None),
-                write_message=writer.message, state=State(self._stripe_state), settings=settings,
-                accounts=account_list,
+            scope = Scope(
+                specs=SPECS, selected=selected, accounts=account_list,
                 platform_streams=accounts.platform_streams(settings),
-                hi=min(now, settings.end) if settings.end else now, now=now, summary=summary,
-                expand=settings.expand, activate_versions=not self.multi_account and only is None,
-                termination=self._termination,
-            )
+                hi=min(now, settings.end) if settings.end else now, now=now,
+                shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS})
+            sinks = Sinks(emitters=emitters, render={name: e.render for name, e in emitters.items() if e.in_worker},
+                          write_line=getattr(writer, "write_line", None), write_message=writer.message,
+                          activate_versions=not self.multi_account and only is None)
+            run = Run(client=client, scope=scope, sinks=sinks, state=State(self._stripe_state), settings=settings,
+                      summary=summary, termination=self._termination)
             # The catalog and schemas live for the whole run: take them out of the garbage
             # collector's sight, and collect young objects less often (records are short-lived
             # and acyclic), so collections do not keep re-walking them.

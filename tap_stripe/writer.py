@@ -21,7 +21,7 @@ FLUSH_BYTES = 1 << 16
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, Decimal):  # report amounts: exact, written as JSON numbers
         return orjson.Fragment(format(value, "f"))
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -32,7 +32,7 @@ def record_line(stream: str, record: dict, time_extracted: str, version: int | N
     message: dict[str, Any] = {"type": "RECORD", "stream": stream, "record": record, "time_extracted": time_extracted}
     if version is not None:
         message["version"] = version
-    return orjson.dumps(message, default=_default, option=_OPTIONS)
+    return orjson.dumps(message, default=json_default, option=_OPTIONS)
 
 
 class FastWriter:
@@ -52,7 +52,7 @@ class FastWriter:
             self.flush()
 
     def message(self, message: dict) -> None:
-        self._buffer.append(orjson.dumps(message, default=_default, option=orjson.OPT_APPEND_NEWLINE))
+        self._buffer.append(orjson.dumps(message, default=json_default, option=orjson.OPT_APPEND_NEWLINE))
         self.flush()
 
     def flush(self) -> None:
@@ -91,7 +91,7 @@ class SDKMessageWriter(GenericSingerWriter):
         self.fast = FastWriter()
 
     def serialize_message(self, message: Any) -> bytes:
-        return orjson.dumps(message.to_dict(), default=_default)
+        return orjson.dumps(message.to_dict(), default=json_default)
 
     def write_message(self, message: Any) -> None:
         self.fast.message(message.to_dict())

@@ -309,7 +309,7 @@ def test_a_long_window_is_shared_by_idle_workers_in_order(run_tap):
 
 
 def test_worker_shares_give_the_largest_streams_their_whole_endpoint_rate():
-    from tap_stripe.engine import worker_shares
+    from tap_stripe.scheduler import worker_shares
 
     shares = worker_shares({"charges": 2000, "balance": 2000, "intents": 1000, "customers": 500},
                            endpoint_rate=25, global_rate=100, latency=0.25, max_workers=36)

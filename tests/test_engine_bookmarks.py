@@ -1,6 +1,6 @@
 """The engine's bookmark code, in-process: where a feed's windows and events start
-(`Run._plan_feed`, `_plan_events`), what emitting a segment moves (`_emit_segment`), what the
-end of a feed sets (`_finish`), and where a shared window is cut (`_steal`). The end-to-end
+(`Planner.plan_feed`, `plan_events`), what emitting a segment moves (`Emission.emit_segment`), what the
+end of a feed sets (`Emission.finish`), and where a shared window is cut (`Scheduler.steal`). The end-to-end
 behaviour is in test_engine.py and test_engine_loss.py; these pin the exact values, which
 mutation testing showed those tests leave free (docs/mutation.md)."""
 
@@ -15,7 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tap_stripe.engine import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, STEAL_MIN_OBJECTS, Run
+from tap_stripe.emission import Sinks
+from tap_stripe.engine import Run
+from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
+from tap_stripe.scheduler import STEAL_MIN_OBJECTS
 from tap_stripe.feeds import Feed, Segment
 from tap_stripe.records import rfc3339
 from tap_stripe.state import State
@@ -41,26 +44,27 @@ class Executor:
 def make_run(state=None, selected=("charges",), specs=None, activate=True, **settings):
     base = dict(report_interval="day", report_columns={}, report_timezone=None, report_versions={},
                 report_poll_timeout=60.0, files_url="http://files", max_workers=2, full_resync_streams=set(),
-                lookback=0, start=None, reread_days={}, on_permission_error="skip", updates_mode="refetch")
+                lookback=0, start=None, reread_days={}, on_permission_error="skip", updates_mode="refetch", expand={})
     base.update(settings)
     messages, lines, records, extracted_at = [], [], [], []
     emitters = {name: (lambda name: lambda record, extracted, version: records.append((name, record, version)) or
                        extracted_at.append(extracted))(name) for name in SPECS}
-    run = Run(client=None, specs=specs or SPECS, selected=set(selected), shapers={}, emitters=emitters,
-              write_message=messages.append, state=State(state if state is not None else {}),
-              settings=SimpleNamespace(**base), render={}, write_line=lines.append, accounts=[None],
-              platform_streams=(set(), True), hi=HI, now=NOW, summary=RunSummary(0), expand={},
-              activate_versions=activate)
-    run.executor.shutdown()
-    run.executor = Executor()
-    run.new_version = lambda: VERSION
+    scope = Scope(specs=specs or SPECS, selected=set(selected), accounts=[None], platform_streams=(set(), True),
+                  hi=HI, now=NOW, shapers={})
+    sinks = Sinks(emitters=emitters, render={}, write_line=lines.append, write_message=messages.append,
+                  activate_versions=activate)
+    run = Run(client=None, scope=scope, sinks=sinks, state=State(state if state is not None else {}),
+              settings=SimpleNamespace(**base), summary=RunSummary(0))
+    run.scheduler.executor.shutdown()
+    run.scheduler.executor = Executor()
+    run.planner.new_version = lambda: VERSION
     run.out = SimpleNamespace(messages=messages, lines=lines, records=records, extracted=extracted_at)
     return run
 
 
 def planned(run, name="charges", account=None):
-    feed = Feed(run.family(run.specs[name]), account, run.hi)
-    run._plan_feed(feed)
+    feed = Feed(run.planner.family(run.planner.scope.specs[name]), account, HI)
+    run.planner.plan_feed(feed)
     return feed
 
 
@@ -167,7 +171,7 @@ def test_a_full_resync_reads_deletions_from_the_events_bookmark_without_moving_i
     assert segs(feed) == [("window", 0, HI), ("events", events - 60, HI)]
     assert feed.events_types == ("product.deleted",)
     deletions = feed.segments[1]
-    run._emit_segment(feed, deletions, [])
+    run.emission.emit_segment(feed, deletions, [])
     assert cursors(run, "products")["events"] == events
 
 
@@ -195,7 +199,7 @@ def test_an_emitted_window_moves_every_live_member_s_created_bookmark_to_its_end
     feed = planned(run, "customers")
     window = feed.segments[0]
     output = [("customers", "new", b'{"type":"RECORD"}\n', 1), ("customer_tax_ids", "new", [{"id": "txi_1"}], 1)]
-    run._emit_segment(feed, Segment("window", NOW - 9 * DAY, NOW - 8 * DAY), output)
+    run.emission.emit_segment(feed, Segment("window", NOW - 9 * DAY, NOW - 8 * DAY), output)
     assert run.out.lines == [b'{"type":"RECORD"}\n']
     assert run.out.records == [("customer_tax_ids", {"id": "txi_1"}, VERSION)]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run.out.extracted[0])
@@ -203,9 +207,9 @@ def test_an_emitted_window_moves_every_live_member_s_created_bookmark_to_its_end
     assert cursors(run, "customers")["created"] == NOW - 8 * DAY
     assert cursors(run, "customer_tax_ids") == {"created": NOW - 8 * DAY}
     assert feed.emitted_hi == NOW - 8 * DAY and feed.progress_lo == NOW - 9 * DAY
-    assert run._state_dirty
+    assert run.emission.state_dirty
     assert run.summary.stream("customers").new == 1
-    run._emit_segment(feed, window, [])  # an empty window still moves the bookmarks
+    run.emission.emit_segment(feed, window, [])  # an empty window still moves the bookmarks
     assert cursors(run, "customer_tax_ids") == {"created": HI}
     assert feed.progress_lo == NOW - 9 * DAY
 
@@ -213,7 +217,7 @@ def test_an_emitted_window_moves_every_live_member_s_created_bookmark_to_its_end
 def test_an_empty_first_window_does_not_set_where_the_data_starts():
     run = make_run()
     feed = planned(run)
-    run._emit_segment(feed, Segment("window", 0, NOW - DAY), [])
+    run.emission.emit_segment(feed, Segment("window", 0, NOW - DAY), [])
     assert feed.progress_lo is None and feed.emitted_hi == NOW - DAY
 
 
@@ -222,7 +226,7 @@ def test_skipped_streams_are_not_written_nor_moved():
     feed = planned(run, "customers")
     tax_ids = next(m for m in feed.root.children if m.spec.name == "customer_tax_ids")
     tax_ids.skipped = "permission denied"
-    run._emit_segment(feed, Segment("window", 0, NOW - DAY),
+    run.emission.emit_segment(feed, Segment("window", 0, NOW - DAY),
                       [("customer_tax_ids", "new", b"t\n", 1), ("customers", "new", b"c\n", 1),
                        ("customer_tax_ids", "new", [{"id": "txi_1"}], 1), ("customers", "new", [{"id": "cus_1"}], 1)])
     assert run.out.lines == [b"c\n"]
@@ -234,7 +238,7 @@ def test_skipped_streams_are_not_written_nor_moved():
 def test_a_window_of_a_resync_moves_the_resync_not_the_created_bookmark():
     run = make_run(bookmark(created=NOW - DAY, events=NOW - DAY), full_resync_streams={"charges"})
     feed = planned(run)
-    run._emit_segment(feed, Segment("window", 0, NOW - 5 * DAY), [])
+    run.emission.emit_segment(feed, Segment("window", 0, NOW - 5 * DAY), [])
     assert cursors(run)["resync"]["version"] == VERSION
     assert cursors(run)["resync"]["created"] == NOW - 5 * DAY
     assert cursors(run)["created"] == NOW - DAY
@@ -246,18 +250,18 @@ def test_a_window_of_a_resync_keeps_when_the_resync_started():
     gap: another full re-read)."""
     run = make_run(bookmark(created=NOW - DAY, events=NOW - DAY), full_resync_streams={"charges"})
     feed = planned(run)
-    run._emit_segment(feed, Segment("window", 0, NOW - 5 * DAY), [])
+    run.emission.emit_segment(feed, Segment("window", 0, NOW - 5 * DAY), [])
     assert cursors(run)["resync"] == {"version": VERSION, "created": NOW - 5 * DAY, "started": HI}
 
 
 def test_events_move_the_events_bookmark_only_from_the_last_group():
     run = make_run(bookmark(created=NOW - DAY, events=NOW - 2 * DAY))
     feed = planned(run)
-    run._emit_segment(feed, Segment("events", NOW - 2 * DAY, NOW - DAY, advances=False), [])
+    run.emission.emit_segment(feed, Segment("events", NOW - 2 * DAY, NOW - DAY, advances=False), [])
     assert cursors(run)["events"] == NOW - 2 * DAY
-    run._emit_segment(feed, Segment("events", NOW - 2 * DAY, NOW - DAY), [])
+    run.emission.emit_segment(feed, Segment("events", NOW - 2 * DAY, NOW - DAY), [])
     assert cursors(run)["events"] == NOW - DAY
-    run._emit_segment(feed, Segment("events", NOW - 2 * DAY, NOW - 3 * DAY), [])
+    run.emission.emit_segment(feed, Segment("events", NOW - 2 * DAY, NOW - 3 * DAY), [])
     assert cursors(run)["events"] == NOW - DAY  # never back
     assert cursors(run)["created"] == NOW - DAY
 
@@ -265,22 +269,22 @@ def test_events_move_the_events_bookmark_only_from_the_last_group():
 def test_pages_and_singletons_move_no_bookmark():
     run = make_run(selected=("country_specs",))
     feed = planned(run, "country_specs")
-    run._emit_segment(feed, Segment("pages", cursor="cs_1"), [("country_specs", "new", b"x\n", 1)])
-    run._emit_segment(feed, Segment("window"), [])  # a window without bounds
+    run.emission.emit_segment(feed, Segment("pages", cursor="cs_1"), [("country_specs", "new", b"x\n", 1)])
+    run.emission.emit_segment(feed, Segment("window"), [])  # a window without bounds
     assert run.state.data["bookmarks"] == {} and run.out.lines == [b"x\n"]
-    assert run._state_dirty
+    assert run.emission.state_dirty
 
 
 def test_an_emitted_report_moves_the_report_bookmark_and_its_pending_payouts():
     run = make_run(selected=("report_balance_summary",))
     feed = planned(run, "report_balance_summary")
     task = SimpleNamespace(bookmark_after=NOW - DAY, pending_after=None)
-    run._emit_segment(feed, Segment("report", task=task), [])
+    run.emission.emit_segment(feed, Segment("report", task=task), [])
     assert cursors(run, "report_balance_summary") == {"report": NOW - DAY}
     task = SimpleNamespace(bookmark_after=NOW, pending_after=("po_1", "po_2"))
-    run._emit_segment(feed, Segment("report", task=task), [])
+    run.emission.emit_segment(feed, Segment("report", task=task), [])
     assert cursors(run, "report_balance_summary") == {"report": NOW, "report_pending": ["po_1", "po_2"]}
-    run._emit_segment(feed, Segment("report", task=SimpleNamespace(bookmark_after=NOW, pending_after=())), [])
+    run.emission.emit_segment(feed, Segment("report", task=SimpleNamespace(bookmark_after=NOW, pending_after=())), [])
     assert cursors(run, "report_balance_summary") == {"report": NOW}
 
 
@@ -289,16 +293,16 @@ def test_the_end_of_a_resync_sets_created_version_and_events_at_once():
     run = make_run(bookmark(created=NOW - DAY, events=NOW - 2 * DAY, version=7),
                    selected=("charges",), full_resync_streams={"charges"})
     feed = planned(run)
-    run._finish(feed)
+    run.emission.finish(feed)
     assert cursors(run) == {"created": HI, "events": HI, "version": VERSION}
     assert run.out.messages == [{"type": "ACTIVATE_VERSION", "stream": "charges", "version": VERSION}]
-    assert run._state_dirty
+    assert run.emission.state_dirty
 
 
 def test_the_end_of_a_resync_of_a_stream_without_events_sets_no_events_bookmark():
     run = make_run(selected=("balance_transactions",), full_resync_streams={"balance_transactions"})
     feed = planned(run, "balance_transactions")
-    run._finish(feed)
+    run.emission.finish(feed)
     assert cursors(run, "balance_transactions") == {"created": HI, "version": VERSION}
 
 
@@ -306,7 +310,7 @@ def test_a_skipped_resync_sets_neither_version_nor_events():
     run = make_run(bookmark(events=NOW - 2 * DAY), full_resync_streams={"charges"})
     feed = planned(run)
     feed.root.skipped = "permission denied"
-    run._finish(feed)
+    run.emission.finish(feed)
     assert cursors(run) == {"events": NOW - 2 * DAY}
     assert run.out.messages == []
 
@@ -315,7 +319,7 @@ def test_an_incremental_feed_ends_without_touching_bookmarks_or_versions():
     state = bookmark(created=NOW - DAY, events=NOW - DAY, version=7)
     run = make_run(state)
     feed = planned(run)
-    run._finish(feed)
+    run.emission.finish(feed)
     assert cursors(run) == {"created": NOW - DAY, "events": NOW - DAY, "version": 7}
     assert run.out.messages == []
 
@@ -323,14 +327,14 @@ def test_an_incremental_feed_ends_without_touching_bookmarks_or_versions():
 def test_versions_are_activated_per_live_member_unless_several_accounts_are_read():
     run = make_run(selected=("customers", "customer_tax_ids"), full_resync_streams={"customers"})
     feed = planned(run, "customers")
-    run._finish(feed)
+    run.emission.finish(feed)
     assert run.out.messages == [{"type": "ACTIVATE_VERSION", "stream": "customers", "version": VERSION},
                                 {"type": "ACTIVATE_VERSION", "stream": "customer_tax_ids", "version": VERSION}]
     run = make_run(selected=("country_specs",), activate=False)
-    run._finish(planned(run, "country_specs"))
+    run.emission.finish(planned(run, "country_specs"))
     assert run.out.messages == []
     run = make_run(selected=("country_specs",))
-    run._finish(planned(run, "country_specs"))
+    run.emission.finish(planned(run, "country_specs"))
     assert run.out.messages == [{"type": "ACTIVATE_VERSION", "stream": "country_specs", "version": VERSION}]
 
 
@@ -346,12 +350,12 @@ def test_steal_takes_the_older_half_of_the_unread_part_of_the_fullest_window():
     small = paging(0, 1_000, 500, 300)  # 300 left at its density
     big = paging(1_000, 3_000, 2_000, 400)  # 400 read over [2000, 3000): 400 left in [1000, 2000)
     feed.segments.extend([small, big])
-    assert run._steal(feed)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert big.lo == 1_500 and big.hi == 3_000
     stolen = feed.segments[1]
     assert (stolen.kind, stolen.lo, stolen.hi, stolen.estimate) == ("window", 1_000, 1_500, 200)
     assert list(feed.segments) == [small, stolen, big]
-    assert run.executor.submitted == [(run._fetch, (feed, stolen))] and stolen.future is not None
+    assert run.scheduler.executor.submitted == [(run.fetcher.fetch, (feed, stolen))] and stolen.future is not None
 
 
 def test_steal_needs_enough_objects_left_and_two_seconds():
@@ -359,16 +363,16 @@ def test_steal_needs_enough_objects_left_and_two_seconds():
     feed = planned(run)
     feed.segments.clear()
     feed.segments.append(paging(0, 1_000, 500, STEAL_MIN_OBJECTS - 1))  # 299 left
-    assert not run._steal(feed)
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
     feed.segments[0] = paging(0, 1_000, 500, STEAL_MIN_OBJECTS)  # exactly 300 left
-    assert run._steal(feed) and feed.segments[0].hi == 250 and feed.segments[1].lo == 250
+    assert run.scheduler.steal(feed, run.fetcher.fetch) and feed.segments[0].hi == 250 and feed.segments[1].lo == 250
     run = make_run()
     feed = planned(run)
     feed.segments.clear()
     feed.segments.append(paging(10, 12, 11, 10_000))  # a one-second unread part
-    assert not run._steal(feed)
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
     feed.segments[0] = paging(10, 13, 12, 10_000)
-    assert run._steal(feed)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert [(s.lo, s.hi) for s in feed.segments] == [(10, 11), (11, 13)]
 
 
@@ -379,8 +383,8 @@ def test_steal_leaves_windows_not_paging_closed_ready_or_of_events():
     feed.segments.extend([paging(0, 1_000, 500, 10_000, closed=True), paging(0, 1_000, 500, 10_000, ready=True),
                           Segment("window", 0, 1_000, read=10_000, future=Future()),
                           Segment("events", 0, 1_000, reached=500, read=10_000, future=Future())])
-    assert not run._steal(feed)
-    assert run.executor.submitted == []
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
+    assert run.scheduler.executor.submitted == []
 
 
 def test_steal_rechecks_a_window_closed_under_the_lock():
@@ -397,8 +401,8 @@ def test_steal_rechecks_a_window_closed_under_the_lock():
         def __exit__(self, *exc):
             return False
 
-    run._paging_lock = ClosingLock()
-    assert not run._steal(feed)
+    run.scheduler.paging.lock = ClosingLock()
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
     assert window.lo == 0 and len(feed.segments) == 1
 
 
@@ -408,7 +412,7 @@ def test_steal_goes_past_windows_it_cannot_share():
     feed.segments.clear()
     window = paging(0, 1_000, 500, 10_000)
     feed.segments.extend([paging(0, 1_000, 500, 10_000, ready=True), Segment("pages"), window])
-    assert run._steal(feed)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert feed.segments[2].lo == 0 and window.lo == 250
 
 
@@ -419,7 +423,7 @@ def test_steal_prefers_a_window_it_can_cut_over_a_fuller_one_it_cannot():
     one_second = paging(5_000, 5_100, 5_001, 100_000)  # [5000, 5001) unread: cannot be cut
     window = paging(0, 1_000, 500, STEAL_MIN_OBJECTS)
     feed.segments.extend([one_second, window])
-    assert run._steal(feed)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert one_second.lo == 5_000 and window.lo == 250
 
 
@@ -429,7 +433,7 @@ def test_steal_cuts_at_a_whole_second_and_estimates_from_the_density_read():
     feed.segments.clear()
     window = paging(0, 1_001, 501, 500)  # 500 read over [501, 1001): one a second, 501 left
     feed.segments.append(window)
-    assert run._steal(feed)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
     stolen = feed.segments[0]
     assert (stolen.lo, stolen.hi, window.lo) == (0, 250, 250)
     assert type(stolen.hi) is int and type(window.lo) is int
@@ -438,7 +442,7 @@ def test_steal_cuts_at_a_whole_second_and_estimates_from_the_density_read():
     feed = planned(run)
     feed.segments.clear()
     feed.segments.append(paging(0, 1_001, 1_000, 1))  # the last second read: 1 object, 1000 left
-    assert run._steal(feed)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert feed.segments[0].estimate == 500
 
 
@@ -456,8 +460,8 @@ def test_steal_rechecks_a_window_paged_further_under_the_lock():
         def __exit__(self, *exc):
             return False
 
-    run._paging_lock = PagingLock()
-    assert not run._steal(feed)
+    run.scheduler.paging.lock = PagingLock()
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
     assert window.lo == 100 and len(feed.segments) == 1
 
 
@@ -487,12 +491,12 @@ def test_each_account_plans_from_its_own_bookmarks():
 def test_each_account_moves_its_own_bookmarks():
     run = make_run(accounts_state())
     feed = planned(run, "charges", "acct_1")
-    run._emit_segment(feed, Segment("window", NOW - 2 * DAY, NOW - DAY), [])
-    run._emit_segment(feed, Segment("events", NOW - 3 * DAY, NOW - DAY), [])
+    run.emission.emit_segment(feed, Segment("window", NOW - 2 * DAY, NOW - DAY), [])
+    run.emission.emit_segment(feed, Segment("events", NOW - 3 * DAY, NOW - DAY), [])
     assert cursors(run, account="acct_1") == {"created": NOW - DAY, "events": NOW - DAY, "version": 7}
     assert cursors(run) == {"created": NOW - 9 * DAY, "events": NOW - 9 * DAY, "version": 9}
     report = planned(make_run(selected=("report_balance_summary",)), "report_balance_summary", "acct_1")
-    run._emit_segment(report, Segment("report", task=SimpleNamespace(bookmark_after=NOW, pending_after=("po_1",))),
+    run.emission.emit_segment(report, Segment("report", task=SimpleNamespace(bookmark_after=NOW, pending_after=("po_1",))),
                       [])
     assert cursors(run, "report_balance_summary", "acct_1") == {"report": NOW, "report_pending": ["po_1"]}
     assert cursors(run, "report_balance_summary") is None
@@ -506,9 +510,9 @@ def test_a_resync_of_one_account_leaves_the_others_alone():
     assert not planned(run, "charges").resync
     feed = planned(run, "charges", "acct_1")
     assert feed.resync and feed.version == 5
-    run._emit_segment(feed, Segment("window", NOW - 6 * DAY, NOW - 5 * DAY), [])
+    run.emission.emit_segment(feed, Segment("window", NOW - 6 * DAY, NOW - 5 * DAY), [])
     assert cursors(run, account="acct_1")["resync"]["created"] == NOW - 5 * DAY
-    run._finish(feed)
+    run.emission.finish(feed)
     assert cursors(run, account="acct_1") == {"created": HI, "events": HI, "version": 5}  # resumed: caught up to HI
     assert cursors(run) == {"created": NOW - 9 * DAY, "events": NOW - 9 * DAY, "version": 9}
 

@@ -224,9 +224,9 @@ def _report_checks(sandbox, spec, account, truth, since, first, bookmark, record
 STATE_EVERY_SEGMENT = """\
 import os, sys
 try:
-    import tap_stripe.engine as engine
-    engine.STATE_INTERVAL  # at most one STATE per this many seconds
-    engine.STATE_INTERVAL = 0
+    import tap_stripe.emission as emission
+    emission.STATE_INTERVAL  # at most one STATE per this many seconds
+    emission.STATE_INTERVAL = 0
 except Exception as exc:
     print(f"tests: cannot make the tap write a STATE after every segment: {exc!r}", file=sys.stderr)
     os._exit(97)

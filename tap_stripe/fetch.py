@@ -1,0 +1,196 @@
+"""The work done in worker threads: fetching a segment (a created-time window of a list,
+pages of a full table, a window of events, a singleton, a report), shaping its records and
+starting the fetches of their children. What a worker returns is finished RECORD lines, so a
+fetched window waits in memory as compact bytes until the main thread writes it in order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from itertools import chain
+from typing import Any, Callable
+
+from tap_stripe import events as ev
+from tap_stripe import reports
+from tap_stripe.children import Children
+from tap_stripe.client import StripeClient
+from tap_stripe.errors import Stopped
+from tap_stripe.feeds import Feed, Output, Paging, Rendered, Segment, SegmentResult
+from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
+from tap_stripe.plan import Scope
+from tap_stripe.records import rfc3339
+from tap_stripe.state import State
+from tap_stripe.summary import RunSummary
+from tap_stripe.windows import created_params, split_if_dense
+
+
+class Fetcher:
+    """Fetches segments for the scheduler; `executor_submit` runs child and event tasks."""
+
+    def __init__(self, *, client: StripeClient, scope: Scope, settings: Any, state: State, summary: RunSummary,
+                 render: dict[str, Callable[[dict, str, int | None], bytes]],
+                 executor_submit: Callable[..., Future], paging: Paging, stop: threading.Event):
+        self.client = client
+        self.scope = scope
+        self.settings = settings
+        self.state = state  # read for a report's bookmark
+        self.summary = summary
+        self.render = render
+        self.expand = settings.expand
+        self.executor_submit = executor_submit
+        self.paging = paging
+        self.stop = stop
+        self.children = Children(client, scope.shapers, self.expand, summary)
+        self.events = ev.EventContext(client=client, shapers=scope.shapers, children=self.children, summary=summary,
+                                      expand=self.expand, updates_mode=settings.updates_mode, start=settings.start)
+        self.report_options = reports.ReportOptions(
+            interval=settings.report_interval, columns=settings.report_columns, timezone=settings.report_timezone,
+            versions=settings.report_versions, poll_timeout=settings.report_poll_timeout,
+            files_url=settings.files_url)
+
+    def fetch(self, feed: Feed, segment: Segment) -> SegmentResult:
+        if self.stop.is_set():
+            raise Stopped
+        before = self.client.received()
+        result = self._segment(feed, segment)
+        result.nbytes = self.client.received() - before
+        if not result.rendered:
+            result.output = self.rendered(result.output, feed.version, segment.kind == "events")
+        return result
+
+    def rendered(self, output: Output, version: int | None, from_events: bool = False) -> Rendered:
+        """Finish records in this worker, so they wait in memory as compact bytes: one joined
+        object per group (orjson's own results keep a large buffer each)."""
+        extracted = rfc3339(int(time.time()))
+        groups: dict[tuple[str, str], list] = {}
+        for stream, record in output:
+            kind = "deleted" if record.get("deleted") is True else ("updated" if from_events else "new")
+            render = self.render.get(stream)
+            groups.setdefault((stream, kind), []).append(render(record, extracted, version) if render else record)
+        return [(stream, kind, b"".join(items) if stream in self.render else items, len(items))
+                for (stream, kind), items in groups.items()]
+
+    def submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
+        return self.executor_submit(lambda: self.rendered(fn(*args), version, from_events))
+
+    def _segment(self, feed: Feed, segment: Segment) -> SegmentResult:
+        spec = feed.spec
+        if segment.kind == "singleton":
+            body = self.client.get(spec.path, account=feed.account, stream=spec.name)
+            self.summary.page(spec.name)
+            rows = body.get(spec.rows_field) or [] if spec.rows_field else [body]
+            shaper, now = self.scope.shapers[spec.name], int(time.time())
+            return SegmentResult(output=[(spec.name, shaper.shape(row, feed.account, now)) for row in rows])
+        if segment.kind == "pages":
+            page = get_page(self.client, spec.path, spec.list_query(self.expand), segment.cursor, segment.earlier,
+                            account=feed.account, endpoint=spec.path, stream=spec.name, paginated=spec.paginated)
+            self.summary.page(spec.name)
+            result = self._parents(feed, page.get("data") or [])
+            # A full-table list's pages are fetched one after the other, so one set of the
+            # feed's cursors catches a list that loops back to any earlier page.
+            result.next_cursor = next_cursor(page, feed.cursors, stream=spec.name, path=spec.path,
+                                             paginated=spec.paginated)
+            result.earlier = earlier_cursors(page, segment.cursor)
+            return result
+        if segment.kind == "events":
+            return self._events_window(feed, segment)
+        if segment.kind == "report_plan":
+            bookmark = self.state.get(spec.name, feed.account, "report")
+            pending = self.state.get(spec.name, feed.account, "report_pending")
+            rspec = reports.REPORTS_BY_NAME[spec.name]
+            return SegmentResult(tasks=reports.plan_report(self.client, rspec, feed.account, bookmark,
+                                                           self.settings.start, self.report_options, pending))
+        if segment.kind == "report":
+            rows = reports.run_report(self.client, segment.task, self.report_options)
+            self.summary.page(spec.name)
+            return SegmentResult(output=[(spec.name, row) for row in rows])
+        return self._list_window(feed, segment)
+
+    def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
+        spec = feed.spec
+        params = spec.list_query(self.expand) + created_params(segment.lo, segment.hi)
+        bodies = list_pages(self.client, spec.path, params, account=feed.account, endpoint=spec.path, stream=spec.name)
+        before = self.client.received()
+        first = next(bodies)
+        objects = first.get("data") or []
+        created_field = spec.created_field or "created"
+        # Windows are sized from this page's objects, the freshest measure there is.
+        object_bytes = (self.client.received() - before) // len(objects) if objects else None
+        split = split_if_dense(segment.lo, segment.hi, first, created_field, feed.window_records(object_bytes))
+        if split is not None:
+            bodies.close()
+            self.summary.page(spec.name)
+            result = self._parents(feed, list(reversed(split.kept)))
+            result.split, result.objects = split, len(objects)
+            return result
+        # Page through the window. Each page is finished (and serialised) as it arrives, so a
+        # window waits in memory as compact lines, then goes out oldest page first. Objects
+        # older than `segment.lo` are left out: another worker may have taken that part.
+        result = SegmentResult()
+        pages: list[Rendered] = []
+        for body in chain([first], bodies):
+            if self.stop.is_set():
+                raise Stopped
+            self.summary.page(spec.name)
+            page = body.get("data") or []
+            result.objects += len(page)
+            with self.paging.lock:
+                if page and _created(page[-1], created_field, segment.lo) < segment.lo:
+                    page = [obj for obj in page if _created(obj, created_field, segment.lo) >= segment.lo]
+                    segment.closed = True
+                elif not body.get("has_more"):
+                    segment.closed = True
+                elif page:
+                    if segment.reached is None:
+                        self.paging.started()  # wake the scheduler: this window can be shared
+                    segment.reached, segment.read = page[-1].get(created_field), result.objects
+            part = self._parents(feed, page[::-1])
+            pages.append(self.rendered(part.output, feed.version))
+            result.subs += part.subs
+            if segment.closed:
+                break
+        result.output = [item for page in reversed(pages) for item in page]
+        result.rendered = True
+        return result
+
+    def _parents(self, feed: Feed, objects: list[dict]) -> SegmentResult:
+        """Shape parent objects (ascending) and start fetching their children.
+
+        A parent is shaped before its children are submitted, children are shallow copies,
+        and shaping and policies copy what they change below a record's top level, so no
+        two records (nor threads) change a dict they share.
+        """
+        result = SegmentResult()
+        root = feed.root
+        shaper = self.scope.shapers[root.spec.name]
+        created_field = root.spec.created_field
+        for obj in objects:
+            created = obj.get(created_field) if created_field else None
+            changed = obj.get("updated") or created
+            if root.selected and root.wanted(created):
+                result.output.append((root.spec.name, shaper.shape(obj, feed.account)))
+            for child in root.children:
+                if child.skipped or not child.wanted(created):
+                    continue
+                if self.children.complete_in(child, obj):  # nothing to fetch: no task, no thread hand-off
+                    result.output.extend(self.children.records(feed, child, obj, changed))
+                else:
+                    # Its own shallow copy: the parent's record may swap protected copies into
+                    # its top-level fields while the child task reads them on another thread.
+                    result.subs.append(self.submit(feed.version, False, self.children.records, feed, child, dict(obj),
+                                                    changed))
+        return result
+
+    def _events_window(self, feed: Feed, segment: Segment) -> SegmentResult:
+        events_list, split = ev.read_window(self.events, feed, segment)
+        result = SegmentResult(split=split)
+        for event in ev.newest_per_object(events_list, key=lambda event: ev.event_key(feed, event)):
+            result.subs.append(self.submit(feed.version, True, ev.apply_event, self.events, feed, event))
+        return result
+
+
+def _created(obj: dict, created_field: str, default: int) -> int:
+    value = obj.get(created_field)
+    return value if isinstance(value, int) else default

@@ -1,0 +1,141 @@
+"""The scheduler: which segments start fetching, on how many workers, within what memory.
+
+Worker threads fetch segments, and the children of their records, up to `max_workers`
+requests in flight, shared between feeds by the rate each needs (`worker_shares`); a worker
+with nothing to start takes over part of a window still being paged (`Scheduler.steal`).
+Fetched but unwritten records are held to BUFFER_BYTES in all, shared between feeds.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from tap_stripe.client import StripeClient
+from tap_stripe.feeds import Feed, Paging, Segment, SegmentResult
+
+# Fetched-but-not-yet-written response bytes the run may hold, shared between its feeds.
+# Records wait as serialised lines (about their JSON size), so memory stays flat whatever
+# the volume.
+BUFFER_BYTES = 128 << 20
+STEAL_MIN_OBJECTS = 300  # a running window's unread part worth a second worker (Scheduler.steal)
+
+
+class Scheduler:
+    def __init__(self, client: StripeClient, max_workers: int):
+        self.client = client
+        self.max_workers = max_workers
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="stripe")
+        self.paging = Paging()
+
+    def schedule(self, active: list[Feed], fetch: Callable[[Feed, Segment], SegmentResult]) -> None:
+        """Start fetches, earliest segments of every feed first.
+
+        Each feed gets the workers its share of the rate budget needs (`worker_shares`) and
+        a share of BUFFER_BYTES (fetched but unwritten) in proportion to them, so memory
+        stays bounded. The segments before a feed's first fetched one may start whatever its
+        buffer holds: they are what the buffered windows wait for. A feed's head segment may
+        always start, so every feed keeps moving.
+        """
+        running = 0
+        buffered: dict[int, int] = {}
+        in_flight: dict[int, int] = {}
+        remaining: dict[int, int] = {}
+        first_ready: dict[int, int] = {}
+        for feed in active:
+            held = busy = pages = 0
+            first = len(feed.segments)
+            for index, segment in enumerate(feed.segments):
+                if segment.ready:
+                    held += segment.nbytes
+                    first = min(first, index)
+                    continue
+                pages += feed.expected_pages(segment)
+                if segment.future is not None and not segment.future.done():
+                    busy += 1
+                    held += feed.expected_bytes(segment)
+            key = id(feed)
+            buffered[key], in_flight[key], remaining[key], first_ready[key] = held, busy, pages, first
+            running += busy
+        slots = self.max_workers - running
+        if slots <= 0:
+            return
+        limiter = self.client.limiter
+        workers = worker_shares(remaining, limiter.endpoint_rate, limiter.global_rate, self.client.latency,
+                                self.max_workers)
+        total_workers = max(1, sum(workers.values()))
+        ahead = max(2, self.max_workers)
+        candidates = []
+        for feed in active:
+            for index, segment in enumerate(feed.segments):
+                if index >= ahead:
+                    break
+                if segment.future is None and not segment.ready:
+                    candidates.append((index, feed, segment))
+        candidates.sort(key=lambda c: c[0])
+        for index, feed, segment in candidates:
+            key = id(feed)
+            expected = feed.expected_bytes(segment)
+            share = BUFFER_BYTES * workers[key] // total_workers
+            if index > 0 and (slots <= 0 or in_flight[key] >= workers[key] or
+                              (index > first_ready[key] and buffered[key] + expected > share)):
+                continue
+            buffered[key] += expected
+            in_flight[key] += 1
+            slots -= 1
+            segment.future = self.executor.submit(fetch, feed, segment)
+        for feed in active:
+            key = id(feed)
+            if slots > 0 and in_flight[key] < workers[key] and all(s.future or s.ready for s in feed.segments):
+                if self.steal(feed, fetch):
+                    slots -= 1
+
+    def steal(self, feed: Feed, fetch: Callable[[Feed, Segment], SegmentResult]) -> bool:
+        """Give an idle worker half of the longest window still being paged.
+
+        Paging a window is a chain of requests, one after the other. When a feed has no
+        window left to start, the older half of the unread part of its longest running
+        window becomes a window of its own, so the feed's last windows do not leave its
+        share of the rate unused while they page to their ends. The running window stops
+        at the new boundary; the new one goes before it in output order.
+        """
+        best, best_left = None, STEAL_MIN_OBJECTS
+        for segment in feed.segments:
+            if segment.kind != "window" or segment.ready or segment.reached is None or segment.closed:
+                continue
+            # Objects left, at the density read so far.
+            left = segment.read * (segment.reached - segment.lo) / max(1, segment.hi - segment.reached)
+            if left >= best_left and segment.reached - segment.lo >= 2:
+                best, best_left = segment, left
+        if best is None:
+            return False
+        with self.paging.lock:  # the worker may have moved on since the scan
+            if best.closed or best.reached - best.lo < 2:
+                return False
+            lo, middle = best.lo, best.lo + (best.reached - best.lo) // 2
+            best.lo = middle
+        stolen = Segment("window", lo, middle, estimate=round(best_left / 2))
+        feed.segments.insert(feed.segments.index(best), stolen)
+        stolen.future = self.executor.submit(fetch, feed, stolen)
+        return True
+
+
+def worker_shares(remaining: dict[Any, int], endpoint_rate: float, global_rate: float, latency: float,
+                  max_workers: int) -> dict[Any, int]:
+    """Workers per feed, from the pages each still has to fetch.
+
+    The run cannot end before its largest feed has fetched its pages at the endpoint rate,
+    nor before all pages went through at the global rate. Each feed is paced to finish by
+    then, at pages ÷ that time requests per second, which needs about rate × latency
+    requests in flight, with a margin for jitter and parsing. A feed that sets the run's
+    length so gets its endpoint's whole rate, and the smaller ones share what remains of
+    the global rate instead of slowing it down. Shares are scaled down to `max_workers`.
+    """
+    latency = max(0.01, latency)
+    finish = max(max(remaining.values(), default=0) / endpoint_rate, sum(remaining.values()) / global_rate, 1e-9)
+    workers = {key: math.ceil(pages / finish * latency * 1.5) + 1 for key, pages in remaining.items()}
+    total = sum(workers.values())
+    if total > max_workers:
+        workers = {key: max(1, n * max_workers // total) for key, n in workers.items()}
+    return workers

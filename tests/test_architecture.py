@@ -1,0 +1,89 @@
+"""The house rules the code keeps: every module of the package imports on its own, no two
+modules import each other (directly or round a longer cycle), and no module uses another's
+private names."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tap_stripe"
+MODULES = sorted("tap_stripe." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+                 .rstrip(".") for p in PACKAGE.rglob("*.py"))
+MODULES = [m.removesuffix(".__init__") for m in MODULES]
+
+
+def _imports(module: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """The package modules `module` imports, and the (module, name) pairs it imports by name."""
+    path = PACKAGE.parent / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = PACKAGE.parent / module.replace(".", "/") / "__init__.py"
+    modules, names = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {a.name for a in node.names if a.name.startswith("tap_stripe")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tap_stripe"):
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in MODULES:
+                    modules.add(f"{node.module}.{alias.name}")
+                else:
+                    modules.add(node.module)
+                    names.add((node.module, alias.name))
+    return modules - {module}, names
+
+
+GRAPH = {m: _imports(m)[0] for m in MODULES}
+
+
+@pytest.mark.parametrize("module", ["tap_stripe.plan", "tap_stripe.fetch", "tap_stripe.scheduler",
+                                    "tap_stripe.emission", "tap_stripe.engine", "tap_stripe.events",
+                                    "tap_stripe.children", "tap_stripe.feeds", "tap_stripe.errors"])
+def test_each_engine_module_imports_alone(module):
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=PACKAGE.parent)
+
+
+def test_no_import_cycles():
+    cycles = []
+
+    def visit(module, path):
+        for target in sorted(GRAPH.get(module, ())):
+            if target == path[0]:
+                cycles.append(" -> ".join([*path, target]))
+            elif target not in path and target in GRAPH and len(path) < 12:
+                visit(target, [*path, target])
+
+    for module in MODULES:
+        visit(module, [module])
+    # A package's __init__ re-exporting its modules is not a cycle of theirs.
+    cycles = [c for c in cycles if not any(p.endswith("streams") for p in c.split(" -> ")[1:-1])]
+    assert not cycles, cycles[:5]
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = [f"{m} imports {src}.{name}" for m in MODULES for src, name in _imports(m)[1]
+               if name.startswith("_") and not name.startswith("__")]
+    assert not private, private
+
+
+# Private names of other packages the tap must use, each with why.
+FOREIGN_PRIVATE = {
+    "os._exit": "the documented way to leave a process without running cleanup (after a signal)",
+    "_generate_schema_messages": "singer-sdk 0.54 builds a stream's SCHEMA (with maps and flattening) only there",
+}
+
+
+def test_no_module_uses_another_objects_private_attributes():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                    continue
+                text = ast.unparse(node)
+                if not any(text.endswith(allowed) for allowed in FOREIGN_PRIVATE):
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {text}")
+    assert not found, found

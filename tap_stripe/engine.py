@@ -118,8 +118,8 @@ class Run:
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
                 split = result.split
-                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi), types=segment.types,
-                                   advances=segment.advances) for lo, hi in split.windows]
+                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi), fanout=split.fanout_of(lo, hi),
+                                   types=segment.types, advances=segment.advances) for lo, hi in split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
                                types=segment.types, advances=segment.advances,
                                output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)

@@ -53,6 +53,7 @@ class Segment:
     earlier: list[str] = field(default_factory=list)  # pages: cursors to fall back on (get_page)
     task: Any = None  # report: the run it reads
     estimate: int | None = None  # window: objects expected, from the split that made it
+    fanout: int | None = None  # window: open (data may begin anywhere below): its first split's fan-out
     types: tuple[str, ...] = ()  # events: the event types it reads (Stripe takes 20 at most)
     advances: bool = True  # events: whether it moves the events bookmark (the last group does)
     # A window being paged: the oldest created time read so far, and whether paging ended.

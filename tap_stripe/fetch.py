@@ -118,7 +118,8 @@ class Fetcher:
         created_field = spec.created_field or "created"
         # Windows are sized from this page's objects, the freshest measure there is.
         object_bytes = (self.client.received() - before) // len(objects) if objects else None
-        split = split_if_dense(segment.lo, segment.hi, first, created_field, feed.window_records(object_bytes))
+        split = split_if_dense(segment.lo, segment.hi, first, created_field, feed.window_records(object_bytes),
+                               segment.fanout)
         if split is not None:
             bodies.close()
             self.summary.page(spec.name)

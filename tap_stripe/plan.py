@@ -21,6 +21,7 @@ from tap_stripe.records import RecordShaper, rfc3339
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
+from tap_stripe.windows import FIRST_FANOUT
 
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
@@ -114,7 +115,10 @@ class Planner:
                 self.state.set(spec.name, account, "version", feed.version)
             events_lo = events_from - settings.lookback if events_from is not None else None
         if lo is None or lo < feed.hi:
-            feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi))
+            # From the beginning or start_date, nothing says where the data begins: an open window.
+            is_open = lo is None or lo == settings.start
+            feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi,
+                                         fanout=FIRST_FANOUT if is_open else None))
         if events_lo is not None and events_lo < feed.hi:
             # Over the same span, one group of types after the other: only the last group's
             # windows move the bookmark, when every group before it was read to the end.

@@ -20,6 +20,7 @@ from tap_stripe.feeds import Feed, Paging, Segment, SegmentResult
 # the volume.
 BUFFER_BYTES = 128 << 20
 STEAL_MIN_OBJECTS = 300  # a running window's unread part worth a second worker (Scheduler.steal)
+STEAL_MIN_READ = 200  # objects a window must have read before its density is trusted for a steal
 
 
 class Scheduler:
@@ -103,6 +104,8 @@ class Scheduler:
         best, best_left = None, STEAL_MIN_OBJECTS
         for segment in feed.segments:
             if segment.kind != "window" or segment.ready or segment.reached is None or segment.closed:
+                continue
+            if segment.read < STEAL_MIN_READ:  # a density measured on one page is too rough to act on
                 continue
             # Objects left, at the density read so far.
             left = segment.read * (segment.reached - segment.lo) / max(1, segment.hi - segment.reached)

@@ -11,6 +11,14 @@ window costs one partial page, so fewer, fuller windows waste fewer requests. A 
 and is paged to its end. Objects of second `c` that were on the first page are dropped and
 read again with their sub-window, so nothing is read twice and nothing is skipped.
 
+A window whose lower end is not known to hold data (a first load or a re-read from
+`start_date`, or from the beginning) is *open*: its first page says nothing of how far back
+the data goes, so extrapolating its density to `lo` would cut years of empty windows for a
+small stream. An open window fans out progressively instead: after its first page, `fanout`
+windows of about ten pages each just below that page, then the rest of the span, again
+open, with twice the fan-out. A small stream costs its pages plus one empty window at
+most; a large one reaches 1 + 2 + 4 + 8 + 16 concurrent windows within five round trips.
+
 Windows are emitted in ascending order; the engine moves a bookmark to a window's `hi`
 only after that window and every window before it were emitted.
 """
@@ -23,6 +31,7 @@ from typing import Any
 
 TARGET_RECORDS = 1000  # about ten pages per window: one partial page per ten full ones
 MAX_SPLIT = 64  # equal pieces for spans up to this many windows (each a request, even if empty); beyond, geometric
+FIRST_FANOUT = 1  # an open window's first split: this many windows of about TARGET_RECORDS, then the open rest
 
 
 @dataclass
@@ -32,11 +41,18 @@ class Split:
     kept: list[dict]
     windows: list[tuple[int, int]] = field(default_factory=list)
     density: float = 0.0  # objects per second measured on the first page
+    rest: tuple[int, int] | None = None  # the open window among `windows`, if any
+    fanout: int | None = None  # the rest's own fan-out
 
     def estimate(self, lo: int, hi: int) -> int | None:
         """Objects a sub-window `[lo, hi)` is expected to hold at the measured density
-        (None when the page measured none: all its objects shared one second)."""
-        return max(1, round(self.density * (hi - lo))) if self.density else None
+        (None when the page measured none: all its objects shared one second, or for the open rest)."""
+        if not self.density or (lo, hi) == self.rest:
+            return None
+        return max(1, round(self.density * (hi - lo)))
+
+    def fanout_of(self, lo: int, hi: int) -> int | None:
+        return self.fanout if (lo, hi) == self.rest else None
 
 
 def _density(hi: int, page: list[dict], created_field: str) -> float:
@@ -53,16 +69,18 @@ def should_split(lo: int, hi: int, page: list[dict], created_field: str, target:
     return remaining > 2 * target
 
 
-def split_if_dense(lo: int, hi: int, first: dict, created_field: str, target: int = TARGET_RECORDS) -> Split | None:
+def split_if_dense(lo: int, hi: int, first: dict, created_field: str, target: int = TARGET_RECORDS,
+                   fanout: int | None = None) -> Split | None:
     """After a window's first page (the response body): its split when the rest is worth
-    cutting into concurrent windows, else None (page through it)."""
+    cutting into concurrent windows, else None (page through it). `fanout` marks an open window."""
     page = first.get("data") or []
     if first.get("has_more") and page and should_split(lo, hi, page, created_field, target):
-        return split_window(lo, hi, page, created_field, target)
+        return split_window(lo, hi, page, created_field, target, fanout)
     return None
 
 
-def split_window(lo: int, hi: int, page: list[dict], created_field: str, target: int = TARGET_RECORDS) -> Split:
+def split_window(lo: int, hi: int, page: list[dict], created_field: str, target: int = TARGET_RECORDS,
+                 fanout: int | None = None) -> Split:
     """Split `[lo, hi)` after its first page `page` (newest first) came back with has_more."""
     oldest = page[-1][created_field]
     kept = [obj for obj in page if obj[created_field] > oldest]
@@ -70,9 +88,17 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str, target:
     if end == hi and not kept:
         # Every object on the page shares the window's last second: set that second apart
         # so it is paged on its own, and split what lies before it.
+        if fanout is not None:
+            return Split(kept, [(lo, oldest), (oldest, end)] if lo < oldest else [(oldest, end)],
+                         rest=(lo, oldest) if lo < oldest else None, fanout=fanout)
         return Split(kept, [*_geometric(lo, oldest, 1), (oldest, end)])
     density = _density(hi, page, created_field)
     expected = density * (end - lo)
+    if fanout is not None:
+        cut = end - max(1, math.ceil(fanout * target / density))
+        if cut > lo:  # `fanout` windows just below the page, then the open rest
+            return Split(kept, [(lo, cut), *_cut(cut, end, fanout)], density, rest=(lo, cut),
+                         fanout=min(MAX_SPLIT, 2 * fanout))
     if expected <= MAX_SPLIT * target:  # a known, bounded span: equal pieces
         return Split(kept, _cut(lo, end, math.ceil(expected / target)), density)
     return Split(kept, _geometric(lo, end, max(1, int(target / density))), density)

@@ -18,7 +18,7 @@ import pytest
 from tap_stripe.emission import Sinks
 from tap_stripe.engine import Run
 from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
-from tap_stripe.scheduler import STEAL_MIN_OBJECTS
+from tap_stripe.scheduler import STEAL_MIN_OBJECTS, STEAL_MIN_READ
 from tap_stripe.feeds import Feed, Segment
 from tap_stripe.records import rfc3339
 from tap_stripe.state import State
@@ -441,9 +441,19 @@ def test_steal_cuts_at_a_whole_second_and_estimates_from_the_density_read():
     run = make_run()
     feed = planned(run)
     feed.segments.clear()
-    feed.segments.append(paging(0, 1_001, 1_000, 1))  # the last second read: 1 object, 1000 left
+    feed.segments.append(paging(0, 1_200, 1_000, 200))  # 200 read over 200 seconds: 1000 left
     assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert feed.segments[0].estimate == 500
+
+
+def test_steal_waits_for_a_density_measured_on_two_pages():
+    run = make_run()
+    feed = planned(run)
+    feed.segments.clear()
+    feed.segments.append(paging(0, 1_000, 999, STEAL_MIN_READ - 1))  # thousands left, at one page's density
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
+    feed.segments[0] = paging(0, 1_000, 999, STEAL_MIN_READ)
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
 
 
 def test_steal_rechecks_a_window_paged_further_under_the_lock():

@@ -216,3 +216,62 @@ def test_created_params():
     assert created_params(10, None) == [("created[gte]", 10)]
     assert created_params(None, None) == []
     assert created_params(0, 0, "arrival_date") == [("arrival_date[gte]", 0), ("arrival_date[lt]", 0)]
+
+
+# --------------------------------------------------------------------------- open windows
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tap_stripe.windows import FIRST_FANOUT  # noqa: E402
+
+
+def requests_for(objects, lo, hi, fanout, read):
+    """Requests the engine makes for window [lo, hi) (as read_all), collecting what it reads."""
+    page, more = fake_list(objects, lo, hi)
+    split = split_if_dense(lo, hi, {"data": page, "has_more": more}, "created", fanout=fanout)
+    if split is None:
+        rows = [o for o in objects if lo <= o["created"] < hi]
+        read += rows
+        return max(1, -(-len(rows) // 100))
+    read += split.kept
+    assert all(a[1] == b[0] for a, b in zip(split.windows, split.windows[1:])) and split.windows[0][0] == lo
+    return 1 + sum(requests_for(objects, a, b, split.fanout_of(a, b), read) for a, b in split.windows)
+
+
+def test_an_open_window_fans_out_below_its_first_page_then_leaves_the_rest_open():
+    hi = 1_000_000
+    page = [{"id": f"o{i}", "created": hi - 1 - i} for i in range(100)]  # one a second
+    split = split_window(0, hi, page, "created", target=1000, fanout=2)
+    end = hi - 100 + 1
+    cut = end - 2000
+    assert split.windows == [(0, cut), (cut, cut + 1000), (cut + 1000, end)]
+    assert split.rest == (0, cut) and split.fanout == 4
+    assert split.estimate(0, cut) is None and split.estimate(cut, cut + 1000) == 1000
+    assert split.fanout_of(0, cut) == 4 and split.fanout_of(cut, cut + 1000) is None
+    # Not open: the density is trusted all the way down (geometric over such a span).
+    assert split_window(0, hi, page, "created", target=1000).rest is None
+
+
+def test_an_open_window_whose_near_part_reaches_lo_is_cut_in_equal_pieces():
+    hi = 10_000
+    page = [{"id": f"o{i}", "created": hi - 1 - i} for i in range(100)]
+    split = split_window(hi - 1_500, hi, page, "created", target=1000, fanout=2)  # 1,401 s below the page
+    assert split.rest is None and split.windows == [(8_500, 9_200), (9_200, 9_901)]
+
+
+def test_an_open_window_whose_page_shares_one_second_leaves_the_rest_open():
+    page = [{"id": f"o{i}", "created": 999} for i in range(100)]
+    split = split_window(0, 1_000, page, "created", fanout=2)
+    assert split.windows == [(0, 999), (999, 1_000)] and split.rest == (0, 999) and split.fanout == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 1_000), st.integers(1, 400 * 86_400), st.integers(0, 2 ** 31))
+def test_a_small_stream_read_from_the_beginning_costs_its_pages_plus_two_at_most(count, history, seed):
+    rng = random.Random(seed)
+    hi = 1_790_000_000
+    objects = [{"id": f"o{i:05d}", "created": hi - 1 - rng.randrange(history)} for i in range(count)]
+    read = []
+    requests = requests_for(objects, 0, hi, FIRST_FANOUT, read)
+    assert sorted(o["id"] for o in read) == sorted(o["id"] for o in objects)  # each once
+    assert requests <= max(1, -(-count // 100)) + 2

@@ -1,10 +1,12 @@
 """API-bound throughput: five large streams through Stripe-like latency and rate limits.
 
-The sandbox (its own process) answers every request after 250 ± 50 ms (200 ms + uniform
-0..100 ms) and allows 100 requests/s per account and 25/s per endpoint, answering 429
-beyond. The tap reads charges and balance_transactions (200,000 each), payment_intents
-(100,000), customers and invoices (50,000 each) with `full_resync_streams: []` and client-side
-limits just under the sandbox's (96/24; `--limits 100/25,96/24` tries several).
+The sandbox (its own process) answers every request after a latency (by default each of
+100 ± 20, 250 ± 50, 600 ± 100 and 1000 ± 150 ms in turn: a base plus uniform jitter) and
+allows 100 requests/s per account and 25/s per endpoint, answering 429 beyond. The tap reads
+charges and balance_transactions (200,000 each), payment_intents (100,000), customers and
+invoices (50,000 each) with `full_resync_streams: []`, told only the account's budget
+(`max_requests_per_second` 96, `..._per_endpoint` 24: just under the sandbox's limits);
+`max_workers` is not set, so the tap sizes its concurrency itself (`--workers N` sets it).
 
 The bound is the shortest time the limits allow:
     max(all pages ÷ 100, max over streams of that stream's pages ÷ 25)
@@ -16,8 +18,8 @@ Then the same five streams with `max_workers: 1` (one request at a time: the seq
 equivalent) on 1/20 of the volume; its records/s is extrapolated to the full volume to give
 the speed-up.
 
-  .venv/bin/python benchmarks/throughput.py            # 600,000 records, ~1.5 + 2 minutes
-  .venv/bin/python benchmarks/throughput.py --quick    # 1/10 of the volume
+  .venv/bin/python benchmarks/throughput.py                       # 600,000 records at each latency
+  .venv/bin/python benchmarks/throughput.py --quick --latencies 600   # 1/10 of the volume, one latency
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from common import SandboxProcess, machine, pages_min, run_tap, stats_by_status,
 VOLUMES = {"charges": 200_000, "balance_transactions": 200_000, "payment_intents": 100_000,
            "customers": 50_000, "invoices": 50_000}
 SANDBOX_RPS, SANDBOX_ENDPOINT_RPS = 100, 25
-LATENCY_MS, JITTER_MS = 200, 100  # 250 ± 50 ms
+# mean latency (ms) -> (base, uniform jitter): base + jitter/2 is the mean
+LATENCIES = {100: (80, 40), 250: (200, 100), 600: (500, 200), 1000: (850, 300)}
 
 
 def bound_seconds(pages: dict[str, int]) -> float:
@@ -78,45 +81,46 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1/10 of the volume")
     ap.add_argument("--scale", type=float, default=None, help="multiply every stream's volume")
-    ap.add_argument("--workers", type=int, default=36)
+    ap.add_argument("--workers", type=int, default=None, help="set max_workers (default: not set)")
+    ap.add_argument("--latencies", default=",".join(map(str, LATENCIES)), help="mean latencies in ms, of " +
+                    ", ".join(map(str, LATENCIES)))
     ap.add_argument("--sequential-fraction", type=float, default=1 / 20,
                     help="volume of the max_workers=1 run, as a fraction of the main run's")
-    ap.add_argument("--no-sequential", action="store_true")
-    ap.add_argument("--limits", default="96/24", help="client-side limits to try: global/endpoint,...")
+    ap.add_argument("--sequential", action="store_true", help="also the max_workers=1 run (at 250 ms)")
+    ap.add_argument("--limits", default="96/24", help="client-side limits: global/endpoint")
     a = ap.parse_args()
     scale = a.scale or (0.1 if a.quick else 1.0)
     volumes = {s: int(n * scale) for s, n in VOLUMES.items()}
     streams = list(volumes)
+    rps, ep = (float(x) for x in a.limits.split("/"))
+    workers = {"max_workers": a.workers} if a.workers else {}
     print(f"machine: {machine()}")
-    print(f"sandbox: {LATENCY_MS} ms + 0..{JITTER_MS} ms latency (250 ± 50), {SANDBOX_RPS} requests/s global, "
-          f"{SANDBOX_ENDPOINT_RPS}/s per endpoint; volumes {volumes}; tap max_workers={a.workers}")
+    print(f"sandbox: {SANDBOX_RPS} requests/s global, {SANDBOX_ENDPOINT_RPS}/s per endpoint; volumes {volumes}; "
+          f"tap told max_requests_per_second={rps:g}, max_requests_per_second_per_endpoint={ep:g}"
+          + (f", max_workers={a.workers}" if a.workers else ", max_workers not set"))
+    shares = {}
+    for mean in (int(x) for x in a.latencies.split(",")):
+        base, jitter = LATENCIES[mean]
+        with SandboxProcess(volumes, latency_ms=base, jitter_ms=jitter, rps=SANDBOX_RPS,
+                            endpoint_rps=SANDBOX_ENDPOINT_RPS) as sb:
+            r = sync(sb, streams, max_requests_per_second=rps, max_requests_per_second_per_endpoint=ep, **workers)
+        report(f"latency {mean} ± {jitter // 2} ms", r, volumes)
+        min_pages = {s: pages_min(n) for s, n in volumes.items()}
+        shares[mean] = (bound_seconds(min_pages) / r.wall, r.maxrss_mb, r.total("throttled"))
+    print("\nshare of the rate-limit bound (minimum pages), by latency:")
+    for mean, (share, rss, throttled) in shares.items():
+        print(f"  {mean:>5} ms: {share:.2f}   peak RSS {rss:.0f} MB, {throttled} answered 429")
 
-    results = {}
-    with SandboxProcess(volumes, latency_ms=LATENCY_MS, jitter_ms=JITTER_MS, rps=SANDBOX_RPS,
-                        endpoint_rps=SANDBOX_ENDPOINT_RPS) as sb:
-        for limits in a.limits.split(","):
-            rps, ep = (float(x) for x in limits.split("/"))
-            r = sync(sb, streams, max_workers=a.workers, max_requests_per_second=rps,
-                     max_requests_per_second_per_endpoint=ep)
-            results[limits] = r
-            report(f"tap max_workers={a.workers}, max_requests_per_second={rps:g}, "
-                   f"max_requests_per_second_per_endpoint={ep:g}", r, volumes)
-
-    if a.no_sequential:
+    if not a.sequential:
         return
+    base, jitter = LATENCIES[250]
     small = {s: max(100, int(n * a.sequential_fraction)) for s, n in volumes.items()}
-    with SandboxProcess(small, latency_ms=LATENCY_MS, jitter_ms=JITTER_MS, rps=SANDBOX_RPS,
+    with SandboxProcess(small, latency_ms=base, jitter_ms=jitter, rps=SANDBOX_RPS,
                         endpoint_rps=SANDBOX_ENDPOINT_RPS) as sb:
         seq = sync(sb, streams, max_workers=1, max_requests_per_second=SANDBOX_RPS,
                    max_requests_per_second_per_endpoint=SANDBOX_ENDPOINT_RPS)
     report(f"sequential equivalent: max_workers=1 on {sum(small.values()):,} records {small}", seq, small)
-    seq_rate = seq.records / seq.wall
-    seq_request_s = seq.wall / max(1, seq.sandbox_stats["total"])
-    total = sum(volumes.values())
-    print(f"  sequential: {seq_rate:,.0f} records/s, {seq_request_s * 1000:.0f} ms per request")
-    for limits, r in results.items():
-        print(f"  extrapolated to {total:,} records: {total / seq_rate / 60:.1f} min sequential vs "
-              f"{r.wall / 60:.1f} min concurrent ({limits}) → speed-up {r.records / r.wall / seq_rate:.1f}×")
+    print(f"  sequential: {seq.records / seq.wall:,.0f} records/s")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ def apply_event(ctx: EventContext, feed: Feed, event: dict) -> Output:
         return _apply_child_event(ctx, feed, event, changed_at)
     if not _in_range(ctx, spec, snapshot):
         return []
+    if _listed(feed, spec, event):
+        return []  # this run's list read it after this event, and its children with it
     if feed.deletions_only and event["type"] != spec.deleted_event:
         return _removed_children(ctx, feed, event, changed_at)
     output: Output = []
@@ -229,6 +231,16 @@ def _in_range(ctx: EventContext, spec: StreamSpec, obj: dict) -> bool:
     """Whether an object was created at or after `start_date` (the run reads nothing older)."""
     created = obj.get(spec.created_field or "")
     return ctx.start is None or not isinstance(created, int) or created >= ctx.start
+
+
+def _listed(feed: Feed, spec: StreamSpec, event: dict) -> bool:
+    """Whether an update event is redundant: its object was created where this run's list
+    windows read every selected member (after every event of the run). Deletions, and updates
+    that removed children from an embedded list (`_changes`), are never redundant."""
+    if feed.listed_from is None or event["type"] == spec.deleted_event or event.get("_changes"):
+        return False
+    created = event["data"]["object"].get(spec.created_field or "")
+    return isinstance(created, int) and feed.listed_from <= created < feed.hi
 
 
 def _refetch(ctx: EventContext, feed: Feed, object_id: str) -> dict | None:

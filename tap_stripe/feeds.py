@@ -120,6 +120,9 @@ class Feed:
         # A resync reads events only for what its re-read cannot see: deleted objects, and
         # children an update removed (a resumed one reads every change: `deletions_only` false).
         self.deletions_only = False
+        # Objects created at or after this (and before `hi`) are read by this run's list windows
+        # for every selected member, after every event of the run: their update events add nothing.
+        self.listed_from: int | None = None
         # Child lists the key may not read, found by workers: (member, error), for the main
         # thread to skip before it writes anything more of the feed.
         self.child_failures: list[tuple[Member, StripeError]] = []

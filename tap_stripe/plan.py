@@ -40,6 +40,10 @@ class Scope:
     hi: int  # the run's upper bound on `created`: Stripe's clock at the start, or end_date
     now: int  # Stripe's clock at the start (the 30-day events guard counts from it)
     shapers: dict[str, RecordShaper]
+    # Schema evolution (`tap_stripe.evolution`): admits a shaped record's new fields in the
+    # worker that renders it, and returns the schema revision it needs (None: no evolution, the
+    # shapers drop fields their schemas lack).
+    admit: Callable[[str, dict], int] | None = None
 
 
 class Planner:
@@ -119,6 +123,8 @@ class Planner:
             is_open = lo is None or lo == settings.start
             feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi,
                                          fanout=FIRST_FANOUT if is_open else None))
+            floors = [m.floor or 0 for m in feed.root.walk() if m.selected]
+            feed.listed_from = max([lo or 0, *floors])
         if events_lo is not None and events_lo < feed.hi:
             # Over the same span, one group of types after the other: only the last group's
             # windows move the bookmark, when every group before it was read to the end.

@@ -1,7 +1,10 @@
 """The scheduler: which segments start fetching, on how many workers, within what memory.
 
-Worker threads fetch segments, and the children of their records, up to `max_workers`
-requests in flight, shared between feeds by the rate each needs (`worker_shares`); a worker
+Worker threads fetch segments, and the children of their records. How many segments are
+fetched at once follows the run's rate budget and the latency it observes (Little's law:
+requests in flight = rate × latency, with headroom), so a slow API gets more requests in
+flight and a fast one fewer, growing and shrinking as latency changes; `max_workers` is only
+an upper bound. They are shared between feeds by the rate each needs (`worker_shares`); a worker
 with nothing to start takes over part of a window still being paged (`Scheduler.steal`).
 Fetched but unwritten records are held to BUFFER_BYTES in all, shared between feeds.
 """
@@ -20,20 +23,28 @@ from tap_stripe.feeds import Feed, Paging, Segment, SegmentResult
 # the volume.
 BUFFER_BYTES = 128 << 20
 STEAL_MIN_OBJECTS = 300  # a running window's unread part worth a second worker (Scheduler.steal)
+AUTO_MAX_WORKERS = 256  # threads at most when `max_workers` is not set (started only when needed)
+HEADROOM = 1.5  # requests in flight beyond rate × latency: jitter, parsing, the window ends
 STEAL_MIN_READ = 200  # objects a window must have read before its density is trusted for a steal
 
 
 class Scheduler:
-    def __init__(self, client: StripeClient, max_workers: int):
+    def __init__(self, client: StripeClient, max_workers: int | None):
         self.client = client
-        self.max_workers = max_workers
-        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="stripe")
+        self.max_workers = max_workers or AUTO_MAX_WORKERS
+        self.executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="stripe")
         self.paging = Paging()
+
+    def in_flight_limit(self) -> int:
+        """Segments to fetch at once: what the global rate needs at the observed latency."""
+        limiter = self.client.limiter
+        needed = math.ceil(limiter.global_rate * max(0.01, self.client.latency) * HEADROOM) + 2
+        return max(2, min(self.max_workers, needed))
 
     def schedule(self, active: list[Feed], fetch: Callable[[Feed, Segment], SegmentResult]) -> None:
         """Start fetches, earliest segments of every feed first.
 
-        Each feed gets the workers its share of the rate budget needs (`worker_shares`) and
+        At most `in_flight_limit()` at once. Each feed gets the workers its share of the rate budget needs (`worker_shares`) and
         a share of BUFFER_BYTES (fetched but unwritten) in proportion to them, so memory
         stays bounded. The segments before a feed's first fetched one may start whatever its
         buffer holds: they are what the buffered windows wait for. A feed's head segment may
@@ -59,14 +70,14 @@ class Scheduler:
             key = id(feed)
             buffered[key], in_flight[key], remaining[key], first_ready[key] = held, busy, pages, first
             running += busy
-        slots = self.max_workers - running
+        limit = self.in_flight_limit()
+        slots = limit - running
         if slots <= 0:
             return
         limiter = self.client.limiter
-        workers = worker_shares(remaining, limiter.endpoint_rate, limiter.global_rate, self.client.latency,
-                                self.max_workers)
+        workers = worker_shares(remaining, limiter.endpoint_rate, limiter.global_rate, self.client.latency, limit)
         total_workers = max(1, sum(workers.values()))
-        ahead = max(2, self.max_workers)
+        ahead = max(2, limit)
         candidates = []
         for feed in active:
             for index, segment in enumerate(feed.segments):
@@ -125,7 +136,7 @@ class Scheduler:
 
 
 def worker_shares(remaining: dict[Any, int], endpoint_rate: float, global_rate: float, latency: float,
-                  max_workers: int) -> dict[Any, int]:
+                  limit: int) -> dict[Any, int]:
     """Workers per feed, from the pages each still has to fetch.
 
     The run cannot end before its largest feed has fetched its pages at the endpoint rate,
@@ -133,12 +144,12 @@ def worker_shares(remaining: dict[Any, int], endpoint_rate: float, global_rate: 
     then, at pages ÷ that time requests per second, which needs about rate × latency
     requests in flight, with a margin for jitter and parsing. A feed that sets the run's
     length so gets its endpoint's whole rate, and the smaller ones share what remains of
-    the global rate instead of slowing it down. Shares are scaled down to `max_workers`.
+    the global rate instead of slowing it down. Shares are scaled down to `limit`.
     """
     latency = max(0.01, latency)
     finish = max(max(remaining.values(), default=0) / endpoint_rate, sum(remaining.values()) / global_rate, 1e-9)
     workers = {key: math.ceil(pages / finish * latency * 1.5) + 1 for key, pages in remaining.items()}
     total = sum(workers.values())
-    if total > max_workers:
-        workers = {key: max(1, n * max_workers // total) for key, n in workers.items()}
+    if total > limit:
+        workers = {key: max(1, n * limit // total) for key, n in workers.items()}
     return workers

@@ -70,8 +70,9 @@ CONFIG_SCHEMA = th.PropertiesList(
                             "(80 live, 20 test)."),
     th.Property("max_requests_per_second_per_endpoint", th.NumberType,
                 description="Budget per API operation. Default 20 (80% of Stripe's 25)."),
-    th.Property("max_workers", th.IntegerType, default=16,
-                description="Requests in flight at once across the run."),
+    th.Property("max_workers", th.IntegerType,
+                description="Upper bound on requests in flight. By default the tap keeps as many in flight as "
+                            "the rate budget needs at the latency it observes (rate × latency, with headroom)."),
     th.Property("full_resync_streams", th.ArrayType(th.StringType), default=list(DEFAULT_FULL_RESYNC),
                 description="Streams re-read in full each run (with table versions) instead of events."),
     th.Property("reread_days", th.ObjectType(additional_properties=th.NumberType),
@@ -142,7 +143,7 @@ class Settings:
     ca_bundle: str | None
     max_rps: float | None
     max_rps_endpoint: float | None
-    max_workers: int
+    max_workers: int | None
     full_resync_streams: frozenset[str]
     reread_days: dict[str, float]
     updates_mode: str

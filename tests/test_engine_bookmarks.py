@@ -113,6 +113,7 @@ def test_an_incremental_run_starts_at_its_bookmarks_less_the_lookback():
     assert feed.segments[1].types == SPECS["charges"].event_types and feed.segments[1].advances
     assert feed.version == 7 and not feed.resync
     assert cursors(run) == {"created": created, "events": events, "version": 7}
+    assert feed.listed_from == created - 60  # its update events add nothing the list does not read
 
 
 def test_start_date_is_a_floor_under_the_created_bookmark():

@@ -132,3 +132,22 @@ def test_newest_per_object_by_key():
     by_parity = {"evt_00001": "odd", "evt_00002": None, "evt_00003": "odd"}
     assert newest_per_object([a1, b1, a2], key=lambda e: by_parity[e["id"]]) == [a2]
     assert newest_per_object([a1, b1, a2], key=lambda e: e["id"]) == [a1, b1, a2]
+
+
+def test_update_events_of_objects_this_runs_list_read_are_redundant_but_deletions_never():
+    from tap_stripe.events import _listed  # the rule itself, pinned
+    from tap_stripe.streams import SPECS
+
+    spec = SPECS["customers"]
+    feed = SimpleNamespace(listed_from=1_000, hi=2_000)
+
+    def ev(type_, created, **extra):
+        return {"type": type_, "data": {"object": {"id": "cus_1", "created": created}}, **extra}
+
+    assert _listed(feed, spec, ev("customer.updated", 1_000))
+    assert _listed(feed, spec, ev("customer.updated", 1_999))
+    assert not _listed(feed, spec, ev("customer.updated", 999))  # read by an earlier run only
+    assert not _listed(feed, spec, ev("customer.updated", 2_000))  # after the run's bound
+    assert not _listed(feed, spec, ev(spec.deleted_event, 1_500))  # a deletion: never redundant
+    assert not _listed(feed, spec, ev("customer.updated", 1_500, _changes=[({"x": 1}, {})]))  # removed children
+    assert not _listed(SimpleNamespace(listed_from=None, hi=2_000), spec, ev("customer.updated", 1_500))

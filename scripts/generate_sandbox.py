@@ -1,43 +1,70 @@
 #!/usr/bin/env python3
-"""Generate the sandbox's own model of Stripe from Stripe's OpenAPI material.
+"""Generate the sandbox's own model of Stripe from Stripe's Python SDK and Stripe's example objects.
 
-    python scripts/generate_sandbox.py [--openapi-dir ../shared/stripe-openapi] [--out stripe_sandbox]
+    python scripts/generate_sandbox.py [--openapi-dir ../shared/stripe-openapi] [--stripe-dir DIR]
+                                       [--out stripe_sandbox]
 
-Reads, from `--openapi-dir` (the project's shared folder, not part of the repo):
+The API version the sandbox serves is the one of the installed `stripe` package (Stripe's
+Python SDK, "generated from our OpenAPI spec"), read as source text with `ast` (never
+imported), from the directory `importlib.util.find_spec("stripe")` names (or `--stripe-dir`):
 
-- `spec3.json`: Stripe's OpenAPI spec (API version 2023-08-16): component schemas, retrieve
-  paths, `x-expandableFields`, `x-expansionResources`;
-- `list-endpoints.json`: every GET list endpoint of that spec with its parameters, parent,
-  `created` filter, pagination, deleted variants;
-- `event-types.json`: every event type and the object in its `data.object`;
+- `_api_version.py`: the API version (`2026-10-28.endive` for stripe 16.1.0);
+- the resource modules (`_charge.py`, `billing/_meter.py`, …): one typed class per object,
+  `OBJECT_NAME`, every field with its type (`Optional[...]` nullable, `ExpandableField[...]` an
+  id `expand[]` turns into an object, `Literal[...]` enums, nested classes for sub-objects,
+  `ListObject[...]` lists, `UntypedStripeObject[...]` maps) and its docstring ("Measured in
+  seconds since the Unix epoch" marks unix times; "Time at which the object was created" the
+  creation time); a `deleted: Optional[Literal[True]]` field marks objects Stripe returns as
+  `{id, object, deleted: true}` once deleted;
+- the services (`_charge_service.py`, …): the GET paths of lists, searches and retrieves;
+- `params/**/*_list_params.py`: each list's parameters (which are required, which take
+  `created`, `starting_after`);
+- `_event.py` (the `type` Literal of `Event`: the version's event types) and `events/_v1_*.py`
+  (the object each event type is about, `fetch_related_object`).
+
+From `--openapi-dir` (the project's shared folder, not part of the repo) it reads Stripe's
+OpenAPI material for what the SDK does not carry:
+
 - `fixtures3.json`: Stripe's example object per resource (id prefixes, which fields an
-  example leaves null),
+  example leaves null); examples are kept for the objects that have one;
+- `event-types.json`: the object in `data.object` of event types whose SDK class does not
+  name it (a customer's `customer.source.*`, `source.transaction.*`, `account.external_account.*`).
 
-and writes two modules into `--out`, both committed so that a fresh clone works without the
-shared folder (`tests/stripe_sandbox/test_independence.py` regenerates and fails on drift):
+The 2023-08-16 `spec3.json` and `list-endpoints.json` are no longer inputs: everything they
+gave (lists, parents, retrieve paths, `created` filters, expandable ids, deleted variants,
+component schemas) the SDK gives for the current version.
+
+It writes two modules into `--out`, both committed so that a fresh clone works without the
+shared folder or a different `stripe` (`tests/stripe_sandbox/test_independence.py` regenerates
+and fails on drift):
 
 - `resources.py`: the resources the sandbox serves (list paths, parents, `created` filters,
   retrieve paths, object types, event types, deleted types, id prefixes, …);
-- `components.py`: the component schemas those resources' objects are fabricated from,
-  reduced to what fabrication needs (types, nullability, enums, unix times, expandable ids).
+- `components.py`: the object schemas those resources' objects are fabricated from, reduced to
+  what fabrication needs (types, nullability, enums, unix times, expandable ids), and examples.
 
-This script must not import `tap_stripe` nor read anything under `tap_stripe/`: the sandbox is
-an independent view of Stripe, so that a wrong assumption of the tap is not also the sandbox's.
-The only hand-written inputs are the tables below (names the control API uses for tables,
-and lists the sandbox does not serve); facts the spec does not carry at all (report types,
-embedded-by-default lists, …) live in `stripe_sandbox/facts.py`.
+This script must not import `tap_stripe` nor read anything under `tap_stripe/` (nor the tap's
+generator, `scripts/generate.py`): the sandbox is an independent view of Stripe, so that a
+wrong assumption of the tap is not also the sandbox's. It does not import `stripe` either (the
+SDK is read as text). The only hand-written inputs are the tables below (names the control API
+uses for tables, and lists the sandbox does not serve); facts neither source carries (report
+types, embedded-by-default lists, …) live in `stripe_sandbox/facts.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OPENAPI_DIR = ROOT.parent / "shared" / "stripe-openapi"
+OPENAPI_INPUTS = ("fixtures3.json", "event-types.json")
 MARK = "GENERATED by scripts/generate_sandbox.py — do not edit"
 
 # ---------------------------------------------------------------------------------------------
@@ -45,7 +72,8 @@ MARK = "GENERATED by scripts/generate_sandbox.py — do not edit"
 
 # The name of a table in the control API (`truth`, `create`, …) is its path without `/v1/`,
 # `/` → `_`; these paths get another name (the project's table names, so that tests address a
-# table by one name whichever side they look at).
+# table by one name whichever side they look at; a list under a parent is named after the
+# parent's object and the list).
 NAMES = {
     "/v1/invoiceitems": "invoice_items",
     "/v1/test_helpers/test_clocks": "test_clocks",
@@ -65,136 +93,598 @@ NAMES = {
     "/v1/customers/{customer}/tax_ids": "customer_tax_ids",
     "/v1/financial_connections/accounts/{account}/owners": "financial_connections_account_owners",
     "/v1/invoices/{invoice}/lines": "invoice_line_items",
+    "/v1/payment_intents/{intent}/amount_details_line_items": "payment_intent_amount_details_line_items",
     "/v1/payment_links/{payment_link}/line_items": "payment_link_line_items",
+    "/v1/products/{product}/features": "product_features",
     "/v1/quotes/{quote}/computed_upfront_line_items": "quote_computed_upfront_line_items",
     "/v1/quotes/{quote}/line_items": "quote_line_items",
-    "/v1/subscription_items/{subscription_item}/usage_record_summaries": "usage_record_summaries",
     "/v1/transfers/{id}/reversals": "transfer_reversals",
 }
 
 # Lists the sandbox does not serve as tables of their own (it answers them 404). Derived
-# exclusions (search endpoints, computed previews, lists under a parent that cannot be listed,
-# required parameters that are not a parent's id) are added by `served_lists`.
+# exclusions (search endpoints, lists under a parent that cannot be listed, required
+# parameters that are neither a parent's id nor an item's enum field) are added by `served_lists`.
 NOT_MODELLED = {
-    "/v1/balance/history": "older path of /v1/balance_transactions (same objects)",
-    "/v1/linked_accounts": "older path of /v1/financial_connections/accounts (same objects)",
-    "/v1/linked_accounts/{account}/owners": "older path of financial connections account owners",
-    "/v1/accounts/{account}/people": "same objects as /v1/accounts/{account}/persons",
-    "/v1/charges/{charge}/refunds": "a charge's subset of /v1/refunds",
-    "/v1/customers/{customer}/bank_accounts": "deprecated subset of /v1/customers/{customer}/sources",
-    "/v1/customers/{customer}/cards": "deprecated subset of /v1/customers/{customer}/sources",
-    "/v1/customers/{customer}/subscriptions": "a customer's subset of /v1/subscriptions",
+    "/v1/credit_notes/preview/lines": "a computed preview of a credit note's lines, not stored objects",
+    "/v1/billing/meters/{id}/event_summaries":
+        "computed aggregates of one customer's meter events over a time range (`customer`, `start_time`, "
+        "`end_time` required), not stored objects",
 }
 
-# The objects read whole (not lists) that the sandbox serves: path -> (table name, component).
+# The objects read whole (not lists) that the sandbox serves: path -> (table name, object).
 # Each list-of-objects field of one also gets a table (`<name>_<field>`, one row per item).
 SINGLETONS = {"/v1/balance": ("balance", "balance")}
 
-# Component references are inlined this deep when an object is fabricated; deeper objects
-# are left empty (`{}`), as bounded as Stripe's own examples.
-MAX_REF_DEPTH = 4
+# Top-level packages of the SDK that are not the v1 API's objects (v2 objects, v2 thin events,
+# request parameters) and so hold no resource class.
+NOT_RESOURCES = ("v2", "events", "params", "data", "__pycache__")
+
+UNIX_TIME = re.compile(r"seconds since (?:the )?unix epoch", re.IGNORECASE)
+CREATED_DOC = "Time at which the object was created"
+MATCHING_HASH = "with a name matching this value"
+# Expandable ids inside sub-objects are linked to their objects this many fields deep.
+NESTED_ID_DEPTH = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the SDK (ast only)
+
+@dataclass
+class ClassInfo:
+    module: str                     # "stripe.billing._meter"
+    qualname: str                   # "Meter.StatusTransitions"
+    node: ast.ClassDef
+    nested: dict = field(default_factory=dict)   # name -> qualname
+    fields: list = field(default_factory=list)   # (name, annotation node, docstring)
+    object_name: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.module, self.qualname
+
+
+def stripe_dir() -> Path | None:
+    """The installed `stripe` package's directory, found without importing it."""
+    spec = importlib.util.find_spec("stripe")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+class SDK:
+    def __init__(self, root: Path):
+        self.root = root
+        self._trees: dict[str, ast.Module | None] = {}
+        self._imports: dict[str, dict[str, tuple[str, str]]] = {}
+        self.classes: dict[tuple[str, str], ClassInfo] = {}
+        self._indexed: set[str] = set()
+
+    # modules --------------------------------------------------------------------------------
+    def path_of(self, module: str) -> Path:
+        parts = module.split(".")
+        assert parts[0] == "stripe", module
+        return self.root.joinpath(*parts[1:]).with_suffix(".py")
+
+    def module_of(self, path: Path) -> str:
+        rel = path.relative_to(self.root).with_suffix("")
+        return ".".join(("stripe", *rel.parts))
+
+    def tree(self, module: str) -> ast.Module | None:
+        if module not in self._trees:
+            path = self.path_of(module)
+            self._trees[module] = ast.parse(path.read_text(encoding="utf-8")) if path.exists() else None
+        return self._trees[module]
+
+    def imports(self, module: str) -> dict[str, tuple[str, str]]:
+        """Names a module imports from other `stripe` modules (TYPE_CHECKING ones too)."""
+        if module not in self._imports:
+            out = {}
+            tree = self.tree(module)
+            for node in ast.walk(tree) if tree else ():
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stripe"):
+                    for alias in node.names:
+                        out[alias.asname or alias.name] = (node.module, alias.name)
+            self._imports[module] = out
+        return self._imports[module]
+
+    def index(self, module: str) -> None:
+        """Every class of a module (nested ones too) with its fields and their docstrings."""
+        if module in self._indexed:
+            return
+        self._indexed.add(module)
+        tree = self.tree(module)
+        if tree is None:
+            return
+
+        def visit(node: ast.ClassDef, qualname: str):
+            info = ClassInfo(module, qualname, node)
+            self.classes[info.key] = info
+            body = node.body
+            remap = {}
+            for stmt in body:
+                if isinstance(stmt, ast.Assign) and any(getattr(t, "id", "") == "_field_remappings"
+                                                        for t in stmt.targets):
+                    remap = ast.literal_eval(stmt.value)
+            for k, stmt in enumerate(body):
+                if isinstance(stmt, ast.ClassDef):
+                    info.nested[stmt.name] = f"{qualname}.{stmt.name}"
+                    visit(stmt, f"{qualname}.{stmt.name}")
+                elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    name = stmt.target.id
+                    ann = stmt.annotation
+                    if isinstance(ann, ast.Subscript) and _head(ann) == "ClassVar":
+                        if name == "OBJECT_NAME" and isinstance(stmt.value, ast.Constant):
+                            info.object_name = stmt.value.value
+                        continue
+                    if name.startswith("_"):
+                        continue
+                    doc = ""
+                    nxt = body[k + 1] if k + 1 < len(body) else None
+                    if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) \
+                            and isinstance(nxt.value.value, str):
+                        doc = nxt.value.value.strip()
+                    info.fields.append((remap.get(name, name), ann, doc))
+
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                visit(node, node.name)
+
+    def cls(self, module: str, qualname: str) -> ClassInfo | None:
+        self.index(module)
+        return self.classes.get((module, qualname))
+
+    def resolve(self, module: str, scope: str | None, name: str) -> ClassInfo | None:
+        """The class `name` means in a class body (`scope`) of `module`: a nested class of that
+        body or of an enclosing one, a class of the module, or a class it imports."""
+        self.index(module)
+        while scope:
+            info = self.classes.get((module, scope))
+            if info and name in info.nested:
+                return self.classes[(module, info.nested[name])]
+            scope = scope.rpartition(".")[0]
+        if (module, name) in self.classes:
+            return self.classes[(module, name)]
+        target = self.imports(module).get(name)
+        if target:
+            return self.cls(target[0], target[1])
+        return None
+
+    # the API ---------------------------------------------------------------------------------
+    def api_version(self) -> str:
+        tree = self.tree("stripe._api_version")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CURRENT":
+                return node.value.value
+        raise ValueError("no _ApiVersion.CURRENT in the stripe package")
+
+    def resource_modules(self) -> list[str]:
+        out = []
+        for path in sorted(self.root.rglob("*.py")):
+            rel = path.relative_to(self.root)
+            if rel.parts[0] in NOT_RESOURCES or path.name.endswith("_service.py"):
+                continue
+            out.append(self.module_of(path))
+        return out
+
+    def objects(self) -> dict[str, ClassInfo]:
+        """`object` value -> its resource class (top-level classes with an OBJECT_NAME)."""
+        out = {}
+        for module in self.resource_modules():
+            self.index(module)
+        for info in self.classes.values():
+            if info.object_name and "." not in info.qualname and info.module.split(".")[1] not in NOT_RESOURCES:
+                out.setdefault(info.object_name, info)
+        return dict(sorted(out.items()))
+
+    def endpoints(self) -> tuple[list[dict], set[str]]:
+        """(GET list and search endpoints of the v1 services, every v1 GET path of them)."""
+        lists, gets = [], set()
+        for path in sorted(self.root.rglob("*_service.py")):
+            rel = path.relative_to(self.root)
+            if rel.parts[0] in NOT_RESOURCES:
+                continue
+            module = self.module_of(path)
+            for cls in self.tree(module).body:
+                if not isinstance(cls, ast.ClassDef):
+                    continue
+                for fn in cls.body:
+                    if not isinstance(fn, ast.FunctionDef) or fn.name.endswith("_async"):
+                        continue
+                    url = _get_path(fn)
+                    if url is None or not url.startswith("/v1/"):
+                        continue
+                    gets.add(url)
+                    returns = _annotation(fn.returns) if fn.returns is not None else None
+                    kind = {"ListObject": "list", "SearchResultObject": "search"}.get(_head(returns))
+                    if kind is None:
+                        continue
+                    items = [self.resolve(module, None, n) for n in _names(returns.slice)]
+                    params_ann = next((_annotation(a.annotation) for a in fn.args.args if a.arg == "params"), None)
+                    params_cls = None
+                    if params_ann is not None:
+                        inner = params_ann.slice if _head(params_ann) == "Optional" else params_ann
+                        names = _names(inner)
+                        params_cls = self.resolve(module, None, names[0]) if names else None
+                    lists.append({"path": url, "kind": kind, "items": [i for i in items if i is not None],
+                                  "params": self.params(params_cls) if params_cls else {}})
+        return lists, gets
+
+    def params(self, info: ClassInfo) -> dict[str, dict]:
+        """A list's parameters: name -> {required, enum (a Literal's values), ...}."""
+        out = {}
+        for name, ann, _ in info.fields:
+            ann = _annotation(ann)
+            required = _head(ann) != "NotRequired"
+            inner = ann.slice if not required else ann
+            inner = _annotation(inner)
+            out[name] = {"required": required, "enum": _literals(inner)}
+        return out
+
+    def event_types(self) -> list[str]:
+        info = self.cls("stripe._event", "Event")
+        for name, ann, _ in info.fields:
+            if name == "type":
+                return sorted(set(_literals(_annotation(ann)) or ()))
+        raise ValueError("no Event.type in the stripe package")
+
+    def event_objects(self) -> dict[str, str]:
+        """Event type -> the `object` of the object it is about, from the v1 event classes
+        (`fetch_related_object`), for the types that have one."""
+        out = {}
+        for path in sorted((self.root / "events").glob("_v1_*.py")):
+            module = self.module_of(path)
+            tree = self.tree(module)
+            lookup = related = None
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LOOKUP_TYPE":
+                    lookup = node.value.value
+                elif isinstance(node, ast.FunctionDef) and node.name == "fetch_related_object" \
+                        and node.returns is not None:
+                    names = _names(_annotation(node.returns))
+                    related = self.resolve(module, None, names[0]) if names else None
+            if lookup and lookup.startswith("v1.") and related is not None and related.object_name:
+                out[lookup[3:]] = related.object_name
+        return out
+
+
+def _annotation(node: ast.AST) -> ast.AST:
+    """A string annotation ("ListObject[Charge]", "ChargeListParamsCreated|int") as an expression."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return ast.parse(node.value, mode="eval").body
+    return node
+
+
+def _head(node: ast.AST | None) -> str:
+    if isinstance(node, ast.Subscript):
+        return _head(node.value)
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _members(node: ast.AST) -> list[ast.AST]:
+    node = _annotation(node)
+    if isinstance(node, ast.Tuple):
+        return [_annotation(e) for e in node.elts]
+    if isinstance(node, ast.Subscript) and _head(node) == "Literal":
+        return [node]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _members(node.left) + _members(node.right)
+    return [node]
+
+
+def _names(node: ast.AST) -> list[str]:
+    """Class names of an annotation's members: `Union["BankAccount", "Card"]` -> both."""
+    out = []
+    for member in _members(node):
+        if isinstance(member, ast.Subscript) and _head(member) in ("Union", "Optional"):
+            out += _names(member.slice)
+        elif isinstance(member, ast.Name):
+            out.append(member.id)
+    return out
+
+
+def _literals(node: ast.AST) -> list | None:
+    """The values of a `Literal[...]` (inside Optional/Union/NotRequired), or None."""
+    node = _annotation(node)
+    head = _head(node)
+    if head == "Literal":
+        values = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return [e.value for e in values if isinstance(e, ast.Constant)]
+    if head in ("Union", "Optional", "NotRequired"):
+        values = [v for m in _members(node.slice) for v in (_literals(m) or ())]
+        return values or None
+    if isinstance(node, ast.BinOp):
+        values = [v for m in _members(node) for v in (_literals(m) or ())]
+        return values or None
+    return None
+
+
+def _get_path(fn: ast.FunctionDef) -> str | None:
+    """The path of a service method's `self._request("get", "<path>"…)` call."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_request" \
+                and len(node.args) >= 2 and isinstance(node.args[0], ast.Constant) and node.args[0].value == "get":
+            url = node.args[1]
+            if isinstance(url, ast.Call) and isinstance(url.func, ast.Attribute) and url.func.attr == "format":
+                url = url.func.value
+            return url.value if isinstance(url, ast.Constant) else None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas, reduced to what fabricating an object needs
+
+class Reducer:
+    """SDK classes as JSON-Schema-like dicts: a component per class (its nested classes are
+    components of their own, `$ref`'d by name, as the OpenAPI spec's sub-schemas are)."""
+
+    def __init__(self, sdk: SDK):
+        self.sdk = sdk
+        self.names: dict[tuple[str, str], str] = {}
+        self.reduced: dict[str, dict] = {}
+        self.pending: list[ClassInfo] = []
+        self.unresolved: set[str] = set()
+
+    def name(self, info: ClassInfo) -> str:
+        """A component's name: the `object` value of a resource class; `<owner>.<Nested.Path>`
+        for a nested class (class names are CamelCase, so the two never collide)."""
+        key = info.key
+        if key not in self.names:
+            top, _, rest = info.qualname.partition(".")
+            owner = self.sdk.cls(info.module, top)
+            base = owner.object_name if owner and owner.object_name else f"{info.module.removeprefix('stripe.')}:{top}"
+            self.names[key] = f"{base}.{rest}" if rest else base
+            self.pending.append(info)
+        return self.names[key]
+
+    def ref(self, info: ClassInfo) -> dict:
+        return {"$ref": self.name(info)}
+
+    def run(self) -> dict[str, dict]:
+        while self.pending:
+            info = self.pending.pop()
+            name = self.names[info.key]
+            if name not in self.reduced:
+                self.reduced[name] = self.component(info)
+        return dict(sorted(self.reduced.items()))
+
+    def component(self, info: ClassInfo) -> dict:
+        props = {}
+        for fname, ann, doc in info.fields:
+            ann = _annotation(ann)
+            if fname == "deleted" and _literals(ann) == [True]:
+                continue  # only on a deleted object ({id, object, deleted: true})
+            node = self.reduce(ann, info)
+            if UNIX_TIME.search(doc) and "integer" in (node.get("type") or ()):
+                node["format"] = "unix-time"
+            props[fname] = node
+        out: dict = {"type": ["object"]}
+        if props:
+            out["properties"] = props
+        type_doc = next((doc for fname, _, doc in info.fields if fname == "type"), "")
+        variants = self.variants(props, MATCHING_HASH in " ".join(type_doc.split()))
+        if variants:
+            out["variants"] = variants
+        return out
+
+    @staticmethod
+    def variants(props: dict, matching_hash: bool) -> list[str] | None:
+        """The sub-objects only one of which an object carries, the one its `type` names (a
+        payment method's `card`, `sepa_debit`, …; a charge's `payment_method_details`): the
+        values of a `type` enum that name a sub-object, or every sub-object when `type` says
+        "An additional hash is included … with a name matching this value"."""
+        def sub_object(k):
+            node = props[k]
+            return "$ref" in node or "$ref" in (node.get("anyOf") or [{}])[0]
+
+        if "type" not in props:
+            return None
+        kinds = props["type"].get("enum") or ()
+        named = [k for k in props if k != "type" and sub_object(k) and (matching_hash or k in kinds)]
+        return sorted(named) if len(named) >= 2 else None
+
+    def reduce(self, node: ast.AST, scope: ClassInfo) -> dict:
+        node = _annotation(node)
+        head = _head(node)
+        if isinstance(node, ast.Name):
+            simple = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(node.id)
+            if simple:
+                return {"type": [simple]}
+            if node.id == "Decimal":  # sent as a decimal string (`_field_encodings`)
+                return {"type": ["string"], "format": "decimal"}
+            if node.id in ("Any", "object"):
+                return {}
+            target = self.sdk.resolve(scope.module, scope.qualname, node.id)
+            if target is None:
+                self.unresolved.add(f"{scope.module}:{scope.qualname}: {node.id}")
+            return self.ref(target) if target else {}
+        if not isinstance(node, ast.Subscript):
+            return {}
+        if head == "Optional":
+            return _nullable(self.reduce(node.slice, scope))
+        if head == "Literal":
+            values = _literals(node)
+            kind = {bool: "boolean", int: "integer", str: "string"}.get(type(values[0]), "string")
+            return {"type": [kind], "enum": values}
+        if head == "Union":
+            members = _members(node.slice)
+            literals = [v for m in members for v in (_literals(m) or ())]
+            rest = [m for m in members if _head(m) != "Literal"]
+            if literals and all(isinstance(m, ast.Name) and m.id == "str" for m in rest):
+                return {"type": ["string"], "enum": literals}  # an enum Stripe may extend
+            reduced = [self.reduce(m, scope) for m in members]
+            return reduced[0] if len(reduced) == 1 else {"anyOf": reduced}
+        if head == "List":
+            return {"type": ["array"], "items": self.reduce(node.slice, scope)}
+        if head in ("Dict", "Mapping", "UntypedStripeObject"):
+            value = _members(node.slice)[-1]
+            out = {"type": ["object"]}
+            inner = self.reduce(value, scope)
+            if inner:
+                out["additionalProperties"] = inner
+            return out
+        if head == "ExpandableField":
+            targets = [self.sdk.resolve(scope.module, scope.qualname, n) for n in _names(node.slice)]
+            objects = sorted({t.object_name for t in targets if t and t.object_name})
+            out = {"type": ["string"]}
+            if objects:
+                out["x-expandable"] = objects
+            return out
+        if head == "ListObject":
+            items = self.reduce(node.slice, scope)
+            return {"type": ["object"], "properties": {
+                "data": {"type": ["array"], "items": items}, "has_more": {"type": ["boolean"]},
+                "object": {"type": ["string"], "enum": ["list"]}, "url": {"type": ["string"]}}}
+        return {}
+
+
+def _nullable(node: dict) -> dict:
+    if "type" in node:
+        if "null" not in node["type"]:
+            node = {**node, "type": [*node["type"], "null"]}
+        return node
+    if "anyOf" in node:
+        return {"anyOf": [*node["anyOf"], {"type": ["null"]}]}
+    if "$ref" in node:
+        return {"anyOf": [node, {"type": ["null"]}]}
+    return node
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading the material
 
-def load(openapi_dir: Path) -> dict:
+def load(openapi_dir: Path, sdk_root: Path) -> dict:
     def read(name):
         return json.loads((openapi_dir / name).read_text())
 
-    return {"spec": read("spec3.json"), "lists": read("list-endpoints.json"),
-            "events": read("event-types.json"), "fixtures": read("fixtures3.json")["resources"]}
-
-
-def object_value(components: dict, name: str) -> str:
-    enum = components[name].get("properties", {}).get("object", {}).get("enum")
-    return enum[0] if enum else name
+    return {"sdk": SDK(sdk_root), "events": read("event-types.json"), "fixtures": read("fixtures3.json")["resources"]}
 
 
 def default_name(path: str) -> str:
     return NAMES.get(path) or path.removeprefix("/v1/").replace("/", "_")
 
 
-def served_lists(material: dict) -> tuple[list[dict], dict[str, str]]:
-    """(the list endpoints served as tables, {path: why not} for the others)."""
-    endpoints = material["lists"]["endpoints"]
+def _normal(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def _namespace(path: str) -> str:
+    parts = path.removeprefix("/v1/").split("/")
+    return parts[0] if len(parts) > 1 and "{" not in parts[1] else ""
+
+
+def order_items(items: list[ClassInfo], top_level_objects: set[str]) -> list[ClassInfo]:
+    """A polymorphic list's item classes, those listed at a top-level list of their own last:
+    the first is what the sandbox fabricates (a customer's sources are bank accounts and cards
+    more than connected accounts)."""
+    return sorted(items, key=lambda i: i.object_name in top_level_objects)
+
+
+def served_lists(sdk: SDK) -> tuple[list[dict], dict[str, str], set[str]]:
+    """(the list endpoints served as tables, {path: why not} for the others, every GET path)."""
+    endpoints, gets = sdk.endpoints()
     lists = {e["path"]: e for e in endpoints if e["kind"] == "list"}
-    top_objects = {}
-    for e in lists.values():
-        if e["top_level"] and not e["computed_or_preview"] and e["path"] not in NOT_MODELLED:
-            for obj in e["item_object_values"]:
-                top_objects.setdefault(obj, e["path"])
-    skipped = {}
-    for e in endpoints:
-        if e["kind"] == "search":
-            skipped[e["path"]] = "Search API (eventually consistent; not modelled)"
+    skipped = {e["path"]: "Search API (eventually consistent; not modelled)"
+               for e in endpoints if e["kind"] == "search"}
+    top_objects: dict[str, str] = {}
+    for path, e in sorted(lists.items()):
+        if "{" not in path and path not in NOT_MODELLED:
+            for item in e["items"]:
+                top_objects.setdefault(item.object_name, path)
     served = []
     for path, e in sorted(lists.items()):
         why = NOT_MODELLED.get(path)
-        if why is None and e["computed_or_preview"]:
-            why = "a computed preview, not stored objects"
-        parent = e.get("parent") or {}
-        if why is None and not e["top_level"] and not parent.get("parent_collection_is_list_endpoint"):
-            why = f"its parents ({parent.get('parent_collection_path')}) cannot be listed"
-        if why is None and e["top_level"]:
-            for param in e["required_query_params"]:
-                if _query_parent(param, top_objects) is None:
-                    why = f"needs `{param}`, which is not the id of a listed object"
+        fields = {f for item in e["items"] for f, _, _ in item.fields}
+        if why is None and "{" in path:
+            parent = parent_path(path)
+            if parent not in lists:
+                why = f"its parents ({parent}) cannot be listed"
+            else:
+                parent_fields = {f for item in lists[parent]["items"] for f, _, _ in item.fields}
+                other = [p for p, v in sorted(e["params"].items()) if v["required"] and p not in parent_fields]
+                if other:
+                    why = f"needs {', '.join(f'`{p}`' for p in other)}, which no field of its parent gives"
+        if why is None and "{" not in path:
+            for param, v in sorted(e["params"].items()):
+                if v["required"] and query_parent(param, path, top_objects) is None \
+                        and not (v["enum"] and param in fields):
+                    why = f"needs `{param}`, which is neither the id of a listed object nor an enum of its items"
         if why:
             skipped[path] = why
         else:
             served.append(e)
-    return served, skipped
+    return served, skipped, gets
 
 
-def _query_parent(param: str, top_objects: dict) -> str | None:
+def parent_path(path: str) -> str:
+    """`/v1/customers/{customer}/tax_ids` -> `/v1/customers`."""
+    return path[:path.index("/{")]
+
+
+def query_parent(param: str, path: str, top_objects: dict) -> str | None:
     """The top-level list whose objects' ids a required query parameter takes: `subscription`
-    → /v1/subscriptions, `value_list` → /v1/radar/value_lists (`radar.value_list`)."""
-    for obj, path in sorted(top_objects.items()):
-        if obj.rsplit(".", 1)[-1] == param:
-            return path
+    → /v1/subscriptions, `value_list` → /v1/radar/value_lists (`radar.value_list`); an object
+    of the list's own namespace first (`account` of /v1/financial_connections/transactions is a
+    `financial_connections.account`), then one of no namespace."""
+    found = [(obj, p) for obj, p in top_objects.items() if obj.rsplit(".", 1)[-1] == param]
+    if not found:
+        return None
+    namespace = _namespace(path)
+    def rank(op):
+        own = "." in op[0] and op[0].split(".")[0] == namespace
+        return (0 if own else 1 if "." not in op[0] else 2, op)
+
+    found.sort(key=rank)
+    best = found[0]
+    if "." in best[0] and best[0].split(".")[0] != namespace:
+        return None
+    return best[1]
+
+
+def retrieve_path(list_path: str, gets: set[str]) -> str | None:
+    """The GET of one object under the list's path, its id placeholder named `{id}`."""
+    want = _normal(list_path) + "/{}"
+    for candidate in sorted(gets):
+        if _normal(candidate) == want:
+            return candidate[:candidate.rindex("{")] + "{id}"
     return None
 
 
-def _singular(word: str) -> str:
-    if word.endswith("ies"):
-        return word[:-3] + "y"
-    return word[:-1] if word.endswith("s") else word
-
-
-def retrieve_path(list_path: str, paths: dict) -> str | None:
-    """`<list path>/{id}` when the spec has a GET of one object under the list's path."""
-    for candidate, ops in paths.items():
-        if "get" in ops and candidate.startswith(list_path + "/{") and re.fullmatch(r"\{\w+\}", candidate[len(list_path) + 1:]):
-            return list_path + "/{id}"
-    return None
-
-
-def created_field(items: list[str], components: dict) -> str | None:
-    """The item's creation time: `created`, or the unix time the spec describes as the time the
+def created_field(items: list[ClassInfo]) -> str | None:
+    """The item's creation time: `created`, or the unix time the SDK describes as the time the
     object was created (an invoice item's `date`)."""
-    props = components[items[0]].get("properties", {})
-    if "created" in props:
+    names = [f for f, _, _ in items[0].fields]
+    if "created" in names:
         return "created"
-    for name, prop in sorted(props.items()):
-        if _is_unix_time(prop) and (prop.get("description") or "").startswith("Time at which the object was created"):
+    for name, _, doc in sorted(items[0].fields, key=lambda f: f[0]):
+        if UNIX_TIME.search(doc) and doc.startswith(CREATED_DOC):
             return name
     return None
 
 
-def _is_unix_time(node: dict) -> bool:
-    if node.get("format") == "unix-time":
-        return True
-    text = (node.get("description") or "").lower()
-    return node.get("type") == "integer" and "seconds since the unix epoch" in text
-
-
-def events_by_objects(material: dict) -> dict[frozenset, list[str]]:
-    """Event types of the spec's API version by the set of `object` values of `data.object`."""
-    out: dict[frozenset, list[str]] = {}
-    for event in material["events"]["events"]:
-        if event.get("in_spec"):
-            out.setdefault(frozenset(event["object"].split("|")), []).append(event["type"])
+def event_objects(material: dict, objects: dict) -> dict[str, frozenset]:
+    """The version's event types (the SDK's `Event.type`) -> the `object` values of their
+    `data.object`: as event-types.json records them (from Stripe's typed events), else the
+    object the SDK's v1 event class fetches, else the longest prefix of the type that is an
+    object (`apps.install.created` -> `apps.install`)."""
+    sdk = material["sdk"]
+    recorded = {e["type"]: e["object"] for e in material["events"]["events"]}
+    related = sdk.event_objects()
+    out = {}
+    for etype in sdk.event_types():
+        if etype in recorded:
+            out[etype] = frozenset(recorded[etype].split("|"))
+        elif etype in related:
+            out[etype] = frozenset({related[etype]})
+        else:
+            parts = etype.split(".")[:-1]
+            while parts and ".".join(parts) not in objects:
+                parts.pop()
+            if parts:
+                out[etype] = frozenset({".".join(parts)})
     return out
 
 
@@ -213,158 +703,176 @@ def table_events(entry: dict, parent_object: str | None, by_objects: dict) -> li
     return sorted(found)
 
 
+def _singular(word: str) -> str:
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") else word
+
+
 def embedded_field(child: dict, parent: dict, components: dict, siblings: list[dict]) -> str | None:
     """The parent's field holding the first page of this list: a list object (`data`,
-    `has_more`) of the child's item schema; when siblings share that schema (a quote's line
-    items and computed upfront line items), the field named as the path's last segment."""
+    `has_more`) of the child's items; when siblings share those items (a quote's line items
+    and computed upfront line items), the field named as the path's last segment."""
     child_items = set(child["item_schemas"])
     for item in parent["item_schemas"]:
-        for field, prop in sorted(components[item].get("properties", {}).items()):
+        for fname, prop in sorted(components[item].get("properties", {}).items()):
             target = prop
-            if "anyOf" in prop and len(prop["anyOf"]) == 1:
-                target = prop["anyOf"][0]
-            if "$ref" in target:
-                target = components[target["$ref"].rsplit("/", 1)[1]]
+            if "anyOf" in prop:
+                real = [m for m in prop["anyOf"] if m.get("type") != ["null"]]
+                target = real[0] if len(real) == 1 else {}
             props = target.get("properties", {})
             if "has_more" not in props or "data" not in props:
                 continue
             refs = props["data"].get("items", {})
             refs = [refs] if "$ref" in refs else refs.get("anyOf", [])
-            if not {r.get("$ref", "").rsplit("/", 1)[-1] for r in refs} & child_items:
+            if not {r.get("$ref") for r in refs} & child_items:
                 continue
             same = [s for s in siblings if set(s["item_schemas"]) & child_items]
-            if len(same) > 1 and child["path"].rsplit("/", 1)[-1] != field:
+            if len(same) > 1 and child["path"].rsplit("/", 1)[-1] != fname:
                 continue
-            return field
+            return fname
     return None
 
 
-# ---------------------------------------------------------------------------------------------
-# Schemas, reduced to what fabricating an object needs
-
-class Reducer:
-    def __init__(self, components: dict):
-        self.components = components
-        self.used: set[str] = set()
-
-    def component(self, name: str) -> dict:
-        self.used.add(name)
-        return self.reduce(self.components[name], top=True)
-
-    def reduce(self, node: dict, top: bool = False) -> dict:
-        if "$ref" in node:
-            name = node["$ref"].rsplit("/", 1)[1]
-            self.used.add(name)
-            return {"$ref": name}
-        members = node.get("anyOf") or node.get("oneOf")
-        if members:
-            reduced = [self.reduce(m) for m in members if m.get("enum") != [""]]
-            if node.get("nullable"):
-                reduced.append({"type": ["null"]})
-            return reduced[0] if len(reduced) == 1 else {"anyOf": reduced}
-        kind = node.get("type") or ("object" if "properties" in node else None)
-        out: dict = {}
-        if kind:
-            out["type"] = [kind, "null"] if node.get("nullable") else [kind]
-        if "enum" in node:
-            out["enum"] = [v for v in node["enum"] if v != ""] or node["enum"]
-        if _is_unix_time(node):
-            out["format"] = "unix-time"
-        if kind == "object":
-            props = node.get("properties") or {}
-            if props:
-                out["properties"] = {key: self.prop(value) for key, value in sorted(props.items())}
-                optional = sorted(set(props) - set(node.get("required") or ()))
-                if optional:
-                    out["optional"] = optional
-            extra = node.get("additionalProperties")
-            if isinstance(extra, dict) and extra:
-                out["additionalProperties"] = self.reduce(extra)
-        elif kind == "array":
-            out["items"] = self.reduce(node.get("items") or {})
+def nested_ids(components: dict, name: str, prefix: str = "", depth: int = 1) -> list[tuple[str, str]]:
+    """(dotted path, object) of the expandable ids inside an object's sub-objects, up to
+    `NESTED_ID_DEPTH` fields deep (not inside lists): an invoice's subscription is at
+    `parent.subscription_details.subscription` since API version 2025-03-31."""
+    out = []
+    if depth > NESTED_ID_DEPTH:
         return out
+    for fname, prop in sorted(components[name].get("properties", {}).items()):
+        target = _nullable_target(prop)
+        if prefix and target.get("x-expandable"):
+            out.append((prefix + fname, target["x-expandable"][0]))
+        elif "$ref" in target and target["$ref"] != name and not target["$ref"].islower():
+            # a sub-object (`invoice.Parent`), not another resource embedded whole
+            out += nested_ids(components, target["$ref"], f"{prefix}{fname}.", depth + 1)
+    return out
 
-    def prop(self, value: dict) -> dict:
-        if "x-expansionResources" in value:
-            # An id on the wire (an object only when expanded, served from its own table).
-            targets = [r["$ref"].rsplit("/", 1)[1] for r in value["x-expansionResources"]["oneOf"]]
-            out = {"type": ["string", "null"] if value.get("nullable") else ["string"],
-                   "x-expandable": sorted({object_value(self.components, t) for t in targets})}
-            return out
-        return self.reduce(value)
+
+def _class_refs(node: dict) -> bool:
+    """Whether a reduced field holds objects (a sub-object, a list, an expandable id): what
+    `expand[]` accepts, as the spec's `x-expandableFields` lists them."""
+    if "$ref" in node or "x-expandable" in node or node.get("properties", {}).get("has_more"):
+        return True
+    return any(_class_refs(n) for n in (node.get("anyOf") or [])) or \
+        any(_class_refs(node[k]) for k in ("items", "additionalProperties") if isinstance(node.get(k), dict))
 
 
 # ---------------------------------------------------------------------------------------------
 # Building the table
 
 def build(material: dict) -> dict:
-    spec = material["spec"]
-    components = spec["components"]["schemas"]
-    served, skipped = served_lists(material)
-    by_path = {e["path"]: e for e in served}
-    by_objects = events_by_objects(material)
-    reducer = Reducer(components)
+    sdk = material["sdk"]
+    objects = sdk.objects()
+    served, skipped, gets = served_lists(sdk)
+    reducer = Reducer(sdk)
+    top_level_objects = {i.object_name for e in served if "{" not in e["path"] for i in e["items"]}
+    top_objects = {}
+    for e in served:
+        if "{" not in e["path"]:
+            for item in e["items"]:
+                top_objects.setdefault(item.object_name, e["path"])
 
     tables: list[dict] = []
     for e in served:
         path = e["path"]
-        items = list(e["item_schemas"])
-        entry: dict = {"name": default_name(path), "path": path, "object_types": tuple(e["item_object_values"]),
-                       "item_schemas": tuple(items)}
-        params = e["query_params"]
-        if not e["top_level"]:
-            parent_path = e["parent"]["parent_collection_path"]
-            entry["parent"] = default_name(parent_path)
-            entry["parent_param"] = e["parent"]["parent_param"]
+        items = order_items(e["items"], top_level_objects)
+        names = [reducer.name(i) for i in items]
+        entry: dict = {"name": default_name(path), "path": path, "object_types": tuple(i.object_name for i in items),
+                       "item_schemas": tuple(names)}
+        params = e["params"]
+        required = sorted(p for p, v in params.items() if v["required"])
+        if "{" in path:
+            ppath = parent_path(path)
+            entry["parent"] = default_name(ppath)
+            entry["parent_param"] = re.search(r"\{(\w+)\}", path[len(ppath):]).group(1)
             entry["parent_via"] = "path"
-            parent_props = set().union(*(components[i].get("properties", {}) for i in by_path[parent_path]["item_schemas"]))
-            fields = tuple((p, p) for p in e["required_query_params"] if p in parent_props)
+            parent_items = next(x["items"] for x in served if x["path"] == ppath)
+            parent_fields = {f for item in parent_items for f, _, _ in item.fields}
+            fields = tuple((p, p) for p in required if p in parent_fields)
             if fields:
                 entry["parent_fields"] = fields
         else:
-            top_objects = {o: p for p, x in by_path.items() if x["top_level"] for o in x["item_object_values"]}
-            for param in e["required_query_params"]:
-                entry["parent"] = default_name(_query_parent(param, top_objects))
-                entry["parent_param"] = param
-                entry["parent_via"] = "query"
-        if e["created_filter"]["supported"]:
+            for param in required:
+                parent = query_parent(param, path, top_objects)
+                if parent:
+                    entry["parent"] = default_name(parent)
+                    entry["parent_param"] = param
+                    entry["parent_via"] = "query"
+        if "created" in params:
             entry["created_filter"] = True
-        field = created_field(items, components)
-        if field:
-            entry["created_field"] = field
+        cfield = created_field(items)
+        if cfield:
+            entry["created_field"] = cfield
         entry["query_params"] = tuple(sorted(params))
-        if e["required_query_params"]:
-            entry["required_params"] = tuple(sorted(e["required_query_params"]))
-        expandable, expandable_fields, fields = [], set(), set()
-        for item in items:
-            schema = components[item]
-            expandable_fields.update(schema.get("x-expandableFields", ()))
-            for name, prop in sorted(schema.get("properties", {}).items()):
-                fields.add(name)
-                if "x-expansionResources" in prop:
-                    ref = prop["x-expansionResources"]["oneOf"][0]["$ref"].rsplit("/", 1)[1]
-                    expandable.append((name, object_value(components, ref)))
-        if expandable:
-            entry["expandable"] = tuple(dict.fromkeys(expandable))
-        entry["expandable_fields"] = tuple(sorted(expandable_fields))
-        entry["fields"] = tuple(sorted(fields))
-        retrieve = retrieve_path(path, spec["paths"])
+        if required:
+            entry["required_params"] = tuple(required)
+        retrieve = retrieve_path(path, gets)
         if retrieve:
             entry["retrieve_path"] = retrieve
-        if not e["pagination"]["starting_after"]:
+        if "starting_after" not in params:
             entry["paginated"] = False
         tables.append(entry)
 
+    for path, (name, obj) in SINGLETONS.items():
+        info = objects[obj]
+        comp = reducer.name(info)
+        tables.append({"name": name, "path": path, "object_types": (obj,), "item_schemas": (comp,),
+                       "kind": "singleton", "fields": tuple(sorted(f for f, _, _ in info.fields))})
+
+    components = reducer.run()
+    if reducer.unresolved:
+        raise ValueError(f"names the SDK's classes use that the reader cannot resolve: "
+                         f"{sorted(reducer.unresolved)[:20]}")
+
+    for t in tables:
+        if t.get("kind") == "singleton":
+            continue
+        expandable, expandable_fields, fields = [], set(), set()
+        for item in t["item_schemas"]:
+            for fname, prop in sorted(components[item].get("properties", {}).items()):
+                fields.add(fname)
+                if _class_refs(prop):
+                    expandable_fields.add(fname)
+                if prop.get("x-expandable"):
+                    expandable.append((fname, prop["x-expandable"][0]))
+        for item in t["item_schemas"]:
+            expandable += nested_ids(components, item)
+        if expandable:
+            t["expandable"] = tuple(dict.fromkeys(expandable))
+        t["expandable_fields"] = tuple(sorted(expandable_fields))
+        t["fields"] = tuple(sorted(fields))
+
+    # singletons' rows: a table per list-of-objects field
+    for t in [t for t in tables if t.get("kind") == "singleton"]:
+        for fname, prop in sorted(components[t["item_schemas"][0]].get("properties", {}).items()):
+            target = _nullable_target(prop)
+            items = target.get("items", {}) if "array" in (target.get("type") or ()) else {}
+            if "$ref" in items:
+                row = items["$ref"]
+                # rows have no `object`: their sub-object's component names them
+                tables.append({"name": f"{t['name']}_{fname}", "path": t["path"], "object_types": (row,),
+                               "item_schemas": (row,), "kind": "singleton", "rows_field": fname,
+                               "fields": tuple(sorted(components[row].get("properties", {})))})
+
     # links resolve to top-level tables, events and embedding need the parent
+    by_objects: dict[frozenset, list[str]] = {}
+    for etype, objs in sorted(event_objects(material, objects).items()):
+        by_objects.setdefault(objs, []).append(etype)
     by_name = {t["name"]: t for t in tables}
     top_by_object: dict[str, str] = {}
     for t in tables:
-        if "parent" not in t or t.get("parent_via") == "query":
+        if t.get("kind") != "singleton" and ("parent" not in t or t.get("parent_via") == "query"):
             for obj in t["object_types"]:
                 top_by_object.setdefault(obj, t["name"])
     for t in tables:
+        if t.get("kind") == "singleton":
+            continue
         if "expandable" in t:
-            t["expandable"] = tuple((f, top_by_object.get(obj)) for f, obj in t["expandable"])
+            t["expandable"] = tuple((f, top_by_object.get(obj)) for f, obj in t["expandable"]
+                                    if "." not in f or top_by_object.get(obj))
         parent = by_name.get(t.get("parent"))
         parent_object = parent["object_types"][0] if parent and t.get("parent_via") == "path" else None
         events = table_events(t, parent_object, by_objects)
@@ -375,44 +883,36 @@ def build(material: dict) -> dict:
                 t["deleted_event"] = deleted[0]
         if parent:
             siblings = [s for s in tables if s.get("parent") == parent["name"]]
-            field = embedded_field(t, parent, components, siblings)
-            if field:
-                t["embedded_field"] = field
+            efield = embedded_field(t, parent, components, siblings)
+            if efield:
+                t["embedded_field"] = efield
             parent.setdefault("children", []).append(t["name"])
     for t in tables:
         if "children" in t:
             t["children"] = tuple(sorted(t["children"]))
+    tables.sort(key=lambda t: (t.get("kind") == "singleton", _family(t, by_name)))
 
-    for path, (name, component) in SINGLETONS.items():
-        tables.append({"name": name, "path": path, "object_types": (object_value(components, component),),
-                       "item_schemas": (component,), "kind": "singleton",
-                       "fields": tuple(sorted(components[component].get("properties", {})))})
-        for field, prop in sorted(components[component].get("properties", {}).items()):
-            items = prop.get("items", {})
-            if prop.get("type") == "array" and "$ref" in items:
-                row = items["$ref"].rsplit("/", 1)[1]
-                tables.append({"name": f"{name}_{field}", "path": path, "object_types": (object_value(components, row),),
-                               "item_schemas": (row,), "kind": "singleton", "rows_field": field,
-                               "fields": tuple(sorted(components[row].get("properties", {})))})
-
-    for t in tables:
-        for item in t["item_schemas"]:
-            reducer.used.add(item)
-    reduced = {}
-    pending = sorted(reducer.used)
-    while pending:
-        name = pending.pop()
-        if name in reduced:
-            continue
-        reduced[name] = reducer.component(name)
-        pending.extend(sorted(reducer.used - set(reduced)))
-
-    deleted_types = sorted({v["object_value"] for v in material["lists"]["deleted_variants"] if v["object_value"]})
+    deleted_types = sorted(obj for obj, info in objects.items()
+                           if any(f == "deleted" and _literals(_annotation(a)) == [True] for f, a, _ in info.fields))
     served_objects = {o for t in tables for o in t["object_types"]}
-    return {"api_version": spec["info"]["version"], "tables": tables, "skipped": dict(sorted(skipped.items())),
+    return {"api_version": sdk.api_version(), "tables": tables, "skipped": dict(sorted(skipped.items())),
             "deleted_types": deleted_types, "id_prefixes": id_prefixes(material["fixtures"]),
-            "components": dict(sorted(reduced.items())),
-            "examples": examples(material["fixtures"], served_objects)}
+            "components": components, "examples": examples(material["fixtures"], served_objects)}
+
+
+def _family(t: dict, by_name: dict) -> tuple:
+    """Tables in path order, each list under a parent right after its parent."""
+    chain = [t]
+    while chain[-1].get("parent") in by_name and chain[-1].get("parent_via") == "path":
+        chain.append(by_name[chain[-1]["parent"]])
+    return tuple(x["path"] for x in reversed(chain))
+
+
+def _nullable_target(prop: dict) -> dict:
+    if "anyOf" in prop:
+        real = [m for m in prop["anyOf"] if m.get("type") != ["null"]]
+        return real[0] if len(real) == 1 else {}
+    return prop
 
 
 def id_prefixes(fixtures: dict) -> dict[str, str]:
@@ -465,11 +965,14 @@ def _json_text(value) -> str:
 def render_resources(model: dict) -> str:
     lines = [
         f"# {MARK}.",
-        "# From Stripe's OpenAPI spec, list-endpoints.json, event-types.json and fixtures3.json",
-        "# (../shared/stripe-openapi); tests/stripe_sandbox/test_independence.py fails on drift.",
-        '"""The resources the sandbox serves, as Stripe\'s OpenAPI material describes them."""',
+        f"# From Stripe's Python SDK (stripe {model['sdk_version']}, API version {model['api_version']}),",
+        "# read with ast, and fixtures3.json / event-types.json (../shared/stripe-openapi);",
+        "# tests/stripe_sandbox/test_independence.py fails on drift.",
+        '"""The resources the sandbox serves, as Stripe\'s SDK and example objects describe them."""',
         "",
         f"API_VERSION = {_py(model['api_version'])}",
+        "# The version of Stripe's Python SDK (`stripe`) this model was read from.",
+        f"SDK_VERSION = {_py(model['sdk_version'])}",
         "",
         "# One entry per table (see stripe_sandbox/table.py `Spec` for the fields).",
         "TABLES = (",
@@ -480,9 +983,10 @@ def render_resources(model: dict) -> str:
             if key in t:
                 lines.append(f"        {key}={_py(t[key])},")
         lines.append("    ),")
-    lines += [")", "", "# Lists of the spec the sandbox does not serve, and why.", "NOT_SERVED = {"]
+    lines += [")", "", "# Lists of the API version the sandbox does not serve, and why.", "NOT_SERVED = {"]
     lines += [f"    {_py(p)}: {_py(why)}," for p, why in model["skipped"].items()]
-    lines += ["}", "", "# `object` values Stripe can return as `{id, object, deleted: true}` (the spec's deleted_* schemas).",
+    lines += ["}", "", "# `object` values Stripe can return as `{id, object, deleted: true}` (a `deleted` field of",
+              "# the SDK's class).",
               "DELETED_TYPES = frozenset({"]
     lines += [f"    {_py(t)}," for t in model["deleted_types"]]
     lines += ["})", "", "# `object` value -> id prefix, from Stripe's example objects.", "ID_PREFIXES = {"]
@@ -494,15 +998,17 @@ def render_resources(model: dict) -> str:
 def render_components(model: dict) -> str:
     lines = [
         f"# {MARK}.",
-        "# From Stripe's OpenAPI spec (components.schemas) and fixtures3.json (../shared/stripe-openapi).",
-        '"""Component schemas reduced to what fabricating objects needs, and Stripe\'s example objects.',
+        f"# From Stripe's Python SDK (stripe {model['sdk_version']}, API version {model['api_version']})",
+        "# and fixtures3.json.",
+        '"""Object schemas reduced to what fabricating objects needs, and Stripe\'s example objects.',
         "",
         "Each value is a JSON text, parsed when a table first fabricates objects",
-        "(`stripe_sandbox.schemas`). A schema keeps `type` (with \"null\" when the spec says",
-        "nullable), `enum`, `format: unix-time`, `properties` (and `optional`: the properties the",
-        "spec does not list as required), `items`, `additionalProperties`, `anyOf` and `$ref` (a",
-        "component name); an id that `expand[]` turns into an object is",
-        '`{"type": ["string"], "x-expandable": [object values]}`.',
+        "(`stripe_sandbox.schemas`). A schema keeps `type` (with \"null\" when the SDK types the field",
+        "`Optional`), `enum`, `format: unix-time`, `properties`, `items`, `additionalProperties`,",
+        "`anyOf` and `$ref` (a component name: an object's `object` value, or `<object>.<Nested.Class>`",
+        "for its sub-objects); an id that `expand[]` turns into an object is",
+        '`{"type": ["string"], "x-expandable": [object values]}`; `variants` names the sub-objects of',
+        "which an object carries only the one its `type` names.",
         '"""',
         "",
         "COMPONENTS = {",
@@ -516,8 +1022,17 @@ def render_components(model: dict) -> str:
     return "\n".join(lines)
 
 
-def generate(openapi_dir: Path, out: Path) -> list[Path]:
-    model = build(load(openapi_dir))
+def sdk_version(root: Path) -> str:
+    tree = ast.parse((root / "_version.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "VERSION":
+            return node.value.value
+    return "?"
+
+
+def generate(openapi_dir: Path, sdk_root: Path, out: Path) -> list[Path]:
+    model = build(load(openapi_dir, sdk_root))
+    model["sdk_version"] = sdk_version(sdk_root)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in (("resources.py", render_resources(model)), ("components.py", render_components(model))):
@@ -530,14 +1045,21 @@ def generate(openapi_dir: Path, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--openapi-dir", type=Path, default=DEFAULT_OPENAPI_DIR)
+    parser.add_argument("--stripe-dir", type=Path, default=None,
+                        help="the stripe package's directory (default: the installed one, found without importing it)")
     parser.add_argument("--out", type=Path, default=ROOT / "stripe_sandbox")
     args = parser.parse_args(argv)
-    missing = [n for n in ("spec3.json", "list-endpoints.json", "event-types.json", "fixtures3.json")
-               if not (args.openapi_dir / n).exists()]
+    missing = [n for n in OPENAPI_INPUTS if not (args.openapi_dir / n).exists()]
     if missing:
-        print(f"error: {', '.join(missing)} not found in {args.openapi_dir}; pass --openapi-dir", file=sys.stderr)
+        print(f"error: {', '.join(missing)} not found in {args.openapi_dir} (the project's shared folder, "
+              "../shared/stripe-openapi); pass --openapi-dir", file=sys.stderr)
         return 2
-    for path in generate(args.openapi_dir, args.out):
+    root = args.stripe_dir or stripe_dir()
+    if root is None or not (root / "_api_version.py").exists():
+        print("error: the stripe package (Stripe's Python SDK) is not installed; pip install -e '.[test]' "
+              "or pass --stripe-dir", file=sys.stderr)
+        return 2
+    for path in generate(args.openapi_dir, root, args.out):
         print(f"wrote {path}")
     return 0
 

@@ -16,8 +16,12 @@ from .facts import DEFAULT_LIMIT, EVENT_RETENTION, EXPANDABLE_BEYOND_SPEC, MAX_E
 from .http import Request, Response
 from .limits import Faults, RateLimiter
 from .oauth import OAuth
-from .store import DELETED_TYPES, SLOT_BITS, NotFound, Store
+from .store import API_VERSION, DELETED_TYPES, SLOT_BITS, NotFound, Store
 from .ids import random_token
+
+
+# A version's name: a date, and since 2024-09-30 the major release's name (`2026-10-28.endive`).
+API_VERSION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 
 
 def err(status, message, type_="invalid_request_error", code=None, param=None, headers=None, **extra):
@@ -35,6 +39,20 @@ def mask_key(key: str) -> str:
     parts = key.split("_")
     pre = "_".join(parts[:2]) + "_" if len(parts) >= 3 else ""
     return pre + "****" + key[-4:] if len(key) > len(pre) + 4 else pre + "****"
+
+
+def _in_range(value: int, created: dict) -> bool:
+    return all({"eq": value == bound, "gt": value > bound, "gte": value >= bound, "lt": value < bound,
+                "lte": value <= bound}[op] for op, bound in created.items())
+
+
+class _Nested:
+    """A table seen from inside one of its sub-objects: the one link there, as a top-level one."""
+
+    def __init__(self, st, field, table):
+        self.links = {field: table}
+        self.spec = st.spec
+        self.otype = st.otype
 
 
 class App:
@@ -120,15 +138,20 @@ class App:
         acct = 0
         version = req.headers.get("stripe-version")
         endpoint = None
-        try:
-            resp, acct, endpoint = self.handle(req, path, query)
-        except Exception as e:  # noqa: BLE001
-            resp = err(500, f"sandbox internal error: {type(e).__name__}: {e}", "api_error")
+        if version is not None and not API_VERSION_FORMAT.fullmatch(version):
+            # Stripe refuses a Stripe-Version that is not a version's name
+            resp = err(400, f"Invalid Stripe API version: {version}")
+        else:
+            try:
+                resp, acct, endpoint = self.handle(req, path, query)
+            except Exception as e:  # noqa: BLE001
+                resp = err(500, f"sandbox internal error: {type(e).__name__}: {e}", "api_error")
         resp.headers.append(("Request-Id", rid))
         # Stripe's clock, as Stripe sends it: the tap freezes its window bound from this header.
         resp.headers.append(("Date", formatdate(self.store.clock, usegmt=True)))
-        if version:
-            resp.headers.append(("Stripe-Version", version))
+        # The version the response is rendered in: the request's, else the account's default (the
+        # sandbox's version). The sandbox renders every version's objects in the shapes of its own.
+        resp.headers.append(("Stripe-Version", version or API_VERSION))
         if self.latency_ms or self.jitter_ms:
             resp.delay += (self.latency_ms + self.rng.random() * self.jitter_ms) / 1000.0
         self.total += 1
@@ -266,6 +289,18 @@ class App:
         return Response(200, orjson.dumps(self.store.balance(acct)))
 
     def _expand_obj(self, acct, st, d: dict, path: str, depth=0):
+        nested = next((f for f in st.links if "." in f and (path == f or path.startswith(f + "."))), None)
+        if nested is not None:  # an id inside a sub-object: parent.subscription_details.subscription
+            holder = d
+            for key in nested.split(".")[:-1]:
+                holder = holder.get(key) if isinstance(holder, dict) else None
+            last = nested.rsplit(".", 1)[1]
+            if isinstance(holder, dict) and last in holder:
+                inner = {last: holder[last]}
+                view = _Nested(st, last, st.links[nested])
+                self._expand_obj(acct, view, inner, last + path[len(nested):], depth)
+                holder[last] = inner[last]
+            return
         head, _, rest = path.partition(".")
         if head not in d:
             raise ValueError(path)
@@ -380,7 +415,7 @@ class App:
         url = path
         if st.is_child:
             pid = pparams.get(sp.parent_param) if sp.parent_via == "path" else single.get(sp.parent_param)
-            return self._child_list(acct, st, pid, single, limit, url, item_exps)
+            return self._child_list(acct, st, pid, single, limit, url, item_exps, created)
         lo, hi = store.visible_lo(st), store.visible_hi(st)
         if created:
             if "eq" in created:
@@ -472,7 +507,7 @@ class App:
             return None
         return lambda i: all(c(i) for c in checks)
 
-    def _child_list(self, acct, st, pid, single, limit, url, item_exps):
+    def _child_list(self, acct, st, pid, single, limit, url, item_exps, created=None):
         store = self.store
         try:
             pi, pdel = store.locate(acct, st.parent, pid or "")
@@ -486,6 +521,8 @@ class App:
                 kind = fld.replace("_", " ")
                 return err(404, f"No such {kind}: '{single.get(param)}'", code="resource_missing", param=param)
         kids = store.child_ids(acct, st, pi)
+        if created:  # a child list that takes `created` (issuing tokens, setup attempts): by the item's time
+            kids = [(idx, oid) for idx, oid in kids if _in_range(store.created(acct, st, idx), created)]
         ids = [oid for _, oid in kids]
         start, end = 0, len(kids)
         if single.get("starting_after"):

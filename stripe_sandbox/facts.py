@@ -1,6 +1,6 @@
-"""Facts about Stripe that its OpenAPI spec does not carry, hand-written, each with its source.
+"""Facts about Stripe that its SDK and OpenAPI material do not carry, hand-written, each with its source.
 
-Everything the spec does carry is generated into `resources.py`/`components.py` by
+Everything they do carry is generated into `resources.py`/`components.py` by
 `scripts/generate_sandbox.py`; the report types are in `report_types.py`. Nothing here comes
 from the tap (issue #15: the sandbox is an independent view of Stripe).
 """
@@ -37,7 +37,7 @@ EMBEDDED_BY_DEFAULT = frozenset({
     ("transfer", "reversals"),       # https://docs.stripe.com/api/transfers/object#transfer_object-reversals
 })
 
-# Fields `expand[]` accepts although the spec's `x-expandableFields` omits them: includable
+# Fields `expand[]` accepts although they hold no object (so `expandable_fields` omits them): includable
 # fields that are not objects of their own. A customer's `invoice_credit_balance` (a map of
 # currency -> amount) is returned only when expanded; the API reference marks it expandable
 # (https://docs.stripe.com/api/customers/object#customer_object-invoice_credit_balance ;

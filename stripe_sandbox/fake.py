@@ -7,6 +7,7 @@ object's `created`, links, embedded child lists) that the store fills in per obj
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from .ids import ALPHABET
@@ -61,6 +62,14 @@ PREFIX = {
     "treasury.outbound_transfer": "obt_", "treasury.received_credit": "rc_", "treasury.received_debit": "rd_",
     "treasury.transaction_entry": "trxne_", "treasury.transaction": "trxn_", "usage_record_summary": "sis_",
     "webhook_endpoint": "we_", "mandate": "mandate_", "application": "ca_", "review_": "prv_",
+    # objects newer than the 2023 examples (prefixes as Stripe's API reference shows their ids)
+    "billing.alert": "alrt_", "billing.credit_balance_transaction": "cbtxn_", "billing.credit_grant": "credgr_",
+    "billing.meter": "mtr_", "climate.order": "climorder_", "climate.product": "climsku_",
+    "climate.supplier": "climsup_", "entitlements.active_entitlement": "ent_", "entitlements.feature": "feat_",
+    "financial_connections.transaction": "fctxn_", "forwarding.request": "fwdreq_", "invoice_payment": "inpay_",
+    "invoice_rendering_template": "inrtem_", "issuing.personalization_design": "iperz_",
+    "issuing.physical_bundle": "ics_", "issuing.token": "intok_", "payment_method_configuration": "pmc_",
+    "product_feature": "prodft_", "tax.registration": "taxreg_",
 }
 # id-ish field name -> prefix for ids that do not point to a stream the sandbox serves
 FIELD_PREFIX = {"payment_method": "pm_", "source": "card_", "default_source": "card_", "application": "ca_",
@@ -69,7 +78,8 @@ FIELD_PREFIX = {"payment_method": "pm_", "source": "card_", "default_source": "c
                 "latest_invoice": "in_", "invoice_item": "ii_", "balance_transaction": "txn_", "charge": "ch_",
                 "customer": "cus_", "invoice": "in_", "subscription": "sub_", "price": "price_", "product": "prod_",
                 "plan": "plan_", "payment_intent": "pi_", "setup_intent": "seti_", "coupon": "co_",
-                "promotion_code": "promo_", "file": "file_", "refund": "re_", "payout": "po_", "dispute": "dp_"}
+                "promotion_code": "promo_", "file": "file_", "refund": "re_", "payout": "po_", "dispute": "dp_",
+                "subscription_item": "si_", "feature": "feat_", "meter": "mtr_"}
 
 
 def prefix_for(object_type: str) -> str:
@@ -127,6 +137,18 @@ def metadata(rng):
 
 def amount(rng):
     return rng.choice([500, 999, 1000, 1500, 2000, 2500, 4900, 9900, 12000, 19900, 49900, rng.randint(50, 250000)])
+
+
+# Integer fields that are unix times although the SDK's docstring does not say "seconds since
+# the Unix epoch" (it says "the date of that cancellation", "The timestamp at which …").
+TIME_NAME = re.compile(r"(^|_)(at|date|time|start|end|created|updated)$")
+TIME_NAMES = frozenset({"available_on", "billing_cycle_anchor", "billed_until", "capture_before", "computed_timestamp",
+                        "current_deadline", "deadline", "deletes_after", "due_by", "next_payment_attempt",
+                        "next_pending_invoice_item_invoice", "redeem_by", "result_available_until", "timestamp"})
+
+
+def is_time_name(name: str) -> bool:
+    return name in TIME_NAMES or TIME_NAME.search(name) is not None
 
 
 def ts_delta_for(name: str, rng) -> int:
@@ -251,13 +273,17 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
     if "anyOf" in schema:
         opts = [o for o in schema["anyOf"] if _types(o) != ["null"]]
         nullable = len(opts) < len(schema["anyOf"])
-        if nullable and rng.random() < _p_null(ex, p_null):
+        # a nullable choice of objects (a charge's legacy `source`: an account, a bank account,
+        # a card or a source) is mostly null, as Stripe's newer objects leave it
+        p = 0.8 if nullable and len(opts) > 1 and ex is MISSING else p_null
+        if nullable and rng.random() < _p_null(ex, p):
             return None
         if any(_types(o) == ["string"] for o in opts) and any("object" in _types(o) for o in opts):
             return string_for(name if name in FIELD_PREFIX else "id", rng, name)
         if not opts:
             return None
-        return gen(opts[0], name, rng, depth, p_null, ex)
+        pick = opts[0] if len(opts) == 1 or ex is not MISSING else rng.choice(opts)
+        return gen(pick, name, rng, depth, p_null, ex)
     types = _types(schema)
     nonnull = [t for t in types if t != "null"]
     if "null" in types:
@@ -278,7 +304,7 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
     if t == "string":
         return string_for(name, rng)
     if t == "integer":
-        return int_for(name, rng)
+        return ts(ts_delta_for(name, rng)) if is_time_name(name) else int_for(name, rng)
     if t == "number":
         return round(rng.uniform(0, 100), 2)
     if t == "boolean":
@@ -311,9 +337,20 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
             return {k: a.get(k) for k in props}
         exd = ex if isinstance(ex, dict) else None
         optional = schema.get("optional") or ()
+        variants = schema.get("variants") or ()
+        chosen = _variant(schema, exd, rng) if variants else None
         out = {}
         for k, sub in props.items():
             if depth == 0 and k in SKIP_TOP:
+                continue
+            if k in variants:
+                # one sub-object per `type` (a payment method's `card`, `sepa_debit`, …): only
+                # the one the object's type names is there
+                if k != chosen:
+                    continue
+                sub = {**sub, "type": [t for t in _types(sub) if t != "null"] or ["object"]}
+            if k == "type" and chosen is not None:
+                out[k] = chosen
                 continue
             if k in optional and _types(sub) == ["object"] and sub.get("properties"):
                 # an optional object that is never null is there only when it applies (a
@@ -329,6 +366,16 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
     return None
 
 
+def _variant(schema: dict, exd: dict | None, rng: random.Random) -> str:
+    """Which of an object's `variants` it carries: its example's type, else one of the types
+    its `type` enum names (or of the variants themselves when `type` is any string)."""
+    variants = schema["variants"]
+    if exd is not None and exd.get("type") in variants:
+        return exd["type"]
+    kinds = [v for v in (schema["properties"].get("type", {}).get("enum") or ()) if v in variants]
+    return rng.choice(kinds or variants)
+
+
 def conforms(value: Any, schema: dict) -> bool:
     """Cheap structural check of `value` (PH allowed) against a schema."""
     if isinstance(value, PH):
@@ -336,6 +383,8 @@ def conforms(value: Any, schema: dict) -> bool:
     if "anyOf" in schema:
         return any(conforms(value, o) for o in schema["anyOf"])
     types = _types(schema)
+    if value is None and "null" in types:
+        return True
     if "enum" in schema and value not in schema["enum"]:
         return False
     if not types:

@@ -74,8 +74,14 @@ def object_schema(item_schemas: tuple[str, ...]) -> dict:
             schema = _OBJECTS.get(key)
             if schema is None:
                 props: dict = {}
+                variants = None
                 for name in key:
-                    for field, sub in (materialize({"$ref": name}).get("properties") or {}).items():
+                    whole = materialize({"$ref": name})
+                    for field, sub in (whole.get("properties") or {}).items():
                         props.setdefault(field, sub)
-                schema = _OBJECTS[key] = {"type": ["object"], "properties": props}
+                    variants = variants or whole.get("variants")
+                schema = {"type": ["object"], "properties": props}
+                if variants:  # the sub-objects of which an object carries the one its type names
+                    schema["variants"] = variants
+                schema = _OBJECTS[key] = schema
     return schema

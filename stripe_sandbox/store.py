@@ -30,7 +30,7 @@ BASE_VOLUME = {"charges": 1000, "balance_transactions": 2000, "customers": 200, 
                "payment_intents": 1000, "refunds": 100, "events": 500, "products": 30, "prices": 60, "payouts": 60,
                "invoice_items": 200, "disputes": 20, "payment_methods": 100, "setup_intents": 60, "transfers": 40}
 DEFAULT_BASE = 20
-ANCHORS = ("subscription", "invoice", "charge", "payment_intent")
+ANCHORS = ("subscription", "parent.subscription_details.subscription", "invoice", "charge", "payment_intent")
 # link fields resolved per object (time-local target); other expandable fields point to a fixed
 # early object of the target stream chosen per variant (cheap: cached per account)
 DYNAMIC_LINKS = {"customer", "invoice", "subscription", "charge", "payment_intent", "balance_transaction", "product",
@@ -49,6 +49,19 @@ _SENT = re.compile(rb'"@@PH(\d+)@@"')
 
 class NotFound(Exception):
     pass
+
+
+def _holder(obj: dict, path: str):
+    """(the dict holding a dotted path's last field, that field); (None, field) when absent."""
+    *head, last = path.split(".")
+    for key in head:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return (obj if isinstance(obj, dict) else None), last
+
+
+def _at(obj: dict, path: str):
+    holder, last = _holder(obj, path)
+    return holder.get(last) if holder is not None else None
 
 
 class Variant:
@@ -70,6 +83,7 @@ class Stream:
         self.salt = mix(store.seed * 1_000_003 ^ name_key(spec.name))
         self._schema = schema  # a given JSON schema (Store(schema_dir=…)); else the generated one
         self._props: dict | None = (schema or {}).get("properties") or {} if schema is not None else None
+        self._type_variants: tuple | None = tuple((schema or {}).get("variants") or ()) if schema is not None else None
         # top-level fields of the objects (empty: unknown, anything goes)
         self.fields = frozenset(self._props) if self._props is not None else frozenset(getattr(spec, "fields", ()))
         self.created_field = spec.created_field
@@ -91,6 +105,14 @@ class Stream:
             items = tuple(getattr(self.spec, "item_schemas", ()))
             self._props = schemas.object_schema(items)["properties"] if items else {}
         return self._props
+
+    @property
+    def type_variants(self) -> tuple:
+        """The top-level sub-objects of which an object carries only the one its `type` names."""
+        if self._type_variants is None:
+            items = tuple(getattr(self.spec, "item_schemas", ()))
+            self._type_variants = tuple(schemas.object_schema(items).get("variants") or ()) if items else ()
+        return self._type_variants
 
     @property
     def example(self):
@@ -130,7 +152,7 @@ class Store:
                 tname = target if target in self.streams else by_type.get(target) or (
                     target + "s" if target and target + "s" in self.streams else None)
                 if tname and not self.streams[tname].is_child and self.streams[tname].spec.kind == "list" \
-                        and (not st.fields or fld in st.fields):
+                        and (not st.fields or fld.split(".", 1)[0] in st.fields):
                     st.links[fld] = tname
                     st.link_pfx[fld] = self.streams[tname].prefix
                     st.link_salt[fld] = self.streams[tname].salt
@@ -212,7 +234,10 @@ class Store:
         obj: dict[str, Any] = {}
         if props:
             ex = st.example
-            obj = gen({"type": "object", "properties": props}, st.name, rng, ex=MISSING if ex is None else ex)
+            whole = {"type": "object", "properties": props}
+            if st.type_variants:
+                whole["variants"] = list(st.type_variants)
+            obj = gen(whole, st.name, rng, ex=MISSING if ex is None else ex)
         tpl = templates.TEMPLATES.get(st.otype)
         if tpl:
             for k, val in tpl(random.Random(hash((self.seed, st.salt, v, 1)))).items():
@@ -235,6 +260,12 @@ class Store:
         elif "created" in props:
             obj["created"] = PH("ts", 0)
         for fld, tname in st.links.items():
+            if "." in fld:  # an id inside a sub-object (an invoice's parent.subscription_details.subscription)
+                holder, last = _holder(obj, fld)
+                cur = holder.get(last) if holder is not None else None
+                if cur is not None and (isinstance(cur, str) or isinstance(cur, PH) and cur.kind == "link"):
+                    holder[last] = PH("link", fld) if last in DYNAMIC_LINKS else PH("slink", (fld, v))
+                continue
             cur = obj.get(fld)
             if cur is None and not (tpl and fld not in obj):
                 if fld in obj or props:
@@ -277,8 +308,8 @@ class Store:
             if not (isinstance(obj.get(fld), PH) and obj[fld].kind == "link"):
                 continue
             for anchor in ANCHORS:
-                if anchor != fld and anchor in st.links and isinstance(obj.get(anchor), PH) \
-                        and obj[anchor].kind == "link":
+                if anchor != fld and anchor in st.links and isinstance(_at(obj, anchor), PH) \
+                        and _at(obj, anchor).kind == "link":
                     ta = self.streams[st.links[anchor]]
                     if ta.links.get(fld) == st.links[fld] and ta is not st:
                         obj[fld] = PH("dlink", (anchor, fld))
@@ -385,7 +416,7 @@ class Store:
         """Index in st.links[fld] of object i's link, or None."""
         if i >= self.volume(acct, st) and not st.is_child:
             return None
-        ph = self.variant_of(acct, st, i).fields.get(fld)
+        ph = _at(self.variant_of(acct, st, i).fields, fld)
         if not isinstance(ph, PH):
             return None
         return self._ph_link(acct, st, i, ph)
@@ -779,6 +810,10 @@ class Store:
         return orjson.loads(self.render(acct, st, i))
 
     def _event(self, acct, etype, obj: dict, prev: dict | None, at: int):
+        """Record an event of type `etype` (none when it is None: a change Stripe sends no event
+        of, such as a balance transaction's creation)."""
+        if etype is None or "events" not in self.streams:
+            return None
         ev = self.streams["events"]
         k = (acct, "events")
         n = self.volume(acct, ev)
@@ -799,19 +834,19 @@ class Store:
         self.extra.setdefault(k, []).append((at, idx, eid))
         return e
 
-    def _event_type(self, st: Stream, action: str) -> str:
+    def _event_type(self, st: Stream, action: str) -> str | None:
+        """The event type of the API version that says an object of `st` was created, updated
+        or deleted; None when the version has none (a balance transaction's creation, a billing
+        alert's update: Stripe sends no such event, and neither does the sandbox). A creation
+        Stripe announces by the new object's status instead (a charge's `charge.succeeded`) is
+        not sent either: the control API's creations are what a list shows, not a payment flow."""
         if action == "deleted" and st.spec.deleted_event:
             return st.spec.deleted_event
         cands = [t for t in st.spec.event_types if t.endswith("." + action)]
         for t in cands:
             if t.rsplit(".", 1)[0].split(".")[-1] == st.otype.split(".")[-1]:
                 return t
-        if cands:
-            return cands[0]
-        for t in st.spec.event_types:
-            base = t.rsplit(".", 1)[0]
-            return f"{base}.{action}"
-        return f"{st.otype}.{action}"
+        return cands[0] if cands else None
 
     def _stream(self, name):
         if name not in self.streams:

@@ -1,7 +1,8 @@
 """The tables the sandbox serves: `Spec`s built from `resources.py`, which
-`scripts/generate_sandbox.py` generates from Stripe's OpenAPI material.
+`scripts/generate_sandbox.py` generates from Stripe's Python SDK (the API version it pins,
+`API_VERSION`) and Stripe's example objects.
 
-The sandbox models Stripe from Stripe's spec, fixtures and documentation only; it never reads
+The sandbox models Stripe from Stripe's SDK, spec material and documentation only; it never reads
 the tap's modules or files (issue #15), so that a wrong assumption of the tap is not also the
 sandbox's and the tests comparing the tap with `Sandbox.truth` can see it.
 """
@@ -46,9 +47,10 @@ class Spec:
     query_params: tuple = ()
     required_params: tuple = ()
     expandable: tuple = ()
-    """(field, table) for ids that `expand[]` turns into an object of that table (None: not served)."""
+    """(field, table) for ids that `expand[]` turns into an object of that table (None: not served);
+    a dotted field is an id inside a sub-object (`parent.subscription_details.subscription`)."""
     expandable_fields: tuple = ()
-    """Every field `expand[]` accepts (the spec's `x-expandableFields`)."""
+    """Every field `expand[]` accepts (as the spec's `x-expandableFields`: ids, sub-objects, lists)."""
     event_types: tuple = ()
     """Event types whose `data.object` is this table's object."""
     deleted_event: str | None = None

@@ -1,9 +1,11 @@
-"""Hand-tuned variant templates for the important Stripe objects.
+"""Hand-tuned variant templates for the important Stripe objects, in the shapes of the API
+version the sandbox serves (`resources.API_VERSION`).
 
 Each function returns a partial object (wire format, PH markers allowed); the store merges it
 over the schema-generated object, keeping only fields the stream's schema has and whose
-values conform to it. `LINK` forces a link field to point to an existing object, `None`
-forces null.
+values conform to it. `LINK` forces a link field to point to an existing object (also inside a
+sub-object, such as an invoice's `parent.subscription_details.subscription`), `None` forces
+null.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ def charge(rng: random.Random):
         "captured": status == "succeeded", "paid": status == "succeeded", "refunded": refunded == amt,
         "status": status, "currency": rng.choice(["usd"] * 5 + ["eur", "gbp"]), "livemode": False,
         "customer": LINK if rng.random() < 0.85 else None,
-        "invoice": LINK if rng.random() < 0.4 else None,
         "payment_intent": LINK, "balance_transaction": LINK if status == "succeeded" else None,
         "description": rng.choice([None, f"Order #{rng.randint(1000, 99999)}", "Subscription update", "Payment for invoice"]),
         "failure_code": "card_declined" if status == "failed" else None,
@@ -53,6 +54,8 @@ def charge(rng: random.Random):
                     "type": "authorized" if status != "failed" else "issuer_declined"},
         "receipt_email": email if rng.random() < 0.5 else None, "metadata": metadata(rng),
         "disputed": rng.random() < 0.01, "fraud_details": {}, "shipping": None,
+        # a charge of a PaymentIntent has no legacy `source`, and level 3 data is rare
+        "source": None, "level3": None,
         "calculated_statement_descriptor": "ACME INC", "statement_descriptor": None,
     }
 
@@ -73,12 +76,16 @@ def invoice(rng):
     status = rng.choices(["paid", "open", "draft", "void", "uncollectible"], [70, 12, 8, 6, 4])[0]
     paid = total if status == "paid" else 0
     first, last, full, email = person(rng)
-    return {"subscription": LINK if sub else None, "customer": LINK, "currency": "usd", "status": status,
+    # Since 2025-03-31 an invoice names its subscription under `parent` (no `subscription`,
+    # `charge`, `paid` fields any more).
+    parent = {"type": "subscription_details", "quote_details": None,
+              "subscription_details": {"subscription": LINK, "metadata": {}, "subscription_proration_date": None}}
+    return {"parent": parent if sub else None, "customer": LINK, "currency": "usd", "status": status,
             "billing_reason": "subscription_cycle" if sub else "manual", "collection_method": "charge_automatically",
             "amount_due": total, "amount_paid": paid, "amount_remaining": total - paid, "subtotal": total, "total": total,
-            "attempted": status != "draft", "attempt_count": 0 if status == "draft" else 1, "paid": status == "paid",
+            "attempted": status != "draft", "attempt_count": 0 if status == "draft" else 1,
             "customer_email": email, "customer_name": full, "livemode": False, "metadata": metadata(rng),
-            "period_start": ts(-30 * 86400), "period_end": ts(0), "due_date": None, "charge": LINK if status == "paid" else None,
+            "period_start": ts(-30 * 86400), "period_end": ts(0), "due_date": None,
             "number": f"{tok(rng, 8).upper()}-{rng.randint(1, 999):04d}" if status != "draft" else None,
             "hosted_invoice_url": "https://invoice.stripe.com/i/acct_test/" + tok(rng, 40) if status != "draft" else None}
 
@@ -93,10 +100,12 @@ def _price_obj(rng):
 
 def line_item(rng):
     amt = amount(rng)
-    return {"object": "line_item", "amount": amt, "amount_excluding_tax": amt, "currency": "usd",
+    # Since 2025-03-31 a line's price is under `pricing.price_details`, its origin under `parent`.
+    return {"object": "line_item", "amount": amt, "subtotal": amt, "currency": "usd",
             "description": f"1 × {rng.choice(PRODUCTS)} (at ${amt / 100:.2f} / month)", "discountable": True,
-            "discount_amounts": [], "discounts": [], "livemode": False, "metadata": {}, "proration": rng.random() < 0.1,
-            "quantity": rng.randint(1, 3), "type": rng.choice(["subscription", "subscription", "invoiceitem"]),
+            "discount_amounts": [], "discounts": [], "livemode": False, "metadata": {}, "quantity": rng.randint(1, 3),
+            "pricing": {"type": "price_details", "unit_amount_decimal": str(amt),
+                        "price_details": {"price": "price_" + tok(rng, 24), "product": "prod_" + tok(rng, 14)}},
             "period": {"start": ts(-30 * 86400), "end": ts(0)}}
 
 
@@ -105,16 +114,17 @@ def subscription(rng):
     canceled = status == "canceled"
     return {"customer": LINK, "status": status, "currency": "usd", "collection_method": "charge_automatically",
             "cancel_at_period_end": False, "canceled_at": ts(86400 * 40) if canceled else None,
-            "ended_at": ts(86400 * 40) if canceled else None, "cancel_at": None,
-            "current_period_start": ts(0), "current_period_end": ts(30 * 86400), "billing_cycle_anchor": ts(0),
+            "ended_at": ts(86400 * 40) if canceled else None, "cancel_at": None, "billing_cycle_anchor": ts(0),
             "start_date": ts(0), "trial_start": ts(0) if status == "trialing" else None,
             "trial_end": ts(14 * 86400) if status == "trialing" else None, "livemode": False, "metadata": metadata(rng),
             "days_until_due": None, "description": None, "latest_invoice": None}
 
 
 def subscription_item(rng):
+    # Since 2025-03-31 the current period is the item's, not the subscription's.
     return {"object": "subscription_item", "quantity": rng.randint(1, 10), "metadata": metadata(rng),
-            "billing_thresholds": None, "tax_rates": [], "price": LINK}
+            "billing_thresholds": None, "tax_rates": [],
+            "current_period_start": ts(0), "current_period_end": ts(30 * 86400)}
 
 
 def payment_intent(rng):
@@ -123,7 +133,7 @@ def payment_intent(rng):
     return {"amount": amt, "amount_received": amt if status == "succeeded" else 0, "amount_capturable": 0,
             "currency": rng.choice(["usd"] * 5 + ["eur", "gbp"]), "status": status, "customer": LINK if rng.random() < 0.8 else None,
             "capture_method": "automatic", "confirmation_method": "automatic", "livemode": False,
-            "payment_method_types": ["card"], "metadata": metadata(rng), "invoice": None,
+            "payment_method_types": ["card"], "metadata": metadata(rng),
             "canceled_at": ts(3600) if status == "canceled" else None,
             "cancellation_reason": "abandoned" if status == "canceled" else None,
             "description": rng.choice([None, f"Order #{rng.randint(1000, 99999)}"]),

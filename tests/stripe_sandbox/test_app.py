@@ -115,9 +115,11 @@ def test_links_hold(client, session_sandbox):
     subs = {s["id"]: s for s in session_sandbox.truth("subscriptions")}
     invoices_checked = 0
     for inv in session_sandbox.truth("invoices"):
-        if inv.get("subscription"):
-            assert inv["subscription"] in subs
-            assert inv["customer"] == subs[inv["subscription"]]["customer"]
+        # since 2025-03-31 an invoice names its subscription under `parent`
+        sub = ((inv.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+        if sub:
+            assert sub in subs
+            assert inv["customer"] == subs[sub]["customer"]
             invoices_checked += 1
     assert invoices_checked >= 10, "too few invoices of a subscription to check the link"
     chs = {c["id"] for c in charges}

@@ -1,22 +1,31 @@
-"""The sandbox stands on its own (issue #15): it models Stripe from Stripe's OpenAPI material
-and documentation, never from the tap, and its generated model is what the generator makes.
+"""The sandbox stands on its own (issue #15): it models Stripe from Stripe's Python SDK, OpenAPI
+material and documentation, never from the tap, and its generated model is what the generator
+makes.
 
 - no module of `stripe_sandbox`, nor its generator, imports `tap_stripe` or names a file
-  under `tap_stripe/` (checked on the source, with `ast`);
-- the sandbox imports and serves with `tap_stripe` unimportable and its files unreadable
-  (a subprocess with a `sys.meta_path` blocker);
-- `scripts/generate_sandbox.py` run on ../shared gives the committed `resources.py` and
-  `components.py` byte for byte (skipped without ../shared, failed under CI=true).
+  under `tap_stripe/` (checked on the source, with `ast`); the generator does not use the
+  tap's generator (`scripts/generate.py`) either, nor import `stripe` (it reads the SDK as text);
+- the sandbox imports and serves with `tap_stripe` and `stripe` unimportable and their files
+  unreadable (a subprocess with a `sys.meta_path` blocker): a fresh clone serves from the
+  committed generated modules;
+- `scripts/generate_sandbox.py`, run on the installed `stripe` and ../shared, gives the
+  committed `resources.py` and `components.py` byte for byte (skipped without ../shared or
+  with another `stripe` than the one the model was read from; both fail under CI=true).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from conftest import ROOT
+import pytest
+
+from conftest import ROOT, SHARED_OPENAPI
 
 PACKAGE = ROOT / "stripe_sandbox"
 GENERATED = ("resources.py", "components.py")
@@ -76,22 +85,71 @@ def test_no_module_of_the_sandbox_refers_to_the_tap():
     assert not offenders, offenders
 
 
+def generator_references(source: str) -> list[str]:
+    """Imports of the tap's generator (`scripts/generate.py`, as `generate` or `scripts.generate`)
+    or of `stripe` (the SDK is read as text, not imported), and string constants outside
+    docstrings that name the tap's generator's file."""
+    tree = ast.parse(source)
+    docs = _docstrings(tree)
+    found = []
+    banned = {"generate", "scripts.generate", "stripe"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names
+                      if a.name in banned or a.name.startswith("stripe.")]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module in banned or module.startswith("stripe.") or (module == "scripts" and any(
+                    a.name == "generate" for a in node.names)):
+                found.append(f"line {node.lineno}: from {module} import …")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            if "generate.py" in node.value or node.value in ("generate", "scripts.generate"):
+                found.append(f"line {node.lineno}: string {node.value[:60]!r}")
+    return found
+
+
+def test_the_generator_check_sees_the_taps_generator_and_the_sdk():
+    sneaky = textwrap.dedent('''
+        """Docstrings may mention scripts/generate.py."""
+        import generate
+        import stripe
+        from scripts import generate as g
+        from stripe._charge import Charge
+        import importlib
+        importlib.import_module("scripts.generate")
+        open("scripts/generate.py")
+    ''')
+    assert len(generator_references(sneaky)) == 6
+    assert generator_references('"""Not scripts/generate.py."""\nimport ast\nMARK = "generate_sandbox.py"\n') == []
+
+
+def test_the_generator_reads_the_sdk_and_not_the_taps_generator():
+    source = (ROOT / "scripts" / "generate_sandbox.py").read_text()
+    assert generator_references(source) == []
+    assert "find_spec" in source  # the installed SDK is located without being imported
+
+
 BLOCKED_RUN = r'''
 import builtins, io, os, pathlib, sys
 
 class NoTap:
-    """Makes tap_stripe unimportable, however it is asked for."""
+    """Makes tap_stripe (and Stripe's SDK, `stripe`) unimportable, however it is asked for."""
     def find_spec(self, name, path=None, target=None):
-        if name == "tap_stripe" or name.startswith("tap_stripe."):
+        if name.split(".")[0] in ("tap_stripe", "stripe"):
             raise ImportError(f"blocked: {name}")
         return None
 
+import importlib.util
+SDK = importlib.util.find_spec("stripe")
+SDK_DIR = list(SDK.submodule_search_locations)[0] if SDK else None
 sys.meta_path.insert(0, NoTap())
 TAP_DIR = os.path.join(sys.argv[1], "tap_stripe")
+BLOCKED_DIRS = [TAP_DIR] + ([SDK_DIR] if SDK_DIR else [])
 real_open = builtins.open
 
 def guarded_open(file, *args, **kwargs):
-    if isinstance(file, (str, bytes, os.PathLike)) and os.path.abspath(os.fsdecode(file)).startswith(TAP_DIR + os.sep):
+    if isinstance(file, (str, bytes, os.PathLike)) and any(
+            os.path.abspath(os.fsdecode(file)).startswith(d + os.sep) for d in BLOCKED_DIRS):
         raise PermissionError(f"blocked: {file}")
     return real_open(file, *args, **kwargs)
 
@@ -116,7 +174,9 @@ with Sandbox(seed=4, scale=0.05, now=1767225600, accounts=1) as sb:
     event = s.get(sb.url + "/v1/events", params={"limit": 1}).json()["data"][0]
     assert event["type"] == "customer.tax_id.updated", event["type"]
     assert s.get(sb.url + "/v1/balance").json()["object"] == "balance"
-assert not [m for m in sys.modules if m.split(".")[0] == "tap_stripe"]
+    meters = s.get(sb.url + "/v1/billing/meters", params={"limit": 1}).json()
+    assert [m["object"] for m in meters["data"]] == ["billing.meter"], meters
+assert not [m for m in sys.modules if m.split(".")[0] in ("tap_stripe", "stripe")]
 print("served without tap_stripe")
 '''
 
@@ -133,10 +193,51 @@ def test_generated_model_is_marked():
         assert MARK in (PACKAGE / name).read_text().splitlines()[0], name
 
 
-def test_generated_model_matches_the_generator(openapi_dir, tmp_path):
+# What the generator reads from ../shared (Stripe's example objects, event types' objects).
+SHARED_INPUTS = ("fixtures3.json", "event-types.json")
+
+
+def _unavailable(message: str):
+    """A fresh clone without ../shared, or with another `stripe`, skips; CI has both (the test
+    extra pins `stripe`), so under CI=true their absence fails."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " — CI must run the generator-drift test")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def generator_inputs() -> tuple[Path, Path]:
+    """(../shared/stripe-openapi, the installed stripe package) when they are the ones the
+    committed model was generated from."""
+    missing = [n for n in SHARED_INPUTS if not (SHARED_OPENAPI / n).exists()]
+    if missing:
+        _unavailable(f"needs {', '.join(missing)} at {SHARED_OPENAPI} (../shared, not in the repo)")
+    spec = importlib.util.find_spec("stripe")
+    if spec is None or not spec.submodule_search_locations:
+        _unavailable("needs Stripe's Python SDK (`stripe`, the test extra) installed")
+    sdk = Path(list(spec.submodule_search_locations)[0])
+    version = ast.parse((sdk / "_version.py").read_text()).body[-1].value.value
+    from stripe_sandbox.resources import SDK_VERSION
+    if version != SDK_VERSION:
+        _unavailable(f"stripe {version} is installed; the sandbox's model was read from stripe {SDK_VERSION}")
+    return SHARED_OPENAPI, sdk
+
+
+def test_generated_model_matches_the_generator(generator_inputs, tmp_path):
+    openapi_dir, sdk = generator_inputs
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_sandbox.py"), "--openapi-dir",
-                           str(openapi_dir), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+                           str(openapi_dir), "--stripe-dir", str(sdk), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     for name in GENERATED:
         assert (tmp_path / name).read_bytes() == (PACKAGE / name).read_bytes(), \
             f"stripe_sandbox/{name} drifted from scripts/generate_sandbox.py: run it and commit the result"
+
+
+def test_the_generator_says_what_it_needs(tmp_path):
+    """Without ../shared it names the folder; it never falls back to the tap's files."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_sandbox.py"), "--openapi-dir",
+                           str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "../shared/stripe-openapi" in proc.stderr and "fixtures3.json" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Generate the tap's stream table and JSON schemas from Stripe's OpenAPI spec.
+"""Generate the tap's stream table and JSON schemas from Stripe's API description.
 
-Needs the project's shared folder (not part of the repo):
+    python scripts/generate.py [--out tap_stripe]                   # from the installed `stripe` package
+    python scripts/generate.py --openapi spec3.json [--out DIR]     # from an OpenAPI spec file
+    python scripts/generate.py --stripe-dir DIR [--out DIR]         # from a stripe package folder
 
-    python scripts/generate.py [--openapi-dir ../shared/stripe-openapi] [--out tap_stripe]
+The default source is Stripe's Python SDK, the `stripe` package pinned in pyproject.toml's
+`test` extra: it is generated from Stripe's current spec, and `scripts/stripe_sdk_source.py`
+reads its typed sources with `ast` (never importing it) into the part of an OpenAPI document
+this script needs. `--openapi` reads a spec file instead (Stripe's `openapi/spec3.json` of any
+version), with the same rules and the same output format.
 
-Reads `spec3.json` (API version 2023-08-16) and `event-types.json` from `--openapi-dir`,
-and writes `<out>/streams/generated.py` and `<out>/schemas/<stream>.json`. Both are committed;
+Writes `<out>/streams/generated.py` (`API_VERSION` is the source's version),
+`<out>/schemas/<stream>.json` and `<out>/sensitive_fields.json`. All are committed;
 `tests/test_generate.py` regenerates into a temporary folder and fails on any drift.
 
-The reviewed rules (which lists become streams, their names, parents, default
-expansions, exclusions and why) are the tables at the top of this file.
+The reviewed rules (which lists become streams, their names, parents, exclusions, which
+object an event is about, and why) are the tables at the top of this file.
 """
 
 from __future__ import annotations
@@ -22,10 +28,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tap_stripe.records import TAP_FIELD_SCHEMAS  # noqa: E402  (the fields the tap adds)
-
-DEFAULT_OPENAPI_DIR = Path(__file__).resolve().parents[2] / "shared" / "stripe-openapi"
 
 # Lists that are not streams, and why. The README's streams section prints these.
 EXCLUDED = {
@@ -43,6 +48,8 @@ EXCLUDED = {
     "/v1/sources/{source}/source_transactions": "sources cannot be listed, so there are no parent ids to iterate",
     "/v1/tax/calculations/{calculation}/line_items": "tax calculations cannot be listed (and expire after 48 hours)",
     "/v1/tax/transactions/{transaction}/line_items": "tax transactions cannot be listed, so there are no parent ids to iterate",
+    "/v1/billing/meters/{id}/event_summaries": "aggregates computed on request for one customer and time range "
+                                               "(required `customer`, `start_time`, `end_time`), not stored objects",
 }
 
 # Stream names that the path does not give directly.
@@ -70,6 +77,8 @@ NAMES = {
     "/v1/quotes/{quote}/line_items": "quote_line_items",
     "/v1/subscription_items/{subscription_item}/usage_record_summaries": "usage_record_summaries",
     "/v1/transfers/{id}/reversals": "transfer_reversals",
+    "/v1/payment_intents/{intent}/amount_details_line_items": "payment_intent_amount_details_line_items",
+    "/v1/products/{product}/features": "product_features",
 }
 
 # Lists that need a parent's id as a required query parameter: path -> (parent stream, param).
@@ -77,6 +86,10 @@ QUERY_PARENTS = {
     "/v1/subscription_items": ("subscriptions", "subscription"),
     "/v1/setup_attempts": ("setup_intents", "setup_intent"),
     "/v1/radar/value_list_items": ("radar_value_lists", "value_list"),
+    "/v1/entitlements/active_entitlements": ("customers", "customer"),
+    "/v1/financial_connections/transactions": ("financial_connections_accounts", "account"),
+    "/v1/issuing/tokens": ("issuing_cards", "card"),
+    "/v1/payment_attempt_records": ("payment_records", "payment_record"),
     **{
         f"/v1/treasury/{name}": ("treasury_financial_accounts", "financial_account")
         for name in (
@@ -103,14 +116,31 @@ KEYS = {"capabilities": ("account", "id")}
 OAUTH_UNREADABLE = {"accounts", "external_accounts", "report_runs", "report_types",
                     "radar_value_lists", "radar_value_list_items"}
 
-# Objects read whole each run: name -> (path, component, field whose list items are the
-# rows, key). The balance is one record per run (its history); its available and pending
-# amounts are also tables of their own, one row per currency (Striim's AvailableBalance
-# and PendingBalance).
+# Objects read whole each run: name -> (path, object, field whose list items are the rows,
+# key). The balance is one record per run (its history); its available and pending amounts
+# are also tables of their own, one row per currency (Striim's AvailableBalance and
+# PendingBalance). A row's schema is the item schema of that field of the `balance` object.
 SINGLETONS = {
     "balance": ("/v1/balance", "balance", None, ()),
     "balance_available": ("/v1/balance", "balance_amount", "available", ("currency",)),
     "balance_pending": ("/v1/balance", "balance_amount", "pending", ("currency",)),
+}
+
+# The object an event is about (its `data.object`) where the rule finds none or the wrong one:
+# event type prefix -> object (`a|b`: one of several). These come first. The rule: the object
+# the SDK's event class fetches (`stripe/events/_v1_<type>_event.py`), else the type less its
+# action when that is an object (`billing.meter`), with `_` for the namespace dot
+# (`issuing_card` -> `issuing.card`), else its last part when the first is an object
+# (`charge.dispute` -> `dispute`). tests/test_generate.py checks the result against Stripe's
+# event catalog.
+EVENT_OBJECTS = {
+    "account.external_account": "bank_account|card",  # an account's payout destinations
+    "customer.source": "account|bank_account|card|source",  # a customer's legacy payment sources
+    "application_fee.refund": "fee_refund",  # the object of an application fee's refunds
+    "billing.alert.triggered": "billing.alert_triggered",  # the trigger; the SDK's event fetches the alert
+    "sigma.scheduled_query_run": "scheduled_query_run",  # Sigma's object has no `sigma.` namespace
+    "source.mandate_notification": "source_mandate_notification",
+    "source.transaction": "source_transaction",
 }
 
 # How deep component references are inlined before an object becomes untyped JSON.
@@ -253,12 +283,53 @@ def object_value(component: dict, name: str) -> str:
     return enum[0] if enum else name
 
 
-def generate(openapi_dir: Path, out: Path) -> list[str]:
-    spec = json.loads((openapi_dir / "spec3.json").read_text())
-    event_catalog = json.loads((openapi_dir / "event-types.json").read_text())
+def load_openapi(path: Path) -> tuple[dict, dict[str, list[str]]]:
+    """A spec file and its event types by object (from the webhook endpoints' `enabled_events`)."""
+    spec = json.loads(path.read_text())
+    body = spec["paths"]["/v1/webhook_endpoints"]["post"]["requestBody"]["content"]
+    enabled = body["application/x-www-form-urlencoded"]["schema"]["properties"]["enabled_events"]
+    types = [t for t in enabled["items"]["enum"] if t != "*"]
+    return spec, events_by_object(types, {}, spec["components"]["schemas"])
+
+
+def load_sdk(root: Path | None = None) -> tuple[dict, dict[str, list[str]]]:
+    """The installed `stripe` package (or the package folder `root`), read as source
+    (scripts/stripe_sdk_source.py)."""
+    from stripe_sdk_source import SdkReader, event_types
+
+    reader = SdkReader(root)
+    spec = reader.openapi()
+    types, related = event_types(reader)
+    return spec, events_by_object(types, related, spec["components"]["schemas"])
+
+
+def event_object(event_type: str, related: dict[str, str], objects: set[str]) -> str | None:
+    """The object an event type is about (EVENT_OBJECTS says how), or None if none is known."""
+    for prefix, value in EVENT_OBJECTS.items():
+        if event_type == prefix or event_type.startswith(prefix + "."):
+            return value
+    if event_type in related:
+        return related[event_type]
+    head = event_type.rsplit(".", 1)[0]
+    first, _, rest = head.partition(".")
+    candidates = [head, head.replace("_", ".", 1)] + ([rest.rsplit(".", 1)[-1]] if rest and first in objects else [])
+    return next((c for c in candidates if c in objects), None)
+
+
+def events_by_object(types: list[str], related: dict[str, str], components: dict) -> dict[str, list[str]]:
+    objects = {object_value(c, name) for name, c in components.items()}
+    out: dict[str, list[str]] = {}
+    for event_type in types:
+        if (obj := event_object(event_type, related, objects)) is not None:
+            out.setdefault(obj, []).append(event_type)
+    return out
+
+
+def build(source: tuple[dict, dict[str, list[str]]]) -> tuple[list[dict], dict[str, dict]]:
+    """Every stream's declaration and schema, from a source (`load_sdk()`, `load_openapi(file)`)."""
+    spec, events_by_object = source
     components = spec["components"]["schemas"]
     builder = SchemaBuilder(components)
-    api_version = spec["info"]["version"]
 
     lists = {}
     for path, ops in spec["paths"].items():
@@ -269,13 +340,13 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
     by_path_name = {p: stream_name(p) for p in lists}
     top_names = {p.removeprefix("/v1"): n for p, n in by_path_name.items() if "{" not in p}
 
-    events_by_object: dict[str, list[str]] = {}
-    for event in event_catalog["events"]:
-        if event.get("in_spec"):
-            events_by_object.setdefault(event["object"], []).append(event["type"])
-
     objects_by_name = {by_path_name[p]: tuple(object_value(components[i], i) for i in items)
                        for p, (_, items) in lists.items()}
+    parents = {p: parent for p in lists if (parent := _parent(p, top_names))}
+    # Events under a parent (`customer.tax_id.*`, `account.external_account.*`) belong to that
+    # child list, not to another list of the same objects (`/v1/tax_ids`, the account's own tax
+    # ids; customer sources, which can also be `account` objects).
+    claimed = {by_path_name[p]: tuple(f"{o}." for o in objects_by_name[parent[0]]) for p, parent in parents.items()}
 
     specs = []
     schemas = {}
@@ -286,15 +357,8 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         object_types = tuple(object_value(components[i], i) for i in items)
         entry: dict = {"name": name, "path": path, "object_types": object_types}
 
-        placeholders = re.findall(r"\{(\w+)\}", path)
-        if placeholders:
-            parent_path = path[: path.index("{") - 1]
-            entry["parent"] = top_names[parent_path.removeprefix("/v1")]
-            entry["parent_param"] = placeholders[0]
-            entry["parent_via"] = "path"
-        elif path in QUERY_PARENTS:
-            entry["parent"], entry["parent_param"] = QUERY_PARENTS[path]
-            entry["parent_via"] = "query"
+        if path in parents:
+            entry["parent"], entry["parent_param"], entry["parent_via"] = parents[path]
         if path in PARENT_FIELDS:
             entry["parent_fields"] = PARENT_FIELDS[path]
         created = params.get("created")
@@ -310,16 +374,20 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         for item in items:
             for field, prop in sorted(components[item].get("properties", {}).items()):
                 if "x-expansionResources" in prop:
-                    ref = prop["x-expansionResources"]["oneOf"][0]["$ref"].rsplit("/", 1)[1]
-                    target = object_value(components[ref], ref)
-                    expandable.append((field, _stream_for_object(target, lists, components)))
+                    refs = [r["$ref"].rsplit("/", 1)[1] for r in prop["x-expansionResources"]["oneOf"]]
+                    targets = {object_value(components[r], r) for r in refs}  # `deleted_x` is an x
+                    stream = _stream_for_object(targets.pop(), lists, components) if len(targets) == 1 else None
+                    expandable.append((field, stream))
         if expandable:
             entry["expandable"] = tuple(dict.fromkeys(expandable))
         # An event whose object is a union (`bank_account|card|source`) belongs to a stream
         # only if the stream's records can be every member of that union.
+        not_ours = tuple(prefix for child, prefixes in claimed.items()
+                         if child != name and set(objects_by_name[child]) & set(object_types)
+                         for prefix in prefixes if prefix not in claimed.get(name, ()))
         event_types = sorted({
             t for union, types in events_by_object.items()
-            if set(union.split("|")) <= set(object_types) for t in types
+            if set(union.split("|")) <= set(object_types) for t in types if not t.startswith(not_ours)
         })
         if "parent" in entry:
             # A child's events name its parent (`customer.tax_id.*`, `customer.source.*`) or the
@@ -328,7 +396,8 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
             prefixes = tuple(f"{o}." for o in (*objects_by_name[entry["parent"]], *object_types))
             event_types = sorted({
                 t for union, types in events_by_object.items()
-                if set(union.split("|")) & set(object_types) for t in types if t.startswith(prefixes)
+                if set(union.split("|")) & set(object_types) for t in types
+                if t.startswith(prefixes) and not t.startswith(not_ours)
             })
         if event_types:
             # A child's events are read with its parent's (engine: the parent is read again).
@@ -352,13 +421,15 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
         specs.append(entry)
         schemas[name] = _merged_schema(builder, items)
 
-    for name, (path, component, rows_field, keys) in SINGLETONS.items():
-        entry = {"name": name, "path": path, "object_types": (component,), "kind": "singleton",
+    for name, (path, object_type, rows_field, keys) in SINGLETONS.items():
+        entry = {"name": name, "path": path, "object_types": (object_type,), "kind": "singleton",
                  "key_properties": keys}
+        schema = _merged_schema(builder, ["balance"])
         if rows_field:
             entry["rows_field"] = rows_field
+            schema = {**schema["properties"][rows_field]["items"], "type": ["object"]}
         specs.append(entry)
-        schemas[name] = _merged_schema(builder, [component])
+        schemas[name] = schema
 
     by_name = {s["name"]: s for s in specs}
     for entry in specs:
@@ -370,15 +441,24 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
     for entry in specs:
         if "children" in entry:
             entry["children"] = tuple(sorted(entry["children"]))
-
-    schema_dir = out / "schemas"
-    schema_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, schema in sorted(schemas.items()):
+    for schema in schemas.values():
         properties = schema["properties"]
         for key, value in TAP_FIELD_SCHEMAS.items():
             # ours replaces Stripe's `deleted` (only ever `true`, on deleted objects)
             properties[key] = value if key == "deleted" else properties.get(key, value)
+    return specs, schemas
+
+
+def generate(source: tuple[dict, dict[str, list[str]]], out: Path) -> list[str]:
+    spec = source[0]
+    specs, schemas = build(source)
+    schema_dir = out / "schemas"
+    schema_dir.mkdir(parents=True, exist_ok=True)
+    for stale in schema_dir.glob("*.json"):  # a list the source no longer has
+        if stale.stem not in schemas:
+            stale.unlink()
+    written = []
+    for name, schema in sorted(schemas.items()):
         target = schema_dir / f"{name}.json"
         target.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
         written.append(str(target))
@@ -388,9 +468,21 @@ def generate(openapi_dir: Path, out: Path) -> list[str]:
     written.append(str(out / "sensitive_fields.json"))
     table = out / "streams" / "generated.py"
     table.parent.mkdir(parents=True, exist_ok=True)
-    table.write_text(_render_classes(specs, api_version))
+    excluded = {path: why for path, why in EXCLUDED.items() if path in spec["paths"]}
+    table.write_text(_render_classes(specs, spec["info"]["version"], spec["info"].get("x-stripe-python"), excluded))
     written.append(str(table))
     return written
+
+
+def _parent(path: str, top_names: dict[str, str]) -> tuple[str, str, str] | None:
+    """(parent stream, its id's parameter, `path` or `query`) of a list under a parent."""
+    placeholders = re.findall(r"\{(\w+)\}", path)
+    if placeholders:
+        parent_path = path[: path.index("{") - 1]
+        return top_names[parent_path.removeprefix("/v1")], placeholders[0], "path"
+    if path in QUERY_PARENTS:
+        return (*QUERY_PARENTS[path], "query")
+    return None
 
 
 def _created_field(items: list[str], components: dict) -> str | None:
@@ -465,9 +557,10 @@ def class_name(stream: str) -> str:
     return "".join(part.title() for part in stream.split("_")) + "Stream"
 
 
-def _render_classes(specs: list[dict], api_version: str) -> str:
+def _render_classes(specs: list[dict], api_version: str, sdk_version: str | None, excluded: dict) -> str:
+    source = f"Stripe's Python SDK (stripe=={sdk_version})" if sdk_version else "an OpenAPI spec file"
     lines = [
-        "# GENERATED by scripts/generate.py from Stripe's OpenAPI spec; do not edit.",
+        f"# GENERATED by scripts/generate.py from {source}; do not edit.",
         "# Regenerate with `make generate`; tests/test_generate.py fails on drift. A table's",
         "# project-specific choices (fixed list parameters, default expansions) are in custom.py.",
         '"""Every Stripe table the tap reads, one class each, as Stripe\'s spec describes it."""',
@@ -475,6 +568,7 @@ def _render_classes(specs: list[dict], api_version: str) -> str:
         "from tap_stripe.streams.base import ChildStream, CreatedWindowStream, FullTableStream, SingletonStream",
         "",
         f'API_VERSION = "{api_version}"',
+        f"GENERATED_FROM = {_py(f'stripe=={sdk_version}' if sdk_version else 'openapi')}",
     ]
     for entry in specs:
         kind = "singleton" if entry.get("kind") == "singleton" else "child" if entry.get("parent") else \
@@ -486,7 +580,7 @@ def _render_classes(specs: list[dict], api_version: str) -> str:
             if key in entry and key not in IMPLIED.get(base, ()):
                 lines.append(f"    {key} = {_py(entry[key])}")
     lines += ["", "", "EXCLUDED_LISTS = {"]
-    for path, why in sorted(EXCLUDED.items()):
+    for path, why in sorted(excluded.items()):
         lines.append(f"    {_py(path)}: {_py(why)},")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -503,13 +597,17 @@ def _py(value) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--openapi-dir", type=Path, default=DEFAULT_OPENAPI_DIR)
+    parser.add_argument("--openapi", type=Path, metavar="FILE",
+                        help="an OpenAPI spec file (spec3.json) instead of the installed stripe package")
+    parser.add_argument("--stripe-dir", type=Path, metavar="DIR",
+                        help="a stripe package folder (…/site-packages/stripe) instead of the installed one")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tap_stripe")
     args = parser.parse_args(argv)
-    if not (args.openapi_dir / "spec3.json").exists():
-        print(f"error: {args.openapi_dir / 'spec3.json'} not found; pass --openapi-dir", file=sys.stderr)
-        return 2
-    written = generate(args.openapi_dir, args.out)
+    for given in (args.openapi, args.stripe_dir):
+        if given and not given.exists():
+            print(f"error: {given} not found", file=sys.stderr)
+            return 2
+    written = generate(load_openapi(args.openapi) if args.openapi else load_sdk(args.stripe_dir), args.out)
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 

@@ -64,6 +64,8 @@ def streams_table() -> str:
         else:
             replication = "full table each run (table versions)"
             changes = "full table"
+        if not spec.selected_by_default and spec.kind != "report":
+            replication += " (opt-in)"
         rows.append(f"| `{spec.name}` | `{spec.path}` | {key} | {replication} | {changes} |")
     rows += ["", "Lists that are not streams:", "", "| list | why |", "|---|---|"]
     rows += [f"| `{path}` | {_cell(why)} |" for path, why in sorted(EXCLUDED_LISTS.items())]

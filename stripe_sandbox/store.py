@@ -293,7 +293,12 @@ class Store:
         if st.parent is not None:
             for fld, tname in st.spec.expandable:
                 if tname == st.parent.name or fld == st.spec.parent_param:
-                    obj[fld] = PH("parent")
+                    *path, last = fld.split(".")  # `owner.customer`: a field of a sub-object
+                    holder = obj
+                    for part in path:
+                        holder = holder.get(part) if isinstance(holder, dict) else None
+                    if isinstance(holder, dict):
+                        holder[last] = PH("parent")
             if st.spec.parent_param and st.spec.parent_param != "id" and (st.spec.parent_param in props or not props):
                 obj[st.spec.parent_param] = PH("parent")
         for ch in st.children:

@@ -1,7 +1,8 @@
 """Emission: the main thread alone writes. It writes a feed's head segment once it and its
 children are complete, moves the bookmarks past it, and writes STATE (at most once a second,
 and at the end). A bookmark therefore only ever moves past records already written, whatever
-was fetched ahead, and a killed run resumes from its last STATE.
+was fetched ahead, and a killed run resumes from its last STATE. With schema evolution, a
+stream's updated SCHEMA is written right before the first records that need it (`announce`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 from tap_stripe import reports
 from tap_stripe.client import PermissionDenied, StripeError
 from tap_stripe.errors import FatalRunError
+from tap_stripe.evolution import SCHEMA_CHANGE
 from tap_stripe.feeds import Feed, Member, Rendered, Segment
 from tap_stripe.records import rfc3339
 from tap_stripe.state import State
@@ -28,12 +30,15 @@ STATE_INTERVAL = 1.0
 class Sinks:
     """Where a run's messages go."""
 
-    emitters: dict[str, Callable[[dict, str, int | None], None]]  # a record, in the main thread
+    emitters: Mapping[str, Callable[[dict, str, int | None], None]]  # a record, in the main thread
     # A record to a finished RECORD line, in a worker (streams whose records need no main-thread work).
-    render: dict[str, Callable[[dict, str, int | None], bytes]]
+    render: Mapping[str, Callable[[dict, str, int | None], bytes]]
     write_line: Callable[[bytes], None] | None
     write_message: Callable[[dict], None]
     activate_versions: bool  # whether full reads end with ACTIVATE_VERSION
+    # Schema evolution: (stream, revision announced so far) -> the stream's newest revision, its
+    # SCHEMA messages and what changed since (`SchemaEvolution.announcement`); None: no evolution.
+    schema_change: Callable[[str, int], tuple[int, list[dict], list[str]]] | None = None
 
 
 class Emission:
@@ -44,25 +49,39 @@ class Emission:
         self.on_permission_error = on_permission_error
         self._last_state = 0.0
         self.state_dirty = False
+        self.announced: dict[str, int] = {}  # per stream, the schema revision its last SCHEMA carried
 
     def emit_segment(self, feed: Feed, segment: Segment, output: Rendered) -> None:
+        """Write a feed's head segment (what of it was not written early) and move its bookmarks."""
+        self.write(feed, output)
+        self.advance_bookmarks(feed, segment, output or segment.written)
+
+    def write(self, feed: Feed, output: Rendered) -> None:
+        """Write records of `feed` (a head segment's, or a window's page as it arrives)."""
         extracted = rfc3339(int(time.time()))
         skipped = {m.spec.name for m in feed.root.walk() if m.skipped}
         write_line, version = self.sinks.write_line, feed.version
-        for stream, _, payload, _ in output:
+        for stream, kind, payload, _ in output:
             if stream in skipped:
                 continue
+            if kind == SCHEMA_CHANGE:
+                self.announce(stream, payload)
+                continue
             if type(payload) is bytes:
+                assert write_line is not None  # lines are rendered only for a writer that takes them
                 write_line(payload)
             else:
                 emit = self.sinks.emitters[stream]
                 for record in payload:
                     emit(record, extracted, version)
         self.summary.count(output, skipped)
+
+    def advance_bookmarks(self, feed: Feed, segment: Segment, had_output: object = False) -> None:
+        """The segment and every one before it were written: move the bookmarks past it."""
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:
             feed.emitted_hi = segment.hi
-            if output and feed.progress_lo is None:
+            if had_output and feed.progress_lo is None:
                 feed.progress_lo = segment.lo  # where the data starts, for progress lines
             if feed.resync:
                 self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi,
@@ -78,6 +97,22 @@ class Emission:
             self.state.advance(name, account, "events", segment.hi)
         self.state_dirty = True
 
+    def announce(self, stream: str, need: int) -> None:
+        """Before records that need schema revision `need` of their stream: its newest SCHEMA,
+        unless one as new was written. Revisions only widen the schema, so a newer one than
+        `need` fits the records written before it too."""
+        announced = self.announced.get(stream, 0)
+        if need <= announced or self.sinks.schema_change is None:
+            return
+        revision, messages, changes = self.sinks.schema_change(stream, announced)
+        for message in messages:
+            self.sinks.write_message(message)
+            self.summary.schema(stream)
+        for text in changes:
+            self.summary.note(stream, text)
+            LOGGER.info("Schema evolution: %s.", text)
+        self.announced[stream] = revision
+
     def finish(self, feed: Feed) -> None:
         """A feed's every segment was emitted: activate its table version if it has one."""
         if feed.resync:
@@ -90,7 +125,8 @@ class Emission:
                     self.state.set(feed.name, feed.account, "events", feed.hi)
         if feed.activate and feed.version is not None and self.sinks.activate_versions:
             for member in feed.live_members():
-                self.sinks.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name, "version": feed.version})
+                self.sinks.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name,
+                                          "version": feed.version})
         self.state_dirty = True
 
     def skip(self, feed: Feed, member: Member, exc: StripeError) -> None:

@@ -19,7 +19,7 @@ from tap_stripe import reports
 from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
 from tap_stripe.emission import Emission, Sinks, stream_message
 from tap_stripe.errors import FatalRunError, RunTerminated, Stopped, Termination
-from tap_stripe.feeds import Feed, Segment, SegmentResult
+from tap_stripe.feeds import Feed, Rendered, Segment, SegmentResult
 from tap_stripe.fetch import Fetcher
 from tap_stripe.plan import Planner, Scope
 from tap_stripe.scheduler import Scheduler
@@ -118,38 +118,78 @@ class Run:
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
                 split = result.split
-                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi), fanout=split.fanout_of(lo, hi),
-                                   types=segment.types, advances=segment.advances) for lo, hi in split.windows]
+                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi),
+                                   fanout=split.fanout_of(lo, hi), types=segment.types, advances=segment.advances)
+                           for lo, hi in split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
                                types=segment.types, advances=segment.advances,
                                output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
                 _splice(feed.segments, position, [*windows, tail])
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
-            segment.nbytes = result.nbytes
+            segment.nbytes = 0 if segment.kind == "window" else result.nbytes  # a window's pages went out as they came
             if result.next_cursor:
                 feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor,
                                                            earlier=result.earlier))
+        written = self._write_windows(feed)
+        if written is None:
+            return True
+        progressed |= written
         while feed.segments and feed.segments[0].ready:
             head = feed.segments[0]
-            if any(not f.done() or f.cancelled() for f in head.subs):
+            if head.parts or any(not f.done() or f.cancelled() for f in head.subs):
                 break
-            output = list(head.output)
-            for sub in head.subs:
-                try:
-                    output.extend(sub.result())
-                except (PermissionDenied, ProductNotSetUp) as exc:
-                    self.emission.skip(feed, feed.root, exc)  # the parent itself (a refetch) may not be read
-                    return True
-                except StripeError as exc:
-                    raise FatalRunError(stream_message(feed, exc)) from None
-            self.skip_failed_children(feed)  # found by the subs just read: none of it is written
+            output = self._complete(feed, head.output, head.subs)
+            if output is None:
+                return True
             self.emission.emit_segment(feed, head, output)
             feed.segments.popleft()
             progressed = True
         if failure is not None:
             raise FatalRunError(stream_message(feed, failure))
         return progressed
+
+    def _write_windows(self, feed: Feed) -> bool | None:
+        """Write the created windows' records as they arrive, in whatever order the windows
+        finish: the feed's windows come before anything else it reads (events, which must
+        follow every window), and its bookmarks still move only past the windows written
+        to their end, in order (`emit_segment`). A window waits in memory as a page at most.
+        None when the feed was skipped."""
+        wrote = False
+        for segment in feed.segments:
+            if segment.kind != "window":
+                break
+            while segment.parts and all(f.done() and not f.cancelled() for f in segment.parts[0][1]):
+                with self.scheduler.paging.lock:
+                    rendered, subs = segment.parts.pop(0)
+                output = self._complete(feed, rendered, subs)
+                if output is None:
+                    return None
+                self.emission.write(feed, output)
+                segment.written = wrote = True
+            if segment.ready and (segment.output or segment.subs) and \
+                    all(f.done() and not f.cancelled() for f in segment.subs):
+                output = self._complete(feed, segment.output, segment.subs)
+                if output is None:
+                    return None
+                self.emission.write(feed, output)
+                segment.output, segment.subs, segment.nbytes, segment.written = [], [], 0, True
+                wrote = True
+        return wrote
+
+    def _complete(self, feed: Feed, rendered: Rendered, subs: list) -> Rendered | None:
+        """Records with their children's (finished) fetches; None when the feed was skipped."""
+        output = list(rendered)
+        for sub in subs:
+            try:
+                output.extend(sub.result())
+            except (PermissionDenied, ProductNotSetUp) as exc:
+                self.emission.skip(feed, feed.root, exc)  # the parent itself (a refetch) may not be read
+                return None
+            except StripeError as exc:
+                raise FatalRunError(stream_message(feed, exc)) from None
+        self.skip_failed_children(feed)  # found by the subs just read: none of it is written
+        return output
 
     def skip_failed_children(self, feed: Feed) -> bool:
         """Skip the child streams workers found the key may not read (see `_child_records`)."""

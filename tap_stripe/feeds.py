@@ -21,7 +21,9 @@ FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fet
 Output = list[tuple[str, dict]]
 # A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
 # or "deleted", for the summary): (stream, kind, RECORD lines joined in one bytes object, or
-# the records themselves when stream maps must run in the main thread, count).
+# the records themselves when stream maps must run in the main thread, count). A group of kind
+# "schema" (evolution.SCHEMA_CHANGE) holds no records: its payload is the schema revision the
+# stream's records after it need (new fields), its count 0; its SCHEMA is written before them.
 Rendered = list[tuple[str, str, Any, int]]
 
 
@@ -33,7 +35,7 @@ class Member:
     selected: bool
     floor: int | None = None  # records created before this are not emitted
     skipped: str | None = None
-    children: list["Member"] = field(default_factory=list)
+    children: list[Member] = field(default_factory=list)
 
     def wanted(self, created: Any) -> bool:
         return self.floor is None or not isinstance(created, int) or created >= self.floor
@@ -64,13 +66,17 @@ class Segment:
     future: Future | None = None
     subs: list[Future] = field(default_factory=list)
     output: Rendered = field(default_factory=list)
+    # A window's pages as its worker finishes them, each with its children's fetches, for the
+    # main thread to write at once (under Paging.lock); `written`: its output went out early.
+    parts: list[tuple[Rendered, list[Future]]] = field(default_factory=list)
+    written: bool = False
     ready: bool = False
     nbytes: int = 0  # response bytes behind `output`
 
 
 @dataclass
 class SegmentResult:
-    output: Output = field(default_factory=list)
+    output: Any = field(default_factory=list)  # Output as fetched; Rendered once `rendered`
     subs: list[Future] = field(default_factory=list)
     split: Split | None = None
     next_cursor: str | None = None
@@ -84,14 +90,14 @@ class SegmentResult:
 class Paging:
     """Shared by the workers paging windows and the scheduler that may split them: a lock
     over a running window's `lo`, `reached`, `read` and `closed`, and a wake-up for the
-    scheduler when a window starts paging (it can then be shared)."""
+    main loop when a window starts paging (it can then be shared) or has a page to write."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.wake: Future = Future()
 
     def started(self) -> None:
-        """Called by a worker, under `lock`, when a window it pages has more pages."""
+        """Called by a worker, under `lock`, when a window it pages has more pages, or a page to write."""
         if not self.wake.done():
             self.wake.set_result(None)
 
@@ -135,20 +141,23 @@ class Feed:
         so a window stays near WINDOW_BYTES in memory."""
         return max(200, min(TARGET_RECORDS, WINDOW_BYTES // max(1, object_bytes or self.object_bytes)))
 
-    def expected_records(self, segment: "Segment") -> int:
+    def expected_records(self, segment: Segment) -> int:
         """Objects `segment` is expected to hold: its estimate from the split that made it,
         or a window's worth."""
         if segment.kind not in ("window", "events"):
             return 100
         return segment.estimate or self.window_records()
 
-    def expected_pages(self, segment: "Segment") -> int:
+    def expected_pages(self, segment: Segment) -> int:
         return max(1, math.ceil(self.expected_records(segment) / 100))
 
-    def expected_bytes(self, segment: "Segment") -> int:
-        """What fetching `segment` will add to memory: a window too large to page through
-        is split after one page."""
+    def expected_bytes(self, segment: Segment) -> int:
+        """What fetching `segment` will add to memory: a window's pages are written as they
+        arrive (a page being read, a page waiting); other segments wait whole, but one too
+        large to page through is split after one page."""
         records = self.expected_records(segment)
+        if segment.kind == "window":
+            return 2 * min(records, 100) * self.object_bytes
         return (records if records <= 2 * self.window_records() else 100) * self.object_bytes
 
     def child_of_type(self, object_type: Any) -> Member | None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from itertools import chain
-from typing import Any, Callable
+from typing import Any
 
 from tap_stripe import events as ev
 from tap_stripe import reports
 from tap_stripe.children import Children
 from tap_stripe.client import StripeClient
 from tap_stripe.errors import Stopped
+from tap_stripe.evolution import SCHEMA_CHANGE
 from tap_stripe.feeds import Feed, Output, Paging, Rendered, Segment, SegmentResult
 from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
 from tap_stripe.plan import Scope
@@ -30,7 +32,7 @@ class Fetcher:
     """Fetches segments for the scheduler; `executor_submit` runs child and event tasks."""
 
     def __init__(self, *, client: StripeClient, scope: Scope, settings: Any, state: State, summary: RunSummary,
-                 render: dict[str, Callable[[dict, str, int | None], bytes]],
+                 render: Mapping[str, Callable[[dict, str, int | None], bytes]],
                  executor_submit: Callable[..., Future], paging: Paging, stop: threading.Event):
         self.client = client
         self.scope = scope
@@ -65,12 +67,24 @@ class Fetcher:
         object per group (orjson's own results keep a large buffer each)."""
         extracted = rfc3339(int(time.time()))
         groups: dict[tuple[str, str], list] = {}
+        admit = self.scope.admit
+        needs: dict[tuple[str, str], int] = {}
         for stream, record in output:
             kind = "deleted" if record.get("deleted") is True else ("updated" if from_events else "new")
+            if admit is not None:
+                # New fields: the schema revision this record needs. Admitted before it is
+                # rendered, so `render` (read after) is that of a schema with its fields.
+                need = admit(stream, record)
+                if need > needs.get((stream, kind), 0):
+                    needs[(stream, kind)] = need
             render = self.render.get(stream)
             groups.setdefault((stream, kind), []).append(render(record, extracted, version) if render else record)
-        return [(stream, kind, b"".join(items) if stream in self.render else items, len(items))
-                for (stream, kind), items in groups.items()]
+        rendered: Rendered = []
+        for (stream, kind), items in groups.items():
+            if (stream, kind) in needs:  # its SCHEMA goes out before the group (emission)
+                rendered.append((stream, SCHEMA_CHANGE, needs[(stream, kind)], 0))
+            rendered.append((stream, kind, b"".join(items) if stream in self.render else items, len(items)))
+        return rendered
 
     def submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
         return self.executor_submit(lambda: self.rendered(fn(*args), version, from_events))
@@ -118,6 +132,7 @@ class Fetcher:
         created_field = spec.created_field or "created"
         # Windows are sized from this page's objects, the freshest measure there is.
         object_bytes = (self.client.received() - before) // len(objects) if objects else None
+        assert segment.lo is not None and segment.hi is not None  # a window has both ends
         split = split_if_dense(segment.lo, segment.hi, first, created_field, feed.window_records(object_bytes),
                                segment.fanout)
         if split is not None:
@@ -126,11 +141,11 @@ class Fetcher:
             result = self._parents(feed, list(reversed(split.kept)))
             result.split, result.objects = split, len(objects)
             return result
-        # Page through the window. Each page is finished (and serialised) as it arrives, so a
-        # window waits in memory as compact lines, then goes out oldest page first. Objects
-        # older than `segment.lo` are left out: another worker may have taken that part.
+        # Page through the window. Each page is finished (and serialised) as it arrives and
+        # handed to the main thread, which writes it at once (`Segment.parts`): a window holds
+        # no more than a page in memory. Objects older than `segment.lo` are left out: another
+        # worker may have taken that part.
         result = SegmentResult()
-        pages: list[Rendered] = []
         for body in chain([first], bodies):
             if self.stop.is_set():
                 raise Stopped
@@ -138,8 +153,10 @@ class Fetcher:
             page = body.get("data") or []
             result.objects += len(page)
             with self.paging.lock:
-                if page and _created(page[-1], created_field, segment.lo) < segment.lo:
-                    page = [obj for obj in page if _created(obj, created_field, segment.lo) >= segment.lo]
+                lo = segment.lo  # raised by a steal, under this lock
+                assert lo is not None
+                if page and _created(page[-1], created_field, lo) < lo:
+                    page = [obj for obj in page if _created(obj, created_field, lo) >= lo]
                     segment.closed = True
                 elif not body.get("has_more"):
                     segment.closed = True
@@ -148,11 +165,12 @@ class Fetcher:
                         self.paging.started()  # wake the scheduler: this window can be shared
                     segment.reached, segment.read = page[-1].get(created_field), result.objects
             part = self._parents(feed, page[::-1])
-            pages.append(self.rendered(part.output, feed.version))
-            result.subs += part.subs
+            rendered = self.rendered(part.output, feed.version)
+            with self.paging.lock:
+                segment.parts.append((rendered, part.subs))
+                self.paging.started()  # wake the main thread: a page to write
             if segment.closed:
                 break
-        result.output = [item for page in reversed(pages) for item in page]
         result.rendered = True
         return result
 

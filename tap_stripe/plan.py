@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tap_stripe.feeds import Feed, Member, Segment
 from tap_stripe.records import RecordShaper, rfc3339
@@ -39,7 +40,7 @@ class Scope:
     platform_streams: tuple[set[str], bool]
     hi: int  # the run's upper bound on `created`: Stripe's clock at the start, or end_date
     now: int  # Stripe's clock at the start (the 30-day events guard counts from it)
-    shapers: dict[str, RecordShaper]
+    shapers: Mapping[str, RecordShaper]
     # Schema evolution (`tap_stripe.evolution`): admits a shaped record's new fields in the
     # worker that renders it, and returns the schema revision it needs (None: no evolution, the
     # shapers drop fields their schemas lack).
@@ -184,7 +185,8 @@ class Planner:
 
     def plan_floors(self, feed: Feed) -> int | None:
         """Each member's floor (records created before it are not emitted) from its own
-        `created` bookmark, less the lookback (or `reread_days`); an unselected member's floor is the lowest of the selected
+        `created` bookmark, less the lookback (or `reread_days`); an unselected member's floor is the
+        lowest of the selected
         ones below it. The feed's windows start at the root's floor."""
         account, start, settings = feed.account, self.settings.start, self.settings
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, tap_config
 
-from conftest import ROOT, SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, parse_messages, tap_config
 from tap_stripe.streams import STREAMS as TABLE_STREAMS
 
 DAY = 86400
@@ -178,8 +178,9 @@ def test_killed_at_a_random_point_then_resumed_loses_nothing(tmp_path, seed):
     a SCHEMA per stream and every object not yet delivered, so the kill falls on one of those
     lines (drawn at random) and always happens. The tap writes a STATE after every segment it
     emits (test_errors.STATE_EVERY_SEGMENT), so runs resume from STATEs all along the run."""
-    from stripe_sandbox import Sandbox
     from test_errors import STATE_EVERY_SEGMENT
+
+    from stripe_sandbox import Sandbox
 
     rng = random.Random(seed)
     streams = ["charges", "invoices", "invoice_line_items", "products", "refunds", "events"]
@@ -254,7 +255,7 @@ def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(
     assert result.returncode == 0, result.stderr[-2000:]
     schemas = {m["stream"]: m for m in result.messages if m["type"] == "SCHEMA"}
     assert len(schemas) >= 90
-    assert DEFAULT_STREAMS == {spec.name for spec in TABLE_STREAMS if spec.selected_by_default}
+    assert {spec.name for spec in TABLE_STREAMS if spec.selected_by_default} == DEFAULT_STREAMS
     assert set(schemas) == DEFAULT_STREAMS, f"missing {sorted(DEFAULT_STREAMS - set(schemas))}"
     validators = {s: Draft202012Validator(m["schema"], format_checker=FormatChecker()) for s, m in schemas.items()}
     keys: dict[str, set] = {}
@@ -284,10 +285,11 @@ def test_full_catalog_run_has_unique_keys_valid_records_and_a_clean_final_state(
     assert final["bookmarks"]["charges"]["accounts"]["default"]["created"] == sandbox.now
 
 
-def test_a_long_window_is_shared_by_idle_workers_in_order(run_tap):
+def test_a_long_window_is_shared_by_idle_workers_and_no_state_passes_an_unwritten_record(run_tap):
     """A window paged one request after another gets its older half handed to an idle
-    worker; every object still arrives exactly once, oldest first, and the bookmark ends
-    at the run's bound."""
+    worker; every object still arrives exactly once, pages are written as they arrive, yet
+    no STATE's bookmark passes a record not yet written, and the bookmark ends at the run's
+    bound."""
     from stripe_sandbox import Sandbox
 
     with Sandbox(seed=5, now=SANDBOX_NOW, history_days=2, latency_ms=40, volumes={"charges": 1900}) as sb:
@@ -296,8 +298,18 @@ def test_a_long_window_is_shared_by_idle_workers_in_order(run_tap):
         records = run.records("charges")
         ids = [r["id"] for r in records]
         assert len(ids) == len(set(ids)) == 1900
-        created = [r["created"] for r in records]
-        assert created == sorted(created), "windows must be written oldest first"
+        created_at = {o["id"]: o["created"] for o in sb.truth("charges")}  # unix times (records carry RFC 3339)
+        final_created = sorted(created_at[i] for i in ids)
+        written: list[int] = []
+        for message in run.messages:
+            if message["type"] == "RECORD":
+                written.append(created_at[message["record"]["id"]])
+            elif message["type"] == "STATE":
+                bookmark = message["value"]["bookmarks"].get("charges", {}).get("accounts", {}) \
+                    .get("default", {}).get("created")
+                if bookmark is not None:
+                    behind = [c for c in final_created if c < bookmark]
+                    assert sorted(c for c in written if c < bookmark) == behind, "a STATE passed an unwritten record"
         paged, started = set(), set()  # windows (gte, lt) read past their first page / started
         for request in sb.requests:
             if request["path"] == "/v1/charges":

@@ -546,23 +546,42 @@ def _schema_slots(node: dict, segments: list[str]) -> list[tuple[dict, Any, dict
     return slots
 
 
-class Protector:
-    """Applies a compiled `sensitive_data` policy to schemas and records of each stream."""
+def _trie(actions: Mapping[str, Callable | object]) -> Trie:
+    """The trie of one stream's actions by path (shortest paths first: an ancestor dropped or
+    transformed as a whole leaves no entry below it)."""
+    trie: Trie = {}
+    for path, action in sorted(actions.items(), key=lambda kv: len(kv[0])):
+        node, segs = trie, _segments(path)
+        for seg in segs[:-1]:
+            parent_action, node = node.setdefault(seg, (None, {}))
+            if parent_action is not None:
+                break  # an ancestor is already dropped/transformed as a whole
+        else:
+            node[segs[-1]] = (action, {})
+    return trie
 
-    def __init__(self, plans: dict[str, dict[str, str]], transforms: dict[str, dict[str, Callable | object]]):
-        self._plans = plans  # {stream: {path: policy}} (non-keep only)
-        self._tries: dict[str, Trie] = {}
-        for stream, actions in transforms.items():
-            trie: Trie = {}
-            for path, action in sorted(actions.items(), key=lambda kv: len(kv[0])):
-                node, segs = trie, _segments(path)
-                for seg in segs[:-1]:
-                    parent_action, node = node.setdefault(seg, (None, {}))
-                    if parent_action is not None:
-                        break  # an ancestor is already dropped/transformed as a whole
-                else:
-                    node[segs[-1]] = (action, {})
-            self._tries[stream] = trie
+
+class Protector:
+    """Applies a compiled `sensitive_data` policy to schemas and records of each stream.
+
+    Built by `from_config`, a stream's policy is compiled when the stream is first asked about
+    (`policies`, `schema`, `record`): a run compiles those of the streams it syncs."""
+
+    def __init__(self, plans: dict[str, dict[str, str]], transforms: dict[str, dict[str, Callable | object]],
+                 compile_stream: Callable[[str], tuple[dict[str, str], dict[str, Callable | object]]] | None = None):
+        # {stream: ({path: policy} (non-keep only), trie)}; streams not in it are compiled by
+        # `compile_stream` (none: nothing to change)
+        self._streams: dict[str, tuple[dict[str, str], Trie]] = {
+            stream: (dict(plans.get(stream, {})), _trie(transforms.get(stream, {})))
+            for stream in set(plans) | set(transforms)}
+        self._compile = compile_stream
+
+    def _stream(self, stream: str) -> tuple[dict[str, str], Trie]:
+        compiled = self._streams.get(stream)
+        if compiled is None:
+            plan, actions = self._compile(stream) if self._compile is not None else ({}, {})
+            compiled = self._streams.setdefault(stream, (plan, _trie(actions)))
+        return compiled
 
     @classmethod
     def from_config(
@@ -571,16 +590,20 @@ class Protector:
         hash_key: str | None,
         classification: Mapping[str, Mapping[str, str]],
     ) -> "Protector | None":
-        """The compiled policy, or None when every field is kept (the hot path costs nothing)."""
+        """The policy, or None when every field is kept (the hot path costs nothing)."""
         validate_policy({"sensitive_data": sensitive_data, "sensitive_hash_key": hash_key}, classification)
         if not sensitive_data:
             return None
         categories = sensitive_data.get("categories") or {}
         fields = sensitive_data.get("fields") or {}
         hash_value = _hasher(hash_key) if hash_key else None
-        plans: dict[str, dict[str, str]] = {}
-        transforms: dict[str, dict[str, Callable | object]] = {}
-        for stream, paths in classification.items():
+
+        def compile_stream(stream: str) -> tuple[dict[str, str], dict[str, Callable | object]]:
+            plan: dict[str, str] = {}
+            actions: dict[str, Callable | object] = {}
+            paths = classification.get(stream)
+            if paths is None:
+                return plan, actions
             wanted = {path: (categories.get(cat, "keep"), cat) for path, cat in paths.items()}
             for name, policy in fields.items():
                 s, _, path = name.partition(".")
@@ -589,7 +612,7 @@ class Protector:
             for path, (policy, category) in wanted.items():
                 if policy == "keep":
                     continue
-                plans.setdefault(stream, {})[path] = policy
+                plan[path] = policy
                 leaf = next((s for s in reversed(_segments(path)) if s not in ("[]", "*")), "")
                 if policy == "drop":
                     action: Callable | object = _DROP
@@ -597,19 +620,26 @@ class Protector:
                     action = _on_values(hash_value)  # type: ignore[arg-type]
                 else:
                     action = _on_values(_mask_for(category, leaf))
-                transforms.setdefault(stream, {})[path] = action
-        if not plans:
+                actions[path] = action
+            return plan, actions
+
+        # Some field of some stream changes: a field rule that is not `keep` (its stream is
+        # classified: `validate_policy`), or a category policy that is not, for a category
+        # the classification uses.
+        changed = {cat for cat, policy in categories.items() if policy != "keep"}
+        if not any(policy != "keep" for policy in fields.values()) and not (
+                changed and any(changed.intersection(paths.values()) for paths in classification.values())):
             return None
-        return cls(plans, transforms)
+        return cls({}, {}, compile_stream)
 
     def policies(self, stream: str) -> dict[str, str]:
         """`{path: policy}` of the fields this protector changes in `stream`."""
-        return dict(self._plans.get(stream, {}))
+        return dict(self._stream(stream)[0])
 
     def schema(self, stream: str, schema: dict) -> dict:
         """A new schema: dropped fields removed, hashed/masked ones typed `["string","null"]`."""
         out = copy.deepcopy(schema)
-        for path, policy in sorted(self._plans.get(stream, {}).items()):
+        for path, policy in sorted(self._stream(stream)[0].items()):
             for holder, key, owner in _schema_slots(out, _segments(path)):
                 if policy == "drop":
                     del holder[key]
@@ -632,7 +662,7 @@ class Protector:
         are shared — a `subscription_items` record's `metadata` is the very dict inside its
         parent's `items.data[]`, and each record must get its own stream's policy, once.
         """
-        trie = self._tries.get(stream)
+        trie = self._stream(stream)[1]
         if trie:
             _protect_into(record, trie, record)
         return record

@@ -7,11 +7,12 @@ are never echoed, so a misplaced secret cannot leak through an error.
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -114,6 +115,20 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Write the run summary as JSON to this path."),
     th.Property("progress_interval_seconds", th.NumberType, default=10,
                 description="Seconds between progress lines on stderr (0 turns them off)."),
+    th.Property("schema_evolution", th.BooleanType, default=True,
+                description="A field a stream's schema lacks (a newer API version, a field Stripe adds) is added "
+                            "to it, typed from its value and nullable, with an updated SCHEMA before the first "
+                            "record that has it; false drops such fields."),
+    th.Property("custom_streams", th.ArrayType(th.ObjectType(
+        th.Property("name", th.StringType, required=True),
+        th.Property("path", th.StringType, required=True),
+        th.Property("key", th.CustomType({"type": ["string", "array"], "items": {"type": "string"}})),
+        th.Property("created", th.BooleanType),
+        th.Property("object", th.StringType),
+        th.Property("event_types", th.ArrayType(th.StringType)),
+        th.Property("params", th.ObjectType(additional_properties=th.StringType)),
+    )), description="More list endpoints as streams: [{\"name\": \"billing_widgets\", \"path\": "
+                    "\"/v1/billing/widgets\", \"key\": \"id\", \"created\": true}] (README: Custom streams)."),
 ).to_dict()
 
 
@@ -157,9 +172,91 @@ class Settings:
     report_versions: dict[str, str]
     report_poll_timeout: float
     multi_account: bool  # several accounts: ids can repeat across them
+    schema_evolution: bool = True
 
 
-def several_accounts(config: dict) -> bool:
+@dataclass(frozen=True)
+class CustomStream:
+    """One entry of the `custom_streams` setting: a list endpoint read as a stream."""
+
+    name: str
+    path: str
+    key: tuple[str, ...] = ("id",)
+    created: bool = False  # the list takes `created[gte]`/`created[lt]`: created-time windows
+    object: str | None = None  # the Stripe object type of its items (`billing.widget`)
+    event_types: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()  # fixed list parameters
+
+
+CUSTOM_STREAM_KEYS = ("name", "path", "key", "created", "object", "event_types", "params")
+
+
+def custom_streams(config: dict, builtin: Iterable[str]) -> tuple[CustomStream, ...]:
+    """The `custom_streams` setting, checked (ConfigError names the entry and what is wrong)."""
+    raw = config.get("custom_streams")
+    if raw in (None, "", []):
+        return ()
+    if isinstance(raw, str):  # from the environment: JSON
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ConfigError("setting 'custom_streams' must be a JSON list of objects") from None
+    if not isinstance(raw, list):
+        raise ConfigError("setting 'custom_streams' must be a list of objects like "
+                          '{"name": "billing_widgets", "path": "/v1/billing/widgets"}')
+    builtin = set(builtin)
+    out: list[CustomStream] = []
+    for i, entry in enumerate(raw):
+        where = f"setting 'custom_streams[{i}]'"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object with 'name' and 'path'")
+        unknown = sorted(set(entry) - set(CUSTOM_STREAM_KEYS))
+        if unknown:
+            raise ConfigError(f"{where} has an unknown key '{unknown[0]}' (expected {', '.join(CUSTOM_STREAM_KEYS)})")
+        name = entry.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+            raise ConfigError(f"{where}: 'name' must be a snake_case stream name (a-z, 0-9, _)")
+        where = f"setting 'custom_streams' entry '{name}'"
+        if name in builtin:
+            raise ConfigError(f"{where}: '{name}' is a built-in stream; give the custom stream another name")
+        if any(c.name == name for c in out):
+            raise ConfigError(f"{where}: the name is used twice")
+        path = entry.get("path")
+        if not isinstance(path, str) or not re.fullmatch(r"/v1(/[a-z0-9_]+)+", path):
+            raise ConfigError(f"{where}: 'path' must be a list path starting with /v1/, without placeholders "
+                              "or query (e.g. /v1/billing/widgets)")
+        key = entry.get("key", "id")
+        keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
+        if not keys or not all(isinstance(k, str) and k for k in keys):
+            raise ConfigError(f"{where}: 'key' must be a field name or a list of field names")
+        created = entry.get("created", False)
+        if not isinstance(created, bool):
+            raise ConfigError(f"{where}: 'created' must be true (the list takes created[gte]/created[lt]) or false")
+        object_type = entry.get("object")
+        if object_type is not None and (not isinstance(object_type, str) or
+                                        not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*", object_type)):
+            raise ConfigError(f"{where}: 'object' must be a Stripe object type (e.g. billing.widget)")
+        event_types = entry.get("event_types") or []
+        if not isinstance(event_types, list) or not all(
+                isinstance(t, str) and re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", t) for t in event_types):
+            raise ConfigError(f"{where}: 'event_types' must be a list of event types (e.g. billing.widget.updated)")
+        if event_types and not created:
+            raise ConfigError(f"{where}: 'event_types' needs 'created': true (a full-table stream is re-read "
+                              "whole each run)")
+        if event_types and not object_type:
+            raise ConfigError(f"{where}: 'event_types' needs 'object', the type of the events' objects")
+        if len(event_types) > 20:
+            raise ConfigError(f"{where}: 'event_types' takes at most 20 types (Stripe's limit per request)")
+        params = entry.get("params") or {}
+        if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) and
+                                                   not isinstance(v, bool) for k, v in params.items()):
+            raise ConfigError(f"{where}: 'params' must be an object of list parameters to strings")
+        out.append(CustomStream(name=name, path=path, key=keys, created=created, object=object_type,
+                                event_types=tuple(event_types), params=tuple((k, str(v)) for k, v in params.items())))
+    return tuple(out)
+
+
+def several_accounts(config: Mapping[str, Any]) -> bool:
     """Whether a run reads several accounts (then ids can repeat across accounts)."""
     return bool(config.get("connected_accounts") or len(config.get("account_ids") or []) > 1
                 or config.get("account_shard"))
@@ -196,6 +293,15 @@ def _number(config: dict, name: str, *, integer: bool = False, minimum: float = 
     if value < minimum or (not allow_zero and value == 0):
         raise ConfigError(f"setting '{name}' must be {'greater than' if not allow_zero else 'at least'} {minimum}")
     return int(value) if integer else float(value)
+
+
+def _flag(config: dict, name: str) -> bool:
+    value = config.get(name, _default(name))
+    if isinstance(value, str) and value.lower() in ("true", "false"):  # from the environment
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ConfigError(f"setting '{name}' must be true or false")
+    return value
 
 
 def _url(config: dict, name: str) -> str:
@@ -316,12 +422,16 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError("setting 'report_timezone' is not an IANA time zone (e.g. Europe/Paris)") from None
 
-    from tap_stripe import sensitive
+    if config.get("sensitive_data") is not None:  # the classification is read only when needed
+        from tap_stripe import sensitive
 
-    try:
-        sensitive.validate_policy(config, sensitive.load_classification())
-    except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
+        try:
+            classification = sensitive.load_classification()
+            if not classification.keys() >= stream_names:  # streams of `custom_streams`: no classified fields
+                classification = {**dict.fromkeys(stream_names, {}), **classification}
+            sensitive.validate_policy(config, classification)
+        except ValueError as exc:
+            raise ConfigError(str(exc).splitlines()[0]) from None
     ca_bundle = config.get("ca_bundle")
     if ca_bundle is not None:
         import os
@@ -364,4 +474,5 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         report_versions=dict(config.get("report_versions") or {}),
         report_poll_timeout=_number(config, "report_poll_timeout_seconds"),
         multi_account=several_accounts(config),
+        schema_evolution=_flag(config, "schema_evolution"),
     )

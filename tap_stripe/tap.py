@@ -9,11 +9,20 @@ exactly as in the SDK's own record path (guarded by a golden-output test).
 
 from __future__ import annotations
 
-import copy
 import gc
+
+# Importing the SDK and what it imports makes some 80,000 objects that live as long as the
+# process, and the garbage collector would walk them several times over while they are made
+# (~40 ms of a run's start-up). It is paused while this module's imports run, then restored.
+_GC_ENABLED = gc.isenabled()
+gc.disable()
+
+import copy
+import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -24,26 +33,34 @@ from typing import Any, Callable, Iterable, Mapping
 import click
 import orjson
 from singer_sdk import Stream, Tap, metrics
-from singer_sdk.singerlib import Catalog
+from singer_sdk.singerlib import Catalog, SchemaMessage
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
+from singer_sdk.plugin_base import PluginBase
 
 from tap_stripe import __version__, accounts, sensitive
-from tap_stripe.batch import BatchWriter, batch_config
+from tap_stripe.catalog import (LazyCatalogEntry, ShapersOnDemand, StreamMapsOnDemand, StreamsOnDemand, align_entry,
+                                lean_catalog, read_catalog)
 from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
                                ProductNotSetUp, StripeClient, StripeError, redact)
 from tap_stripe.pagination import list_pages
 from tap_stripe.engine import FatalRunError, Run, RunTerminated, Scope, Sinks, Termination
+from tap_stripe.evolution import FieldPolicy, SchemaEvolution
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
-from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, several_accounts, validate
+from tap_stripe.settings import (CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, custom_streams,
+                                 several_accounts, validate)
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State, StateError
 from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
-from tap_stripe.streams import SPECS, STREAM_CLASSES
-from tap_stripe.streams.base import load_schema, narrow_expandable
+from tap_stripe.streams import SPECS, STREAM_CLASSES, StripeStream
+from tap_stripe.streams import configured
+from tap_stripe.streams.base import load_schema  # noqa: F401  (tests and tools import it from here)
 from tap_stripe.summary import RunSummary
 from tap_stripe.writer import SDKMessageWriter, record_line
+
+if _GC_ENABLED:
+    gc.enable()
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -59,6 +76,13 @@ class TapStripe(Tap):
                  config: Any = None, **kwargs: Any):
         self._stripe_state: dict = {}
         self._termination = Termination()
+        # An input catalog (a dict or a Catalog) is kept as it came and read lazily, aligned with
+        # the merged config (`input_catalog`): a run parses only the entries it uses.
+        self._raw_catalog: Mapping[str, Any] | None = None
+        if isinstance(catalog, Catalog):
+            catalog = catalog.to_dict()
+        if isinstance(catalog, Mapping):
+            self._raw_catalog, catalog = catalog, None
         super().__init__(*args, validate_config=validate_config, catalog=catalog, config=config, **kwargs)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -71,12 +95,27 @@ class TapStripe(Tap):
             _ = self.settings
         return []
 
+    @property
+    def input_catalog(self) -> Catalog | None:
+        """The input catalog, aligned with this run's (merged) config (`tap_stripe.catalog`):
+        each entry's schema and metadata are parsed when first read, so a run parses those
+        of the streams it syncs and no others."""
+        if self._input_catalog is None and self._raw_catalog is not None:
+            self._input_catalog = lean_catalog(self._raw_catalog, self.config)
+        return self._input_catalog
+
     def setup_mapper(self) -> None:
-        """Align the input catalog with this run's (merged) config before the streams and
-        the SDK's mapper read it."""
-        if self.input_catalog is not None:
-            self._input_catalog = Catalog.from_dict(align_catalog(self.input_catalog.to_dict(), self.config))
-        super().setup_mapper()
+        """The SDK's mapper, with each stream's maps registered when the stream first asks for
+        them (`stream.stream_maps`) rather than every catalog entry's up front. With
+        `stream_maps` configured, every entry is registered up front as in the SDK, so that a
+        bad map fails the run before it starts."""
+        if self._input_catalog is not None and self._raw_catalog is None:  # given as a file path
+            self._raw_catalog, self._input_catalog = self._input_catalog.to_dict(), None
+        if self.input_catalog is None or self.config.get("stream_maps"):
+            super().setup_mapper()
+            return
+        PluginBase.setup_mapper(self)
+        self.mapper.stream_maps = StreamMapsOnDemand(self.mapper, self.input_catalog)
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
@@ -96,8 +135,34 @@ class TapStripe(Tap):
 
     @cached_property
     def settings(self) -> Settings:
-        expandable = {spec.name: {f for f, _ in spec.expandable} | set(spec.default_expand) for spec in SPECS.values()}
-        return validate(dict(self.config), set(SPECS), expandable, __version__)
+        specs = self.specs
+        expandable = {spec.name: {f for f, _ in spec.expandable} | set(spec.default_expand) for spec in specs.values()}
+        return validate(dict(self.config), set(specs), expandable, __version__)
+
+    @cached_property
+    def stream_classes(self) -> dict[str, type[StripeStream]]:
+        """Every table's class: the built-in ones, and one per `custom_streams` entry."""
+        entries = custom_streams(dict(self.config), STREAM_CLASSES)
+        if not entries:
+            return STREAM_CLASSES
+        return {**STREAM_CLASSES, **configured.stream_classes(entries, SPECS)}
+
+    @cached_property
+    def specs(self) -> dict[str, StreamSpec]:
+        """Every table's spec (`SPECS`, and the `custom_streams` setting's)."""
+        classes = self.stream_classes
+        return SPECS if classes is STREAM_CLASSES else {name: cls.spec for name, cls in classes.items()}
+
+    @cached_property
+    def classification(self) -> dict[str, dict[str, str]]:
+        """The sensitive-data classification (`sensitive_fields.json`), with the `custom_streams`
+        setting's streams: a known schema's fields are classified as its table's."""
+        classification = sensitive.load_classification()
+        if self.stream_classes is STREAM_CLASSES:
+            return classification
+        extra = {name: classification.get(getattr(cls, "schema_source", None) or "", {})
+                 for name, cls in self.stream_classes.items() if name not in classification}
+        return {**classification, **extra}
 
     @property
     def multi_account(self) -> bool:
@@ -108,13 +173,25 @@ class TapStripe(Tap):
         return set(self.config.get("full_resync_streams", DEFAULT_FULL_RESYNC))
 
     def discover_streams(self) -> list[Stream]:
-        return [cls(self) for cls in STREAM_CLASSES.values()]
+        return [cls(self) for cls in self.stream_classes.values()]
+
+    @property
+    def streams(self) -> Mapping[str, Stream]:  # type: ignore[override]
+        """Every stream by name (sorted), each built when first read (`StreamsOnDemand`)."""
+        if self._streams is None:
+            self._streams = StreamsOnDemand(self)
+        return self._streams
+
+    @cached_property
+    def shapers(self) -> Mapping[str, RecordShaper]:
+        """Each stream's `RecordShaper`, compiled when first used."""
+        return ShapersOnDemand(self)
 
     @property
     def catalog_dict(self) -> dict:
         """The SDK's catalog, with each sensitive property marked by its category."""
         catalog = super().catalog_dict
-        classification = sensitive.load_classification()
+        classification = self.classification
         for entry in catalog["streams"]:
             by_breadcrumb = {tuple(m["breadcrumb"]): m["metadata"] for m in entry["metadata"]}
             properties = entry["schema"].get("properties", {})
@@ -125,17 +202,26 @@ class TapStripe(Tap):
                     entry["metadata"].append({"breadcrumb": list(breadcrumb), "metadata": dict(extra)})
         return catalog
 
+    @property
+    def catalog_json_text(self) -> str:
+        """The catalog as `--discover` prints it: the SDK's text exactly, faster (`catalog_text`)."""
+        text = catalog_text(self.catalog_dict)
+        return text if text is not None else super().catalog_json_text
+
     @cached_property
     def protector(self) -> "sensitive.Protector | None":
+        if not self.config.get("sensitive_data"):  # every field kept: no policy, no classification read
+            sensitive.validate_policy({"sensitive_data": self.config.get("sensitive_data")})
+            return None
         return sensitive.Protector.from_config(self.config.get("sensitive_data"),
                                                self.config.get("sensitive_hash_key"),
-                                               sensitive.load_classification())
+                                               self.classification)
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Our state, or another Stripe tap's (singer-io's, an SDK tap's) continued from."""
         ids = self.config.get("account_ids") or ([self.config["account_id"]] if self.config.get("account_id") else [])
         account = ids[0] if len(ids) == 1 and not self.config.get("connected_accounts") else None
-        state, note = adopt_state(state, set(SPECS), account)
+        state, note = adopt_state(state, set(self.specs), account)
         if note:
             LOGGER.info(note)
         self._stripe_state = validate_state(state)
@@ -229,7 +315,7 @@ class TapStripe(Tap):
     def scan_sensitive(self) -> dict:
         """Sample the first page of each selected top-level list and scan it."""
         client = self.client()
-        classification = sensitive.load_classification()
+        classification = self.classification
         findings = {}
         for spec in self.selected_specs():
             if spec.parent or spec.kind != "list":
@@ -263,12 +349,33 @@ class TapStripe(Tap):
         )
 
     def selected_specs(self) -> list[StreamSpec]:
-        return [SPECS[name] for name, stream in self.streams.items() if stream.selected]
+        """The selected streams' specs, read without building the streams that are not."""
+        return [self.specs[name] for name in self.streams if self.is_selected(name)]
+
+    def is_selected(self, name: str) -> bool:
+        """`self.streams[name].selected`, without building the stream when it is not built yet:
+        from the input catalog's entry (not in the catalog: not selected), or, without a
+        catalog, the stream's `selected_by_default`."""
+        streams = self.streams
+        if isinstance(streams, StreamsOnDemand) and not streams.built(name):
+            catalog = self.input_catalog
+            if catalog is None:
+                return bool(self.specs[name].selected_by_default)
+            entry = catalog.get(name)
+            if entry is None:
+                return False
+            if isinstance(entry, LazyCatalogEntry):
+                return bool(entry.selected)
+        return bool(streams[name].selected)
 
     def sync(self, only: str | None = None, sink: Any = None) -> None:
         """Run the engine over the selected streams (or only `only`), writing Singer messages."""
         settings = self.settings
-        batching = batch_config(self.config.get("batch_config")) if sink is None else None
+        batching = None
+        if sink is None and self.config.get("batch_config"):  # tap_stripe.batch only when batching
+            from tap_stripe.batch import BatchWriter, batch_config
+
+            batching = batch_config(self.config.get("batch_config"))
         # Through the SDK's own stream sync (`collect`: its test harness), the SDK counts records.
         summary = MeteredSummary(settings.progress_interval, record_metrics=sink is None)
         writer: Any = sink or self.message_writer.fast
@@ -281,7 +388,7 @@ class TapStripe(Tap):
             account_list = accounts.resolve(client, settings)
             selected = {only} if only else {s.name for s in self.selected_specs()}
             if settings.oauth:
-                unreadable = sorted(n for n in selected if not SPECS[n].oauth_readable)
+                unreadable = sorted(n for n in selected if not self.specs[n].oauth_readable)
                 if unreadable:
                     LOGGER.info("OAuth tokens cannot read %s; leaving them out of this run.", ", ".join(unreadable))
                     for name in unreadable:
@@ -289,7 +396,7 @@ class TapStripe(Tap):
                     selected -= set(unreadable)
             for name in sorted(selected):
                 for message in self.streams[name]._generate_schema_messages():
-                    schema_message = message.to_dict()
+                    schema_message = message_dict(message)
                     if self.protector:
                         schema_message["schema"] = _protected_schema(self.streams[name], self.protector,
                                                                      schema_message["schema"])
@@ -298,22 +405,33 @@ class TapStripe(Tap):
             # Records for the SDK's own stream sync (`collect`) get its maps and flattening there.
             emitters = {name: Emitter(self.streams[name], writer, self.protector, apply_maps=sink is None)
                         for name in selected}
+            render = {name: e.render for name, e in emitters.items() if e.in_worker}
+            evolution = self.schema_evolution(selected, EvolvingOutput(self, writer, emitters, render), summary) \
+                if sink is None else None
             scope = Scope(
-                specs=SPECS, selected=selected, accounts=account_list,
+                specs=self.specs, selected=selected, accounts=account_list,
                 platform_streams=accounts.platform_streams(settings),
                 hi=min(now, settings.end) if settings.end else now, now=now,
-                shapers={name: RecordShaper(self.streams[name].schema, SPECS[name].created_field) for name in SPECS})
-            sinks = Sinks(emitters=emitters, render={name: e.render for name, e in emitters.items() if e.in_worker},
+                shapers=evolution.shapers(self.shapers) if evolution else self.shapers,
+                admit=evolution.admit if evolution else None)
+            sinks = Sinks(emitters=emitters, render=render,
                           write_line=getattr(writer, "write_line", None), write_message=writer.message,
-                          activate_versions=not self.multi_account and only is None)
+                          activate_versions=not self.multi_account and only is None,
+                          schema_change=evolution.announcement if evolution else None)
             run = Run(client=client, scope=scope, sinks=sinks, state=State(self._stripe_state), settings=settings,
                       summary=summary, termination=self._termination)
             # The catalog and schemas live for the whole run: take them out of the garbage
             # collector's sight, and collect young objects less often (records are short-lived
             # and acyclic), so collections do not keep re-walking them.
-            gc.collect()
+            # In the tap's own process (`cli`) the collector has been off since start-up, which
+            # leaves next to no garbage (a few hundred objects): no collection first.
+            if not _RUN_PROCESS["gc_paused"]:
+                gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 20, 20)
+            if _RUN_PROCESS["gc_paused"]:
+                _RUN_PROCESS["gc_paused"] = False
+                gc.enable()
             run.run()
             summary.outcome = "succeeded"
         except BaseException:
@@ -326,6 +444,19 @@ class TapStripe(Tap):
             print(summary.table(), file=sys.stderr)
             summary.write(settings.summary_file)
 
+    def schema_evolution(self, selected: set[str], output: EvolvingOutput,
+                         summary: RunSummary) -> SchemaEvolution | None:
+        """Fields newer than the schemas (`tap_stripe.evolution`), for the selected streams
+        (`schema_evolution`; always for a custom stream whose schema is inferred)."""
+        evolving = {name for name in selected if self.specs[name].kind != "report" and (
+            self.settings.schema_evolution or getattr(self.stream_classes[name], "schema_inferred", False))}
+        if not evolving:
+            return None
+        protector = self.protector
+        policy = FieldPolicy(self.config.get("sensitive_data"), self.config.get("sensitive_hash_key"),
+                             protector.policies if protector else None)
+        return SchemaEvolution(evolving, lambda name: self.shapers[name].known, output.rebuild, policy, summary.note)
+
     def collect(self, name: str) -> Iterable[dict]:
         """Records of one stream as dicts (for the SDK's test harness and --test)."""
         sink = _CollectingWriter()
@@ -333,14 +464,68 @@ class TapStripe(Tap):
         yield from (m["record"] for m in sink.messages if m.get("type") == "RECORD")
 
 
-def _protected_schema(stream: Stream, protector: "sensitive.Protector", schema: dict) -> dict:
+def message_dict(message: Any) -> dict:
+    """`message.to_dict()` (the SDK's: the message's fields, top-level nulls left out) without
+    the deep copy `dataclasses.asdict` makes of every value: a SCHEMA's schema, which is only
+    serialised, is not copied (~7 ms for a large stream's)."""
+    return {f.name: value for f in dataclasses.fields(message) if (value := getattr(message, f.name)) is not None}
+
+
+def _protected_schema(stream: Stream, protector: "sensitive.Protector", schema: dict,
+                      maps: list | None = None) -> dict:
     """The SCHEMA's schema under the sensitive-data policies. When the SDK flattens, the
     policies apply to the nested schema and the result is flattened (they name nested
     paths, `billing_details.email`, which a flattened schema no longer has)."""
-    maps = stream.stream_maps
+    maps = stream.stream_maps if maps is None else maps
     if len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].flattening_enabled:
         return maps[0].flatten_schema(protector.schema(stream.name, maps[0].raw_schema))
     return protector.schema(stream.name, schema)
+
+
+class EvolvingOutput:
+    """Schema evolution's side in the tap (`tap_stripe.evolution`): a stream's output rebuilt
+    for its schema with added fields — the SDK's stream maps (and flattener) registered anew,
+    the emitter, its SCHEMA messages — and put in place of the old for the records after."""
+
+    def __init__(self, tap: "TapStripe", writer: Any, emitters: dict[str, "Emitter"],
+                 render: dict[str, Callable[[dict, str, int | None], bytes]]):
+        self.tap = tap
+        self.writer = writer
+        self.emitters = emitters
+        self.render = render
+        self.lock = threading.Lock()  # the SDK's mapper is shared by the streams
+
+    def rebuild(self, name: str, properties: dict[str, dict]) -> list[dict]:
+        """The SCHEMA messages of stream `name` with `properties` added (any thread; the
+        evolution's lock of the stream is held, so rebuilds of one stream come in order)."""
+        stream = self.tap.streams[name]
+        primary = stream.stream_maps[0]  # registered from the catalog: the schema before any evolution
+        schema = {**primary.raw_schema, "properties": {**primary.raw_schema.get("properties", {}), **properties}}
+        with self.lock:
+            self.tap.mapper.register_raw_stream_schema(name, schema, primary.raw_key_properties)
+            maps = list(self.tap.mapper.stream_maps[name])
+        emitter = Emitter(stream, self.writer, self.tap.protector, maps=maps)
+        messages = schema_messages(stream, maps, self.tap.protector)
+        self.emitters[name] = emitter
+        if emitter.in_worker:
+            self.render[name] = emitter.render
+        return messages
+
+
+def schema_messages(stream: Stream, maps: list, protector: "sensitive.Protector | None") -> list[dict]:
+    """The SCHEMA messages of `stream` through `maps`, as `Stream._generate_schema_messages`
+    writes them (one per map that keeps records), under the sensitive-data policies."""
+    bookmark_keys = [stream.replication_key] if stream.replication_key else None
+    messages = []
+    for stream_map in maps:
+        if isinstance(stream_map, RemoveRecordTransform):
+            continue
+        message = SchemaMessage(stream_map.stream_alias, stream_map.transformed_schema,
+                                stream_map.transformed_key_properties, bookmark_keys).to_dict()
+        if protector:
+            message["schema"] = _protected_schema(stream, protector, message["schema"], maps)
+        messages.append(message)
+    return messages
 
 
 def http_request_metric(logger: logging.Logger) -> Callable[[str, str, str | None, int, float], None]:
@@ -410,13 +595,13 @@ class Emitter:
     SDK's flattening), then write."""
 
     def __init__(self, stream: Stream, writer: Any, protector: "sensitive.Protector | None" = None,
-                 apply_maps: bool = True):
+                 apply_maps: bool = True, maps: list | None = None):
         self.stream = stream
         self.writer = writer
         self.protect = protector.record if protector and protector.policies(stream.name) else None
         self.mask = stream.mask
         self.prune = any(not selected for crumb, selected in self.mask.items() if crumb)
-        maps = stream.stream_maps
+        maps = stream.stream_maps if maps is None else maps  # another schema's (schema evolution)
         # Without `apply_maps` the records go on as they are (to the SDK's own stream sync,
         # which applies the maps and flattening itself).
         same = not apply_maps or (len(maps) == 1 and type(maps[0]) is SameRecordTransform)
@@ -433,6 +618,13 @@ class Emitter:
         self.in_worker = same and hasattr(writer, "write_line")
         if self.flatten is not None:
             self.render = self._render_flat
+        elif not self.protect and not self.prune:  # nothing to finish: straight to the line
+            name = self.name
+
+            def render(record: dict, extracted: str, version: int | None) -> bytes:
+                return record_line(name, record, extracted, version)
+
+            self.render = render
 
     def _finish(self, record: dict) -> dict:
         """Sensitive-data policy, then the SDK's pruning of deselected fields."""
@@ -523,25 +715,58 @@ class _CollectingWriter:
 
 def align_catalog(catalog: dict, config: Mapping[str, Any]) -> dict:
     """An input catalog (as a dict, changed in place) made to describe this run, whatever
-    config it was discovered with: expandable fields typed as this run returns them and,
-    with several accounts, keys that include `_account_id` (ids can repeat across accounts)."""
-    expand = config.get("expand") or {}
-    several = several_accounts(config)
+    config it was discovered with (`tap_stripe.catalog.align_entry`)."""
     for entry in catalog.get("streams", []):
-        spec = SPECS.get(entry.get("tap_stream_id"))
-        properties = (entry.get("schema") or {}).get("properties")
-        if spec is not None and properties and spec.expandable:
-            fresh = narrow_expandable(load_schema(spec.name), spec, set(spec.expansions(expand)))
-            for field_name, _ in spec.expandable:
-                if field_name in properties:
-                    properties[field_name] = fresh["properties"][field_name]
-        keys = entry.get("key_properties") or []
-        if several and keys and "_account_id" not in keys:
-            entry["key_properties"] = ["_account_id", *keys]
-            for meta in entry.get("metadata", []):
-                if meta.get("breadcrumb") == [] and "table-key-properties" in meta.get("metadata", {}):
-                    meta["metadata"]["table-key-properties"] = entry["key_properties"]
+        align_entry(entry, config)
     return catalog
+
+
+_NOT_ASCII = re.compile("[^\x00-\x7e]")
+
+
+def _has_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float or not (kind is str or kind is int or kind is bool or item is None
+                                   or isinstance(item, str)):  # a str enum (catalog metadata)
+            return True  # a float, or anything else orjson and simplejson may write differently
+    return False
+
+
+def _ascii_escape(match: re.Match) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+        code -= 0x10000
+        return "\\u%04x\\u%04x" % (0xD800 | (code >> 10), 0xDC00 | (code & 0x3FF))
+    return "\\u%04x" % code
+
+
+def catalog_text(catalog: dict) -> str | None:
+    """Exactly the SDK's catalog text (`dump_json(catalog, indent=2)`: simplejson with
+    `separators=(",", ":")`, ASCII only), written by orjson: simplejson indents in pure
+    Python (~70 ms for this tap's catalog), orjson in ~5 ms. orjson's indented text differs
+    only in a space after each key's colon, non-ASCII characters unescaped, and some floats
+    (`1e-05`: `0.00001`); for a catalog where these cannot be told apart safely, None (the
+    SDK's text then)."""
+    if _has_float(catalog):
+        return None
+    try:
+        text = orjson.dumps(catalog, option=orjson.OPT_INDENT_2).decode()
+    except (TypeError, orjson.JSONEncodeError):  # e.g. a Decimal, a key that is not a string, an integer beyond 64 bits
+        return None
+    if not text.isascii() or "\x7f" in text:
+        text = _NOT_ASCII.sub(_ascii_escape, text.replace("\x7f", "\\u007f"))
+    # After a key, `": ` becomes `":`. In JSON text `": ` is always a key's end, unless the
+    # quote is a string's escaped one (`\"`).
+    if '\\": ' in text:
+        return None
+    return text.replace('": ', '":')
 
 
 def server_time(client: StripeClient) -> int:
@@ -571,6 +796,10 @@ def _read_json_file(handle: Any, what: str) -> dict | None:
     if handle is None:
         return None
     text = handle.read()
+    if what == "catalog" and text.strip():  # each entry parsed when the run first reads it
+        catalog = read_catalog(text.encode() if isinstance(text, str) else text)
+        if catalog is not None:
+            return catalog
     try:
         value = orjson.loads(text) if text.strip() else {}
     except orjson.JSONDecodeError as exc:
@@ -590,8 +819,18 @@ def _fail(message: str, code: int = 1) -> None:
     os._exit(code)  # worker threads may be mid-request; the state written so far is final
 
 
+# Set by `cli`: this process is the tap's own run (not a library user's, e.g. a test's).
+_RUN_PROCESS = {"gc_paused": False}
+
+
 def cli() -> None:
     _fewer_malloc_arenas()
+    # What start-up makes (modules, the catalog, settings, streams) lives until the process
+    # ends: the collector stays off until the run starts (`sync` freezes what exists then and
+    # turns it back on), so it never walks them. `--about` and `--discover` end without it.
+    gc.freeze()
+    gc.disable()
+    _RUN_PROCESS["gc_paused"] = True
     TapStripe.cli()
 
 

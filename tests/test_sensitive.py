@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from tap_stripe.reports import REPORT_STREAMS
 from tap_stripe.sensitive import (
     CATEGORIES,
     POLICIES,
@@ -23,8 +24,6 @@ from tap_stripe.sensitive import (
     validate_policy,
     write_classification,
 )
-
-from tap_stripe.reports import REPORT_STREAMS  # noqa: E402
 
 PKG = Path(__file__).resolve().parents[1] / "tap_stripe"
 SCHEMAS = {p.stem: json.loads(p.read_text()) for p in sorted((PKG / "schemas").glob("*.json"))}
@@ -102,7 +101,8 @@ def invoice() -> dict:
         "description": "Consulting for Jenny Rosen",
         "lines": {"object": "list", "has_more": False, "url": "/v1/invoices/in_1MtHbELkdIwHu7ixl4OzzPMv/lines",
                   "data": [{"id": "il_1MtHbE", "object": "line_item", "amount": 999, "currency": "usd",
-                            "description": "2 hours with Jenny Rosen", "metadata": {"contact": "jenny.rosen@example.com"}}]},
+                            "description": "2 hours with Jenny Rosen",
+                            "metadata": {"contact": "jenny.rosen@example.com"}}]},
         "metadata": {},
     }
 
@@ -206,7 +206,9 @@ def test_catalog_metadata_breadcrumbs():
     assert entries[("properties", "receipt_email")] == {"stripe-sensitive": "contact"}
     assert entries[("properties", "billing_details", "properties", "email")] == {"stripe-sensitive": "contact"}
     assert entries[("properties", "metadata", "additionalProperties")] == {"stripe-sensitive": "free_text"}
-    assert entries[("properties", "billing_details")]["stripe-sensitive-nested"] == ["address", "contact"]
+    # billing_details.tax_id (added since 2023-08-16) is a government id
+    assert entries[("properties", "billing_details")]["stripe-sensitive-nested"] == \
+        ["address", "contact", "government_id"]
     inv = dict(catalog_metadata(CLASSIFICATION["invoices"]))
     assert inv[("properties", "lines", "properties", "data", "items", "properties", "description")] == {
         "stripe-sensitive": "free_text"}
@@ -290,7 +292,7 @@ def test_drop_removes_fields_from_record_and_schema():
     # the original schema is untouched
     assert "receipt_email" in SCHEMAS["charges"]["properties"]
     # an expanded object's fields are dropped too (path unchanged through anyOf)
-    customer_schema = [m for m in schema["properties"]["customer"]["anyOf"] if "properties" in m][0]
+    customer_schema = next(m for m in schema["properties"]["customer"]["anyOf"] if "properties" in m)
     assert "email" not in customer_schema["properties"]
     rec2 = charge()
     rec2["customer"] = {"id": "cus_1", "object": "customer", "email": "x@y.com", "name": "Jo"}
@@ -346,7 +348,8 @@ def test_mask_keeps_the_shape():
 
 def test_network_mask_and_drop():
     rec = {"id": "prv_1", "object": "review", "ip_address": "203.0.113.7",
-           "ip_address_location": {"city": "Berlin", "country": "DE", "latitude": 52.5, "longitude": 13.4, "region": "BE"}}
+           "ip_address_location": {"city": "Berlin", "country": "DE", "latitude": 52.5, "longitude": 13.4,
+                                   "region": "BE"}}
     p = Protector.from_config({"categories": {"network": "mask"}}, None, CLASSIFICATION)
     out = p.record("reviews", copy.deepcopy(rec))
     assert out["ip_address"] == "203.0.113.*"
@@ -453,7 +456,8 @@ def _known_personal_values(sandbox):
         elif isinstance(value, list):
             for v in value:
                 walk(v, key)
-        elif isinstance(value, str) and key in ("email", "receipt_email", "phone", "ip_address", "ip") and len(value) > 6:
+        elif (isinstance(value, str) and key in ("email", "receipt_email", "phone", "ip_address", "ip")
+              and len(value) > 6):
             found.add(value)
 
     for stream in ("customers", "charges", "invoices"):
@@ -468,7 +472,8 @@ def test_no_personal_value_reaches_stdout_under_each_policy(sandbox, run_tap, po
 
     known = _known_personal_values(sandbox)
     assert len(known) > 20
-    config = tap_config(sandbox, sensitive_hash_key="k-123", sensitive_data={"categories": {c: policy for c in CATEGORIES}})
+    config = tap_config(sandbox, sensitive_hash_key="k-123",
+                        sensitive_data={"categories": {c: policy for c in CATEGORIES}})
     result = run_tap(config, catalog=catalog_for(SYNC_STREAMS))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.records("customers") and result.records("charges")

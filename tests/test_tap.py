@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, SANDBOX_KEY, catalog_for
 from jsonschema import Draft202012Validator, FormatChecker
 
-from conftest import ROOT, SANDBOX_KEY, catalog_for, tap_config
+from tap_stripe.records import RecordShaper
 from tap_stripe.reports import REPORTS_BY_NAME
 from tap_stripe.streams import STREAMS
 from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
-from tap_stripe.records import RecordShaper
 from tap_stripe.writer import FastWriter
 
 
@@ -45,6 +45,29 @@ def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_pat
     assert "id" not in {m["metadata"].get("replication-key") for s in streams.values() for m in s["metadata"]}
 
 
+def test_discover_lists_the_current_versions_new_streams_with_schemas(tmp_path):
+    """Lists Stripe added after 2023-08-16 are streams, with schemas generated from the pinned
+    `stripe` package (tests/test_generate.py checks they are the generator's)."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"api_key": SANDBOX_KEY}))
+    out = subprocess.run([sys.executable, "-m", "tap_stripe", "--config", str(config), "--discover"],
+                         capture_output=True, text=True, check=True).stdout
+    streams = {s["tap_stream_id"]: s for s in json.loads(out)["streams"]}
+    expected = {"billing_meters": {"event_name", "display_name", "status", "customer_mapping"},
+                "billing_credit_grants": {"amount", "customer", "category", "expires_at"},
+                "entitlements_features": {"lookup_key", "name", "active"},
+                "tax_registrations": {"country", "country_options", "active_from", "status"},
+                "climate_orders": {"metric_tons", "product", "status", "amount_total"}}
+    for name, fields in expected.items():
+        entry = streams[name]
+        properties = entry["schema"]["properties"]
+        assert {"id", "object", "livemode", "_account_id"} | fields <= set(properties), name
+        assert set(properties) == set(load_schema(name)["properties"]), name  # the generated schema
+        root = next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == [])
+        assert root["table-key-properties"] == ["id"] and root["selected-by-default"] is True, name
+    assert streams["tax_registrations"]["schema"]["properties"]["active_from"]["format"] == "date-time"
+
+
 def test_every_schema_types_unix_times_as_datetime_and_metadata_as_strings():
     for spec in STREAMS:
         schema = load_schema(spec.name)
@@ -71,7 +94,7 @@ def test_about_lists_settings_and_marks_secrets():
         assert name in settings, name
     for secret in ("api_key", "oauth_refresh_token", "oauth_client_secret", "sensitive_hash_key"):
         assert settings[secret].get("secret") is True, secret
-    assert settings["api_version"]["default"] == "2023-08-16"
+    assert settings["api_version"]["default"] == "2026-10-28.endive"
 
 
 def test_fixture_objects_validate_after_the_record_path(openapi_dir):

@@ -75,7 +75,7 @@ class StripeStream(Stream):
         spec = self.spec
         columns = (tap.config.get("report_columns") or {}).get(spec.name)
         expanded = set(spec.expansions(tap.config.get("expand") or {}))
-        schema = narrow_expandable(load_schema(spec.name, columns), spec, expanded)
+        schema = narrow_expandable(self.base_schema(columns), spec, expanded)
         super().__init__(tap, schema=schema, name=spec.name)
         keys = list(spec.key_properties)
         if tap.multi_account and keys:
@@ -84,6 +84,12 @@ class StripeStream(Stream):
         self.replication_key = None if spec.name in tap.full_resync_streams else self.stream_replication_key()
         self.forced_replication_method = "INCREMENTAL" if self.replication_key else "FULL_TABLE"
         self.selected_by_default = spec.selected_by_default
+
+    @classmethod
+    def base_schema(cls, report_columns: list[str] | None = None) -> dict:
+        """The table's JSON Schema before its expandable fields are narrowed: generated, or a
+        report's (a stream of the `custom_streams` setting may have another, `configured.py`)."""
+        return load_schema(cls.spec.name, report_columns)
 
     def stream_replication_key(self) -> str | None:
         """The record field that moves with the bookmark, for the catalog (None: full table)."""

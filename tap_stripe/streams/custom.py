@@ -77,3 +77,25 @@ class ReportEndingBalanceReconciliationSummaryStream(ReportStream):
 
 class ReportEndingBalanceReconciliationItemizedStream(ReportStream):
     name = "report_ending_balance_reconciliation_itemized"
+
+
+# Lists newer than 2023-08-16 that need a choice.
+
+class TaxLocationsStream(generated.TaxLocationsStream):
+    """Stripe `/v1/tax/locations`: the list requires a `type`, whose only value is `performance`."""
+
+    list_params = (("type", "performance"),)
+
+
+class EntitlementsActiveEntitlementsStream(generated.EntitlementsActiveEntitlementsStream):
+    """Stripe `/v1/entitlements/active_entitlements`, one request per customer emitted (customers
+    are re-read in full each run by default): opt-in, for accounts that use Entitlements."""
+
+    selected_by_default = False
+
+
+class PaymentIntentAmountDetailsLineItemsStream(generated.PaymentIntentAmountDetailsLineItemsStream):
+    """Stripe `/v1/payment_intents/{intent}/amount_details_line_items`, one request per payment
+    intent emitted, for line items only Level 2/3 card data carries: opt-in."""
+
+    selected_by_default = False

@@ -47,15 +47,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (NO_LIMITS, PY, ROOT, SandboxProcess, TapResult, catalog_for, machine,  # noqa: E402
-                    run_process, run_tap, tap_config)
+from common import NO_LIMITS, PY, ROOT, SandboxProcess, TapResult, machine, run_process, run_tap, tap_config
 
 TAP = [str(Path(PY).parent / "tap-stripe")]
 ENV = {"PYTHONPATH": str(ROOT)}
 
 
 def config(url: str, workers: int) -> dict:
-    return tap_config(url, max_workers=workers, full_resync_streams=[], **NO_LIMITS)
+    """`workers` 0: max_workers not set (the tap sizes its concurrency itself)."""
+    return tap_config(url, **({"max_workers": workers} if workers else {}), full_resync_streams=[], **NO_LIMITS)
 
 
 def best(runs: list[TapResult]) -> TapResult:
@@ -94,7 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 repetitions")
     ap.add_argument("--sizes", default="5000,60000", help="the two sandbox sizes (charges)")
-    ap.add_argument("--workers", type=int, default=4, help="max_workers of the tap")
+    ap.add_argument("--workers", type=int, default=0, help="max_workers of the tap (default 0: not set)")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions of each measurement (the minimum counts)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-bytecode-cache", action="store_true", help="compile the tap's modules on every run")

@@ -12,8 +12,10 @@ Fetched but unwritten records are held to BUFFER_BYTES in all, shared between fe
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from tap_stripe.client import StripeClient
 from tap_stripe.feeds import Feed, Paging, Segment, SegmentResult
@@ -25,26 +27,43 @@ BUFFER_BYTES = 128 << 20
 STEAL_MIN_OBJECTS = 300  # a running window's unread part worth a second worker (Scheduler.steal)
 AUTO_MAX_WORKERS = 256  # threads at most when `max_workers` is not set (started only when needed)
 HEADROOM = 1.5  # requests in flight beyond rate × latency: jitter, parsing, the window ends
+START_IN_FLIGHT = 4  # the adaptive limit's first ceiling (it doubles each measure the CPU allows)
+MEASURE_SECONDS = 0.5  # how often the CPU share is measured and the ceiling moved
+CPU_BOUND = 0.9  # share of one core (the interpreter's lock) above which the limit stops growing
 STEAL_MIN_READ = 200  # objects a window must have read before its density is trusted for a steal
 
 
 class Scheduler:
-    def __init__(self, client: StripeClient, max_workers: int | None):
+    def __init__(self, client: StripeClient, max_workers: int | None,
+                 clock: Callable[[], float] = time.monotonic, cpu_clock: Callable[[], float] = time.process_time):
         self.client = client
         self.max_workers = max_workers or AUTO_MAX_WORKERS
         self.executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="stripe")
         self.paging = Paging()
+        self.clock, self.cpu_clock = clock, cpu_clock
+        self._mark = (clock(), cpu_clock())  # where the CPU share is measured from
+        self._cap = START_IN_FLIGHT  # what the limit may reach until the next measure
+        self._last = START_IN_FLIGHT  # the limit last given
 
     def in_flight_limit(self) -> int:
-        """Segments to fetch at once: what the global rate needs at the observed latency."""
+        """Segments to fetch at once: what the global rate needs at the observed latency, grown
+        at most twofold each half second, and cut by a fifth while the process is CPU-bound:
+        more threads then only contend for the interpreter."""
         limiter = self.client.limiter
         needed = math.ceil(limiter.global_rate * max(0.01, self.client.latency) * HEADROOM) + 2
-        return max(2, min(self.max_workers, needed))
+        now, cpu = self.clock(), self.cpu_clock()
+        if now - self._mark[0] >= MEASURE_SECONDS:
+            busy = (cpu - self._mark[1]) / (now - self._mark[0])
+            self._cap = max(START_IN_FLIGHT, int(self._last * 0.8) if busy >= CPU_BOUND else 2 * self._last)
+            self._mark = (now, cpu)
+        self._last = max(2, min(self.max_workers, needed, self._cap))
+        return self._last
 
     def schedule(self, active: list[Feed], fetch: Callable[[Feed, Segment], SegmentResult]) -> None:
         """Start fetches, earliest segments of every feed first.
 
-        At most `in_flight_limit()` at once. Each feed gets the workers its share of the rate budget needs (`worker_shares`) and
+        At most `in_flight_limit()` at once. Each feed gets the workers its share of the rate
+        budget needs (`worker_shares`) and
         a share of BUFFER_BYTES (fetched but unwritten) in proportion to them, so memory
         stays bounded. The segments before a feed's first fetched one may start whatever its
         buffer holds: they are what the buffered windows wait for. A feed's head segment may
@@ -99,9 +118,9 @@ class Scheduler:
             segment.future = self.executor.submit(fetch, feed, segment)
         for feed in active:
             key = id(feed)
-            if slots > 0 and in_flight[key] < workers[key] and all(s.future or s.ready for s in feed.segments):
-                if self.steal(feed, fetch):
-                    slots -= 1
+            if slots > 0 and in_flight[key] < workers[key] and all(s.future or s.ready for s in feed.segments) \
+                    and self.steal(feed, fetch):
+                slots -= 1
 
     def steal(self, feed: Feed, fetch: Callable[[Feed, Segment], SegmentResult]) -> bool:
         """Give an idle worker half of the longest window still being paged.
@@ -112,22 +131,26 @@ class Scheduler:
         share of the rate unused while they page to their ends. The running window stops
         at the new boundary; the new one goes before it in output order.
         """
-        best, best_left = None, STEAL_MIN_OBJECTS
+        best: Segment | None = None
+        best_left: float = STEAL_MIN_OBJECTS
         for segment in feed.segments:
-            if segment.kind != "window" or segment.ready or segment.reached is None or segment.closed:
+            lo, hi, reached = segment.lo, segment.hi, segment.reached
+            if segment.kind != "window" or segment.ready or reached is None or segment.closed or \
+                    lo is None or hi is None:
                 continue
             if segment.read < STEAL_MIN_READ:  # a density measured on one page is too rough to act on
                 continue
             # Objects left, at the density read so far.
-            left = segment.read * (segment.reached - segment.lo) / max(1, segment.hi - segment.reached)
-            if left >= best_left and segment.reached - segment.lo >= 2:
+            left = segment.read * (reached - lo) / max(1, hi - reached)
+            if left >= best_left and reached - lo >= 2:
                 best, best_left = segment, left
         if best is None:
             return False
         with self.paging.lock:  # the worker may have moved on since the scan
-            if best.closed or best.reached - best.lo < 2:
+            lo, reached = best.lo, best.reached
+            if best.closed or lo is None or reached is None or reached - lo < 2:
                 return False
-            lo, middle = best.lo, best.lo + (best.reached - best.lo) // 2
+            middle = lo + (reached - lo) // 2
             best.lo = middle
         stolen = Segment("window", lo, middle, estimate=round(best_left / 2))
         feed.segments.insert(feed.segments.index(best), stolen)

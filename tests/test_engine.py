@@ -338,25 +338,58 @@ def test_worker_shares_give_the_largest_streams_their_whole_endpoint_rate():
 
 def test_requests_in_flight_follow_the_budget_and_the_latency_observed():
     """Little's law: rate × latency (with headroom) in flight, growing and shrinking with the
-    latency, and never above max_workers when it is set."""
+    latency, never above max_workers when it is set; grown at most twofold a second, and
+    cut while the process is CPU-bound (threads would only contend for the interpreter)."""
     from types import SimpleNamespace
 
-    from tap_stripe.scheduler import AUTO_MAX_WORKERS, HEADROOM, Scheduler
+    from tap_stripe.scheduler import AUTO_MAX_WORKERS, HEADROOM, START_IN_FLIGHT, Scheduler
+
+    clock = SimpleNamespace(wall=0.0, cpu=0.0)
+
+    def tick(seconds=1.0, busy=0.2):
+        clock.wall += seconds
+        clock.cpu += seconds * busy
 
     client = SimpleNamespace(limiter=SimpleNamespace(global_rate=100.0, endpoint_rate=25.0), latency=0.25)
-    scheduler = Scheduler(client, None)
+    scheduler = Scheduler(client, None, clock=lambda: clock.wall, cpu_clock=lambda: clock.cpu)
     try:
-        assert scheduler.in_flight_limit() == math.ceil(100 * 0.25 * HEADROOM) + 2
+        assert scheduler.in_flight_limit() == START_IN_FLIGHT  # needs 40, starts at 4
+        tick()
+        assert scheduler.in_flight_limit() == 2 * START_IN_FLIGHT
+        tick(0.25)
+        assert scheduler.in_flight_limit() == 2 * START_IN_FLIGHT  # not twice in one measure
+        tick()
+        assert scheduler.in_flight_limit() == 4 * START_IN_FLIGHT
+        for _ in range(2):
+            tick()
+            scheduler.in_flight_limit()
+        assert scheduler.in_flight_limit() == math.ceil(100 * 0.25 * HEADROOM) + 2  # 40: what the rate needs
         client.latency = 1.0
-        assert scheduler.in_flight_limit() == math.ceil(100 * 1.0 * HEADROOM) + 2
+        tick()
+        assert scheduler.in_flight_limit() == 80
+        tick()
+        assert scheduler.in_flight_limit() == math.ceil(100 * 1.0 * HEADROOM) + 2  # 152
         client.latency = 0.001
         assert scheduler.in_flight_limit() == math.ceil(100 * 0.01 * HEADROOM) + 2  # latency floored at 10 ms
         client.latency = 100.0
+        for _ in range(6):
+            tick()
+            scheduler.in_flight_limit()
         assert scheduler.in_flight_limit() == AUTO_MAX_WORKERS
+        tick(busy=0.95)  # CPU-bound: a fifth less each second, never below the start
+        assert scheduler.in_flight_limit() == int(AUTO_MAX_WORKERS * 0.8)
+        for _ in range(30):
+            tick(busy=0.95)
+            scheduler.in_flight_limit()
+        assert scheduler.in_flight_limit() == START_IN_FLIGHT
     finally:
         scheduler.executor.shutdown()
-    bounded = Scheduler(SimpleNamespace(limiter=client.limiter, latency=1.0), 16)
+    bounded = Scheduler(SimpleNamespace(limiter=client.limiter, latency=1.0), 16,
+                        clock=lambda: clock.wall, cpu_clock=lambda: clock.cpu)
     try:
+        for _ in range(4):
+            tick()
+            bounded.in_flight_limit()
         assert bounded.in_flight_limit() == 16
     finally:
         bounded.executor.shutdown()

@@ -17,8 +17,14 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python scripts/demo.py
 
-test: install
+# Lint and types first (a few seconds), then the tests.
+test: install lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+.PHONY: lint
+lint: install
+	$(BIN)/ruff check tap_stripe stripe_sandbox scripts benchmarks tests
+	$(BIN)/mypy
 
 # A bounded soak of the simulation test (tests/simulation.py): SOAK_ARGS="--seeds 200" or "--minutes 30".
 .PHONY: soak
@@ -37,6 +43,8 @@ generate: install
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/small_account.py
+	$(BIN)/python benchmarks/fixed_cpu.py
 	$(BIN)/python benchmarks/cpu_per_record.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/sandbox_speed.py

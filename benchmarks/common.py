@@ -37,8 +37,8 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-        mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
-                      if l.startswith("MemTotal"))
+        mem_kb = next(int(row.split()[1]) for row in Path("/proc/meminfo").read_text().splitlines()
+                      if row.startswith("MemTotal"))
     except (OSError, StopIteration):
         mem_kb = 0
     return (f"{os.cpu_count()} CPUs ({model}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
@@ -92,7 +92,7 @@ class SandboxProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "SandboxProcess":
+    def __enter__(self) -> SandboxProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -218,7 +218,7 @@ def run_tap(config: dict, streams: list[str], *, workdir: Path | None = None, co
         summary_path.unlink()
     config = {**config, "summary_file": str(summary_path)}
     (workdir / "config.json").write_text(json.dumps(config))
-    cmd = list(command or [PY, "-m", "tap_stripe"]) + ["--config", str(workdir / "config.json")]
+    cmd = [*(command or [PY, "-m", "tap_stripe"]), "--config", str(workdir / "config.json")]
     if catalog:
         (workdir / "catalog.json").write_text(json.dumps(catalog_for(streams)))
         cmd += ["--catalog", str(workdir / "catalog.json")]

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import collections
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (CHARGES_EXPAND, PY, ROOT, SANDBOX_KEY, SANDBOX_NOW, SandboxProcess,  # noqa: E402
-                    charges_config, machine, run_tap)
+from common import CHARGES_EXPAND, PY, ROOT, SANDBOX_KEY, SandboxProcess, charges_config, machine, run_tap
 
 SDK_COMMAND = [PY, str(ROOT / "benchmarks" / "sdk_default_tap.py")]
 
@@ -49,7 +47,7 @@ def profile_tap(url: str, workers: int, rate: int = 250) -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="tap-profile-"))
     raw = work / "profile.txt"
-    command = [spy, "record", "--gil", "-r", str(rate), "-f", "raw", "-o", str(raw), "--"] + [PY, "-m", "tap_stripe"]
+    command = [spy, "record", "--gil", "-r", str(rate), "-f", "raw", "-o", str(raw), "--", PY, "-m", "tap_stripe"]
     run_tap(charges_config(url, workers), ["charges"], workdir=work, command=command)
     self_time: collections.Counter = collections.Counter()
     inclusive: collections.Counter = collections.Counter()
@@ -135,7 +133,7 @@ def main() -> None:
             measure("singer-sdk defaults", sdk_settings(sb.url), command=SDK_COMMAND, catalog=False)
 
         tap_best = min(us for label, us in rows if label.startswith("tap-stripe"))
-        print(f"\nµs/record = (CPU of the run − CPU of the startup run) ÷ records; target: tap ≤ 50 µs/record")
+        print("\nµs/record = (CPU of the run − CPU of the startup run) ÷ records; target: tap ≤ 50 µs/record")
         print(f"tap-stripe best: {tap_best:.1f} µs/record ({'meets' if tap_best <= 50 else 'MISSES'} the target)")
         sdk = [us for label, us in rows if label.startswith("singer-sdk")]
         if sdk:

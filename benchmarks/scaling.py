@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CHARGES_EXPAND, SandboxProcess, charges_config, machine, run_tap  # noqa: E402
+from common import CHARGES_EXPAND, SandboxProcess, charges_config, machine, run_tap
 
 
 def main() -> None:

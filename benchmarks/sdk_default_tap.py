@@ -14,7 +14,6 @@ simplejson writer, sequential requests. Its only setting beyond `api_key`/`api_u
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import machine, run_tap, tap_config  # noqa: E402
+from common import machine, run_tap, tap_config
 
-from stripe_sandbox import Sandbox  # noqa: E402
-from tap_stripe.streams import SPECS  # noqa: E402
+from stripe_sandbox import Sandbox
+from tap_stripe.streams import SPECS
 
 
 def main() -> None:

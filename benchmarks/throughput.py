@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SandboxProcess, machine, pages_min, run_tap, stats_by_status, tap_config  # noqa: E402
+from common import SandboxProcess, machine, pages_min, run_tap, stats_by_status, tap_config
 
 VOLUMES = {"charges": 200_000, "balance_transactions": 200_000, "payment_intents": 100_000,
            "customers": 50_000, "invoices": 50_000}

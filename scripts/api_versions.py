@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import build, load_openapi, load_sdk  # noqa: E402
-from refresh import refresh  # noqa: E402
+from generate import build, load_openapi, load_sdk
+from refresh import refresh
 
 OPENAPI_DIR = Path(os.environ.get("STRIPE_OPENAPI_DIR", ROOT.parent / "shared" / "stripe-openapi"))
 DOC = ROOT / "docs" / "api-versions.md"

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stripe_sandbox import Sandbox  # noqa: E402
+from stripe_sandbox import Sandbox
 
 OUT = ROOT / "demo-output"
 TARGET_VENV = ROOT / ".venv" / "targets" / "target-jsonl"
@@ -96,7 +96,8 @@ def main() -> int:
         charges = sandbox.truth("charges")
         for charge in charges[:3]:
             sandbox.update("charges", charge["id"], {"description": "Refund requested by customer"})
-        created = [sandbox.create("charges")["id"] for _ in range(5)]
+        for _ in range(5):
+            sandbox.create("charges")
         customer = sandbox.truth("customers")[0]
         sandbox.update("customers", customer["id"], {"email": "new.address@example.com"})
         product = sandbox.truth("products")[0]

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tap_stripe.records import TAP_FIELD_SCHEMAS  # noqa: E402  (the fields the tap adds)
+from tap_stripe.records import TAP_FIELD_SCHEMAS
 
 # Lists that are not streams, and why. The README's streams section prints these.
 EXCLUDED = {
@@ -42,12 +42,14 @@ EXCLUDED = {
     "/v1/charges/{charge}/refunds": "every refund is in /v1/refunds (stream `refunds`)",
     "/v1/customers/{customer}/bank_accounts": "legacy subset of customer sources (stream `customer_sources`)",
     "/v1/customers/{customer}/cards": "legacy subset of customer sources (stream `customer_sources`)",
-    "/v1/customers/{customer}/subscriptions": "every subscription is in /v1/subscriptions?status=all (stream `subscriptions`)",
+    "/v1/customers/{customer}/subscriptions": "every subscription is in /v1/subscriptions?status=all "
+                                              "(stream `subscriptions`)",
     "/v1/invoices/upcoming/lines": "a computed preview, not stored data",
     "/v1/credit_notes/preview/lines": "a computed preview, not stored data",
     "/v1/sources/{source}/source_transactions": "sources cannot be listed, so there are no parent ids to iterate",
     "/v1/tax/calculations/{calculation}/line_items": "tax calculations cannot be listed (and expire after 48 hours)",
-    "/v1/tax/transactions/{transaction}/line_items": "tax transactions cannot be listed, so there are no parent ids to iterate",
+    "/v1/tax/transactions/{transaction}/line_items": "tax transactions cannot be listed, "
+                                                     "so there are no parent ids to iterate",
     "/v1/billing/meters/{id}/event_summaries": "aggregates computed on request for one customer and time range "
                                                "(required `customer`, `start_time`, `end_time`), not stored objects",
 }
@@ -163,7 +165,7 @@ class SchemaBuilder:
             target = self.components[name]
             if name in chain or depth > MAX_REF_DEPTH:
                 return _typed(_json_types(target), nullable)
-            return self.convert({**target, "nullable": node.get("nullable")}, depth + 1, chain + (name,), nullable)
+            return self.convert({**target, "nullable": node.get("nullable")}, depth + 1, (*chain, name), nullable)
         if "anyOf" in node:
             return self._any_of(node, depth, chain, nullable)
         types = _json_types(node)
@@ -182,7 +184,8 @@ class SchemaBuilder:
             return out
         if types == ["array"]:
             out = _typed(["array"], nullable)
-            out["items"] = self.convert(node.get("items", {}), depth, chain, nullable=False) if node.get("items") else {}
+            items = node.get("items")
+            out["items"] = self.convert(items, depth, chain, nullable=False) if items else {}
             return out
         if _is_unix_time(node):
             return {"type": ["string", "null"], "format": "date-time"}

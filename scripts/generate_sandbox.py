@@ -148,7 +148,7 @@ def stripe_dir() -> Path | None:
     spec = importlib.util.find_spec("stripe")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 class SDK:

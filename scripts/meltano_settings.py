@@ -20,8 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from refresh import refresh  # noqa: E402  (scripts/refresh.py)
-
+from refresh import refresh
 
 KINDS = {"integer": "integer", "number": "decimal", "boolean": "boolean", "array": "array", "object": "object"}
 ACRONYMS = {"api": "API", "id": "ID", "ids": "IDs", "url": "URL", "oauth": "OAuth", "ca": "CA"}
@@ -43,7 +42,7 @@ def block() -> str:
     lines = ["    settings:"]
     for name, prop in about_settings().items():
         kinds = prop.get("type") or "object"
-        kind = [t for t in (kinds if isinstance(kinds, list) else [kinds]) if t != "null"][0]
+        kind = next(t for t in (kinds if isinstance(kinds, list) else [kinds]) if t != "null")
         lines += [f"    - name: {name}"]
         if "enum" in prop:
             lines.append("      kind: options")

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import simulation as sim  # noqa: E402
+import simulation as sim
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +84,8 @@ def soak(args, runner: sim.TapRunner) -> int:
     print(f"histories:        {totals['histories']} ({totals['steps']} steps)")
     print(f"runs:             {totals['runs']} ({totals['processes']} tap processes, {totals['kills']} killed)")
     print(f"changes checked:  {totals['changes']} ({totals['rows']} rows compared with the sandbox at the end; "
-          f"{totals['allowed']} rows excused by the documented limits: 30-day event retention with several accounts, children of a deleted object, children removed beyond the first embedded page)")
+          f"{totals['allowed']} rows excused by the documented limits: 30-day event retention with several "
+          "accounts, children of a deleted object, children removed beyond the first embedded page)")
     seeds_failed = ", ".join(str(f[0]) for f in failures)
     print(f"mismatches:       {len(failures)}" + (f" — seeds {seeds_failed}" if failures else ""))
     kinds = Counter(c for _, categories, _, _ in failures for c in categories)

@@ -44,13 +44,13 @@ def package_root() -> Path:
     spec = importlib.util.find_spec("stripe")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("the `stripe` package is not installed: pip install -e '.[test]'")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 class Module:
     """One parsed source file: its classes and the names it imports."""
 
-    def __init__(self, reader: "SdkReader", name: str):
+    def __init__(self, reader: SdkReader, name: str):
         self.reader, self.name = reader, name
         self.tree = ast.parse(reader.path_of(name).read_text())
         self.imports: dict[str, str] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import threading
@@ -12,7 +13,8 @@ from .sandbox import Sandbox
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="stripe_sandbox", description="Local fake of the Stripe REST API (loopback only)")
+    p = argparse.ArgumentParser(prog="stripe_sandbox",
+                                description="Local fake of the Stripe REST API (loopback only)")
     p.add_argument("--port", type=int, default=12111)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=float, default=1.0)
@@ -24,7 +26,8 @@ def main(argv=None):
     p.add_argument("--key", action="append", default=None, help="valid API key (repeatable); default sk_test_sandbox")
     p.add_argument("--latency-ms", type=float, default=0)
     p.add_argument("--jitter-ms", type=float, default=0)
-    p.add_argument("--rps", type=float, default=None, help=f"global requests/s per account (Stripe test mode: {TEST_MODE_RPS})")
+    p.add_argument("--rps", type=float, default=None,
+                   help=f"global requests/s per account (Stripe test mode: {TEST_MODE_RPS})")
     p.add_argument("--endpoint-rps", type=float, default=None, help=f"requests/s per endpoint (Stripe: {ENDPOINT_RPS})")
     a = p.parse_args(argv)
     sb = Sandbox(seed=a.seed, scale=a.scale, volumes=json.loads(a.volumes) if a.volumes else None,
@@ -35,10 +38,8 @@ def main(argv=None):
     print(f"stripe_sandbox listening on {sb.url} (seed={a.seed}, clock={sb.now})", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     sb.close()
 
 

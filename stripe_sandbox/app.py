@@ -7,18 +7,17 @@ import random
 import re
 import time
 from collections import Counter, deque
-from urllib.parse import parse_qsl, urlsplit
+from email.utils import formatdate
+from urllib.parse import parse_qsl
 
 import orjson
-from email.utils import formatdate
 
 from .facts import DEFAULT_LIMIT, EVENT_RETENTION, EXPANDABLE_BEYOND_SPEC, MAX_EVENT_TYPES, MAX_LIMIT
 from .http import Request, Response
+from .ids import random_token
 from .limits import Faults, RateLimiter
 from .oauth import OAuth
 from .store import API_VERSION, DELETED_TYPES, SLOT_BITS, NotFound, Store
-from .ids import random_token
-
 
 # A version's name: a date, and since 2024-09-30 the major release's name (`2026-10-28.endive`).
 API_VERSION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
@@ -144,7 +143,7 @@ class App:
         else:
             try:
                 resp, acct, endpoint = self.handle(req, path, query)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 resp = err(500, f"sandbox internal error: {type(e).__name__}: {e}", "api_error")
         resp.headers.append(("Request-Id", rid))
         # Stripe's clock, as Stripe sends it: the tap freezes its window bound from this header.
@@ -172,7 +171,7 @@ class App:
         elif h.lower().startswith("basic "):
             try:
                 key = base64.b64decode(h[6:].strip()).decode().split(":", 1)[0]
-            except Exception:  # noqa: BLE001
+            except Exception:
                 key = ""
         if not key:
             return None, err(401, "You did not provide an API key. You need to provide your API key in the "
@@ -230,7 +229,7 @@ class App:
         if req.method != "GET":
             return err(405, f"Unrecognized request URL ({req.method}: {path}). The sandbox is read-only; use "
                             "/_sandbox/ to mutate."), acct, endpoint
-        kind, st, pattern, pparams = r
+        kind, st, _pattern, pparams = r
         try:
             params = parse_qsl(query, keep_blank_values=True)
         except ValueError:
@@ -263,7 +262,10 @@ class App:
             return err(429, "Request rate limit exceeded. Learn more about rate limits here "
                             "https://stripe.com/docs/rate-limits.", code="rate_limit")
         if k == "403":
-            perm = f.permission or "rak_" + (path.strip("/").split("/")[1] if path.count("/") > 1 else "x").rstrip("s") + "_read"
+            perm = f.permission
+            if not perm:
+                resource = path.strip("/").split("/")[1] if path.count("/") > 1 else "x"
+                perm = "rak_" + resource.rstrip("s") + "_read"
             return err(403, f"The provided key '{mask_key(key)}' does not have the required permissions for this "
                             f"endpoint on account '{self.store.account_id(acct)}'. Having the '{perm}' permission "
                             "would allow this request to continue.", "invalid_request_error",
@@ -282,8 +284,8 @@ class App:
         return self._missing(st, oid, "id")
 
     def _missing(self, st, oid, param=None):
-        return err(404, f"No such {st.otype.split('.')[-1].replace('_', ' ') if st.otype != 'line_item' else 'line item'}: '{oid}'",
-                   code="resource_missing", param=param)
+        noun = st.otype.split(".")[-1].replace("_", " ") if st.otype != "line_item" else "line item"
+        return err(404, f"No such {noun}: '{oid}'", code="resource_missing", param=param)
 
     def balance(self, acct):
         return Response(200, orjson.dumps(self.store.balance(acct)))
@@ -335,7 +337,8 @@ class App:
         exps = [v for k, v in params if k.split("[")[0] == "expand"]
         for k, _ in params:
             if k.split("[")[0] != "expand":
-                return err(400, f"Received unknown parameter: {k.split('[')[0]}", code="parameter_unknown", param=k.split("[")[0])
+                return err(400, f"Received unknown parameter: {k.split('[')[0]}", code="parameter_unknown",
+                           param=k.split("[")[0])
         store = self.store
         try:
             if st.name == "events":
@@ -360,7 +363,10 @@ class App:
     def list(self, acct, st, pparams, params, path):
         store = self.store
         sp = st.spec
-        allowed = set(sp.query_params) | {"limit", "starting_after", "ending_before", "expand"} if sp.paginated else set(sp.query_params) | {"expand"}
+        if sp.paginated:
+            allowed = set(sp.query_params) | {"limit", "starting_after", "ending_before", "expand"}
+        else:
+            allowed = set(sp.query_params) | {"expand"}
         if sp.parent_via == "query" and sp.parent_param:
             allowed.add(sp.parent_param)
         single = {}

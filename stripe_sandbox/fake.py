@@ -33,7 +33,8 @@ PRODUCTS = ["T-shirt", "Pro plan", "Starter plan", "Enterprise seat", "Coffee be
 WORDS = ["order", "invoice", "monthly", "subscription", "payment", "renewal", "upgrade", "credit", "refund",
          "shipping", "service", "annual", "deposit", "fee", "adjustment", "bundle"]
 META_KEYS = ["order_id", "customer_ref", "source", "campaign", "plan_tier", "region", "internal_id"]
-META_VALS = {"source": ["web", "ios", "android", "pos", "api"], "campaign": ["spring_sale", "bf2025", "referral", "none"],
+META_VALS = {"source": ["web", "ios", "android", "pos", "api"],
+             "campaign": ["spring_sale", "bf2025", "referral", "none"],
              "plan_tier": ["basic", "pro", "enterprise"], "region": ["emea", "amer", "apac"]}
 
 # Id prefixes of objects Stripe's example objects give none for (generated ID_PREFIXES come first).
@@ -93,7 +94,7 @@ def prefix_for(object_type: str) -> str:
 
 class PH:
     """A per-object placeholder inside a variant template."""
-    __slots__ = ("kind", "arg")
+    __slots__ = ("arg", "kind")
 
     def __init__(self, kind: str, arg: Any = None):
         self.kind = kind
@@ -113,8 +114,8 @@ def tok(rng: random.Random, n: int) -> str:
 
 
 def person(rng):
-    f, l = rng.choice(FIRST), rng.choice(LAST)
-    return f, l, f"{f} {l}", f"{f.lower()}.{l.lower().replace(chr(39), '')}@{rng.choice(DOMAINS)}"
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    return first, last, f"{first} {last}", f"{first.lower()}.{last.lower().replace(chr(39), '')}@{rng.choice(DOMAINS)}"
 
 
 def address(rng):
@@ -232,7 +233,8 @@ def int_for(name: str, rng: random.Random) -> int:
         return rng.randint(1, 12)
     if n == "exp_year":
         return rng.randint(2026, 2033)
-    if "amount" in n or n in ("balance", "fee", "net", "subtotal", "total", "tax", "unit_amount") or n.startswith(("total", "subtotal")):
+    if ("amount" in n or n in ("balance", "fee", "net", "subtotal", "total", "tax", "unit_amount")
+            or n.startswith(("total", "subtotal"))):
         return amount(rng)
     if n in ("quantity", "interval_count", "attempt_count", "count", "next_invoice_sequence", "days_until_due",
              "trial_period_days", "max_redemptions", "times_redeemed", "duration_in_months"):
@@ -322,9 +324,10 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
     if t == "object":
         addl = schema.get("additionalProperties")
         if not schema.get("properties") and isinstance(addl, dict):
-            if name == "metadata" or "string" in _types(addl) and "object" not in _types(addl):
+            if name == "metadata" or ("string" in _types(addl) and "object" not in _types(addl)):
                 return metadata(rng) if "string" in _types(addl) else {}
-            return {c: gen(addl, name, rng, depth + 1, p_null) for c in rng.sample(["usd", "eur"], rng.choice([0, 1, 1, 2]))}
+            return {c: gen(addl, name, rng, depth + 1, p_null)
+                    for c in rng.sample(["usd", "eur"], rng.choice([0, 1, 1, 2]))}
         if name == "metadata":
             return metadata(rng)
         props = schema.get("properties")
@@ -352,11 +355,11 @@ def gen(schema: dict, name: str, rng: random.Random, depth: int = 0, p_null: flo
             if k == "type" and chosen is not None:
                 out[k] = chosen
                 continue
-            if k in optional and _types(sub) == ["object"] and sub.get("properties"):
-                # an optional object that is never null is there only when it applies (a
-                # payment method's `card`, a source's `ach_debit`): as in Stripe's example
-                if (exd.get(k) is None if exd is not None else rng.random() >= 0.2):
-                    continue
+            # an optional object that is never null is there only when it applies (a
+            # payment method's `card`, a source's `ach_debit`): as in Stripe's example
+            if (k in optional and _types(sub) == ["object"] and sub.get("properties")
+                    and (exd.get(k) is None if exd is not None else rng.random() >= 0.2)):
+                continue
             if k == "object" and "string" in _types(sub):
                 enum = sub.get("enum") or ()
                 out[k] = enum[0] if len(enum) == 1 else name

@@ -11,7 +11,7 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Request Fai
 
 
 class Request:
-    __slots__ = ("method", "target", "headers", "body")
+    __slots__ = ("body", "headers", "method", "target")
 
     def __init__(self, method, target, headers, body):
         self.method = method
@@ -21,7 +21,7 @@ class Request:
 
 
 class Response:
-    __slots__ = ("status", "body", "headers", "delay", "action")
+    __slots__ = ("action", "body", "delay", "headers", "status")
 
     def __init__(self, status=200, body=b"", headers=None, delay=0.0, action=None):
         self.status = status
@@ -55,6 +55,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pending: deque = deque()
         self.busy = False
         self.closed = False
+        self.slow_task: asyncio.Future | None = None  # the loop keeps only a weak reference to a task
 
     def connection_made(self, transport):
         self.transport = transport
@@ -96,7 +97,7 @@ class HttpProtocol(asyncio.Protocol):
             resp = self.app(req)
             if resp.delay > 0 or resp.action:
                 self.busy = True
-                asyncio.ensure_future(self._slow(req, resp))
+                self.slow_task = asyncio.ensure_future(self._slow(req, resp))
                 return
             self.transport.write(encode(resp, req.headers.get("connection", "").lower() != "close"))
             if req.headers.get("connection", "").lower() == "close":
@@ -115,7 +116,7 @@ class HttpProtocol(asyncio.Protocol):
                 import socket
                 import struct
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.transport.abort()
             return

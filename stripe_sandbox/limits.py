@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 FAULT_KINDS = ("500", "503", "400", "reset", "truncated", "slow", "403", "not_setup", "429", "404")
 

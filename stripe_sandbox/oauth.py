@@ -52,11 +52,13 @@ class OAuth:
 
     def token(self, body: bytes, authorization: str, account_id) -> tuple[int, dict]:
         form = dict(parse_qsl(body.decode(errors="replace")))
-        secret = form.get("client_secret") or (authorization[7:].strip() if authorization.lower().startswith("bearer ") else "")
+        secret = form.get("client_secret") or (
+            authorization[7:].strip() if authorization.lower().startswith("bearer ") else "")
         if secret not in self.platform_keys:
             return 401, {"error": "invalid_client", "error_description": "No such client secret."}
         if form.get("grant_type") != "refresh_token":
-            return 400, {"error": "unsupported_grant_type", "error_description": "Only refresh_token is supported here."}
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": "Only refresh_token is supported here."}
         refresh = form.get("refresh_token", "")
         if refresh in self.revoked or refresh not in self.refresh_tokens:
             return 400, {"error": "invalid_grant",

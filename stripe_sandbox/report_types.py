@@ -48,7 +48,7 @@ _CUSTOMER_AND_CHARGE = (
     "connected_account_name", "connected_account_country",
 )
 _MORE = ("regulatory_tag", "invoice_number", "order_id", "is_link", "connected_account_direct_charge_id",
-         "destination_payment_id") + _ADDRESSES
+         "destination_payment_id", *_ADDRESSES)
 _TRANSACTION = ("balance_transaction_id", "created_utc", "created", "available_on_utc", "available_on", "currency",
                 "gross", "fee", "net", "reporting_category", "source_id", "description", "customer_facing_amount",
                 "customer_facing_currency")
@@ -70,16 +70,16 @@ FAMILIES: dict[str, ReportFamily] = {
     # https://docs.stripe.com/reports/report-types/payout-reconciliation
     "payout_reconciliation.summary": ReportFamily(1, "interval", 1, _SUMMARY),
     "payout_reconciliation.itemized": ReportFamily(
-        5, "interval", 4, _PAYOUT_OF_TRANSACTION + _TRANSACTION + _CUSTOMER_AND_CHARGE + ("trace_id", "trace_id_status"),
-        _MORE),
+        5, "interval", 4,
+        _PAYOUT_OF_TRANSACTION + _TRANSACTION + _CUSTOMER_AND_CHARGE + ("trace_id", "trace_id_status"), _MORE),
     "payout_reconciliation.by_id.summary": ReportFamily(1, "payout", None, _SUMMARY),
     "payout_reconciliation.by_id.itemized": ReportFamily(
-        4, "payout", 4, ("automatic_payout_id",) + _TRANSACTION + _CUSTOMER_AND_CHARGE + ("trace_id", "trace_id_status"),
-        _MORE),
+        4, "payout", 4,
+        ("automatic_payout_id", *_TRANSACTION, *_CUSTOMER_AND_CHARGE, "trace_id", "trace_id_status"), _MORE),
     "ending_balance_reconciliation.summary": ReportFamily(1, "interval_end", 1, _SUMMARY),
     "ending_balance_reconciliation.itemized": ReportFamily(
-        4, "interval_end", 3, _PAYOUT_OF_TRANSACTION + _TRANSACTION + _CUSTOMER_AND_CHARGE + ("trace_id", "trace_id_status"),
-        _MORE),
+        4, "interval_end", 3,
+        _PAYOUT_OF_TRANSACTION + _TRANSACTION + _CUSTOMER_AND_CHARGE + ("trace_id", "trace_id_status"), _MORE),
 }
 
 # Run parameters the spec's `financial_reporting_finance_report_run_run_parameters` has.

@@ -1,8 +1,9 @@
 """The Reporting API of the sandbox: report types, report runs and their CSV result files.
 
 - `GET /v1/reporting/report_types[/{id}]`: the report types of Stripe's documentation
-  (`report_types.py`), each family with its documented versions; `data_available_start` = the day the sandbox history starts, `data_available_end`
-  = the start of the sandbox clock's UTC day minus `lag` seconds.
+  (`report_types.py`), each family with its documented versions; `data_available_start` = the
+  day the sandbox history starts, `data_available_end` = the start of the sandbox clock's UTC day
+  minus `lag` seconds.
 - `POST /v1/reporting/report_runs`: validated like Stripe (required parameters, interval
   inside the availability and start < end, known columns, timezone only where the version
   takes one); honours `Idempotency-Key` per account: the same key with the same parameters
@@ -28,7 +29,8 @@ import csv
 import io
 import zlib
 from collections import defaultdict
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,7 +39,8 @@ import orjson
 
 from .http import Response
 from .ids import random_token
-from .report_types import FAMILIES, RUN_PARAMETERS as KNOWN_PARAMETERS, ZERO_DECIMAL, accepts_column, default_columns
+from .report_types import FAMILIES, ZERO_DECIMAL, accepts_column, default_columns
+from .report_types import RUN_PARAMETERS as KNOWN_PARAMETERS
 
 DAY = 86400
 KEY_TTL = DAY  # idempotency keys are kept ~24 h (https://docs.stripe.com/api/idempotent_requests)
@@ -140,7 +143,8 @@ class Reporting:
                 entry = self.files.get(file_id)
                 if entry is None or entry[0] != acct:
                     return _err(404, f"No such file upload: '{file_id}'", code="resource_missing", param="file")
-                return Response(200, entry[1], [("Content-Disposition", f'attachment; filename="{entry[2]["filename"]}"')])
+                disposition = f'attachment; filename="{entry[2]["filename"]}"'
+                return Response(200, entry[1], [("Content-Disposition", disposition)])
         return None
 
     def create(self, req, acct: int):
@@ -214,7 +218,7 @@ class Reporting:
             return _err(400, f"Invalid report_type: {report_type!r} is not a report type available to this account.",
                         param="report_type")
         family, version = found
-        versions, kind, tz_from = self.catalogue[family]
+        _versions, kind, tz_from = self.catalogue[family]
         start, end = self.availability()
         for name in ("interval_start", "interval_end"):
             if name in params:
@@ -348,7 +352,8 @@ class Reporting:
         return None
 
     def _settling_payouts(self, acct: int) -> list[dict]:
-        payouts = [p for p in self._objects(acct, "payouts") if p.get("status") == "paid" and p.get("automatic") is not False]
+        payouts = [p for p in self._objects(acct, "payouts")
+                   if p.get("status") == "paid" and p.get("automatic") is not False]
         return sorted(payouts, key=lambda p: (p.get("created") or 0, p.get("id")))
 
     def _activity(self, acct: int) -> list[dict]:
@@ -428,11 +433,13 @@ class Reporting:
                 "currency": cur, "gross": _money(-(p.get("amount") or 0), cur), "fee": _money(0, cur),
                 "net": _money(-(p.get("amount") or 0), cur), "reporting_category": "payout",
                 "description": p.get("description") or "",
-                "payout_expected_arrival_date": datetime.fromtimestamp(int(eff), tz).strftime("%Y-%m-%d") if eff else "",
+                "payout_expected_arrival_date":
+                    datetime.fromtimestamp(int(eff), tz).strftime("%Y-%m-%d") if eff else "",
                 "payout_status": p.get("status") or "", "payout_type": p.get("type") or "",
                 "payout_description": p.get("description") or "",
                 "payout_destination_id": p.get("destination") if isinstance(p.get("destination"), str) else "",
-                "balance_transaction_id": p.get("balance_transaction") if isinstance(p.get("balance_transaction"), str) else "",
+                "balance_transaction_id":
+                    p.get("balance_transaction") if isinstance(p.get("balance_transaction"), str) else "",
                 "trace_id": "", "trace_id_status": "unsupported"}
 
     @staticmethod
@@ -457,7 +464,7 @@ class Reporting:
                 per[cur][0] += b.get("net") or 0
             elif c < e:
                 per[cur][2 if b.get("reporting_category") == "payout" else 1] += b.get("net") or 0
-        day = lambda t: datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d")  # noqa: E731
+        day = lambda t: datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d")
         rows = []
         for cur, (start, activity, payouts) in sorted(per.items()):
             rows += [{"category": "starting_balance", "description": f"Starting balance ({day(s)})",

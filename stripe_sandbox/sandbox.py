@@ -28,7 +28,7 @@ class Sandbox:
         self._server = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         ready = threading.Event()
 
         def run():

@@ -48,7 +48,7 @@ def materialize(node: dict, depth: int = 0, chain: tuple = ()) -> dict:
     if ref is not None:
         if ref in chain or depth >= MAX_REF_DEPTH:
             return {"type": ["object"]}
-        return materialize(component(ref), depth + 1, chain + (ref,))
+        return materialize(component(ref), depth + 1, (*chain, ref))
     if "anyOf" in node:
         options = [materialize(o, depth, chain) for o in node["anyOf"]]
         real = [o for o in options if o.get("type") != ["null"]]

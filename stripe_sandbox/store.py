@@ -21,7 +21,7 @@ from .ids import make_id, mix, name_key, parse_id, random_token
 from .resources import DELETED_TYPES
 from .table import API_VERSION, load_table
 
-__all__ = ["API_VERSION", "DELETED_TYPES", "EVENT_RETENTION", "NotFound", "SLOT_BITS", "Store", "Stream"]
+__all__ = ["API_VERSION", "DELETED_TYPES", "EVENT_RETENTION", "SLOT_BITS", "NotFound", "Store", "Stream"]
 
 DAY = 86400
 SLOT_BITS = 12
@@ -65,7 +65,7 @@ def _at(obj: dict, path: str):
 
 
 class Variant:
-    __slots__ = ("chunks", "phs", "fields", "status")
+    __slots__ = ("chunks", "fields", "phs", "status")
 
     def __init__(self, chunks, phs, fields, status):
         self.chunks = chunks        # len(phs)+1 byte strings
@@ -75,7 +75,7 @@ class Variant:
 
 
 class Stream:
-    def __init__(self, store: "Store", spec, schema: dict | None):
+    def __init__(self, store: Store, spec, schema: dict | None):
         self.spec = spec
         self.name = spec.name
         self.otype = spec.object_types[0] if spec.object_types else spec.name
@@ -188,7 +188,7 @@ class Store:
             return self.n_accounts if acct == 0 else 0
         if st.name in self.volumes:
             return int(self.volumes[st.name])
-        return max(1, int(round(BASE_VOLUME.get(st.name, DEFAULT_BASE) * self.scale)))
+        return max(1, round(BASE_VOLUME.get(st.name, DEFAULT_BASE) * self.scale))
 
     def created(self, acct: int, st: Stream, i: int) -> int:
         if st.is_child:
@@ -200,7 +200,8 @@ class Store:
         span = self.span
         if st.name == "events":  # base events live in the 30 days before t0 (+ future)
             span = min(span, EVENT_RETENTION - DAY + (self.span - (self.t0 - self.start)))
-            return self.t0 + (self.span - (self.t0 - self.start)) - span + (i * span + mix(st.salt ^ acct ^ i) % span) // n
+            return (self.t0 + (self.span - (self.t0 - self.start)) - span
+                    + (i * span + mix(st.salt ^ acct ^ i) % span) // n)
         return self.start + (i * span + mix(st.salt ^ (acct << 40) ^ i) % span) // n
 
     def _extra_id(self, acct, st, i):
@@ -241,9 +242,7 @@ class Store:
         tpl = templates.TEMPLATES.get(st.otype)
         if tpl:
             for k, val in tpl(random.Random(hash((self.seed, st.salt, v, 1)))).items():
-                if not props:
-                    obj[k] = val
-                elif k in props and conforms(val, props[k]):
+                if not props or (k in props and conforms(val, props[k])):
                     obj[k] = val
         if not props:
             obj.setdefault("livemode", False)
@@ -259,18 +258,17 @@ class Store:
             obj[st.created_field] = PH("ts", 0)
         elif "created" in props:
             obj["created"] = PH("ts", 0)
-        for fld, tname in st.links.items():
+        for fld in st.links:
             if "." in fld:  # an id inside a sub-object (an invoice's parent.subscription_details.subscription)
                 holder, last = _holder(obj, fld)
                 cur = holder.get(last) if holder is not None else None
-                if cur is not None and (isinstance(cur, str) or isinstance(cur, PH) and cur.kind == "link"):
+                if cur is not None and (isinstance(cur, str) or (isinstance(cur, PH) and cur.kind == "link")):
                     holder[last] = PH("link", fld) if last in DYNAMIC_LINKS else PH("slink", (fld, v))
                 continue
             cur = obj.get(fld)
-            if cur is None and not (tpl and fld not in obj):
-                if fld in obj or props:
-                    obj[fld] = None
-                    continue
+            if cur is None and not (tpl and fld not in obj) and (fld in obj or props):
+                obj[fld] = None
+                continue
             if fld in DYNAMIC_LINKS or (tpl and isinstance(cur, PH)):
                 obj[fld] = PH("link", fld)
             else:
@@ -448,7 +446,7 @@ class Store:
         return base, base + extra
 
     def child_ids(self, acct, ch: Stream, pi: int) -> list[tuple[int, str]]:
-        base, total = self.n_children(acct, ch, pi)
+        _base, total = self.n_children(acct, ch, pi)
         dele = self.deleted.get((acct, ch.name), {})
         out = []
         for s in range(total):
@@ -466,7 +464,8 @@ class Store:
         else:
             data = b",".join(self.render(acct, ch, idx) for idx, _ in kids[:10])
         return b'{"object":"list","data":[' + data + b'],"has_more":' + (b"true" if len(kids) > 10 else b"false") \
-            + b',"total_count":' + str(len(kids)).encode() + b',"url":' + orjson.dumps(self.child_url(ch, parent_id)) + b"}"
+            + b',"total_count":' + str(len(kids)).encode() \
+            + b',"url":' + orjson.dumps(self.child_url(ch, parent_id)) + b"}"
 
     def child_url(self, ch: Stream, parent_id: str) -> str:
         if ch.spec.parent_via == "query":
@@ -512,9 +511,7 @@ class Store:
             oid = None
             chunks = var.chunks
             out = [chunks[0]]
-            k = 0
-            for ph in var.phs:
-                k += 1
+            for k, ph in enumerate(var.phs, 1):
                 kind = ph.kind
                 if kind == "link":
                     fld = ph.arg
@@ -834,7 +831,8 @@ class Store:
              "request": {"id": "req_" + random_token(self.seed ^ self._req, 14), "idempotency_key": None},
              "type": etype, "__created": at}
         if acct:
-            e = {"id": eid, "object": "event", "account": self.account_id(acct), **{k2: v for k2, v in e.items() if k2 not in ("id", "object")}}
+            e = {"id": eid, "object": "event", "account": self.account_id(acct),
+                 **{k2: v for k2, v in e.items() if k2 not in ("id", "object")}}
         self.objects.setdefault(k, {})[eid] = e
         self.extra.setdefault(k, []).append((at, idx, eid))
         return e
@@ -917,8 +915,10 @@ class Store:
             # The parent's `previous_attributes` hold the embedded list as it was, as Stripe's
             # do for any attribute an update changed.
             field = st.spec.embedded_field
-            prev = {field: before.get(field)} if field and before is not None and before.get(field) != psnap.get(field) \
-                else {}
+            if field and before is not None and before.get(field) != psnap.get(field):
+                prev = {field: before.get(field)}
+            else:
+                prev = {}
             self._event(acct, self._event_type(par, "updated"), psnap, prev, at)
         return snap
 

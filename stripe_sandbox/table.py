@@ -9,6 +9,7 @@ sandbox's and the tests comparing the tap with `Sandbox.truth` can see it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,6 @@ def load_table(table=None, schema_dir=None):
         for spec in specs:
             path = Path(schema_dir) / f"{spec.name}.json"
             if path.exists():
-                try:
+                with contextlib.suppress(ValueError):
                     schemas[spec.name] = json.loads(path.read_text())
-                except ValueError:
-                    pass
     return specs, schemas

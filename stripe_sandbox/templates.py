@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from .fake import BRANDS, PRODUCTS, PH, address, amount, metadata, person, phone, tok, ts
+from .fake import BRANDS, PH, PRODUCTS, address, amount, metadata, person, phone, tok, ts
 
 LINK = PH("link")
 
@@ -34,8 +34,8 @@ def charge(rng: random.Random):
     refunded = 0
     if status == "succeeded" and rng.random() < 0.12:
         refunded = amt if rng.random() < 0.6 else amt // 2
-    brand, last4, card = _card(rng)
-    first, last, full, email = person(rng)
+    _brand, _last4, card = _card(rng)
+    _first, _last, full, email = person(rng)
     return {
         "amount": amt, "amount_captured": amt if status == "succeeded" else 0, "amount_refunded": refunded,
         "captured": status == "succeeded", "paid": status == "succeeded", "refunded": refunded == amt,
@@ -61,7 +61,7 @@ def charge(rng: random.Random):
 
 
 def customer(rng):
-    first, last, full, email = person(rng)
+    _first, _last, full, email = person(rng)
     return {"name": full, "email": email, "phone": rng.choice([None, phone(rng)]), "address": address(rng) if rng.random() < 0.7 else None,
             "balance": rng.choice([0, 0, 0, -500, 1200]), "currency": rng.choice(["usd", "usd", "eur", "gbp", None]),
             "delinquent": rng.random() < 0.05, "description": rng.choice([None, "Enterprise customer", "Trial signup", "Imported"]),
@@ -75,7 +75,7 @@ def invoice(rng):
     total = amount(rng)
     status = rng.choices(["paid", "open", "draft", "void", "uncollectible"], [70, 12, 8, 6, 4])[0]
     paid = total if status == "paid" else 0
-    first, last, full, email = person(rng)
+    _first, _last, full, email = person(rng)
     # Since 2025-03-31 an invoice names its subscription under `parent` (no `subscription`,
     # `charge`, `paid` fields any more).
     parent = {"type": "subscription_details", "quote_details": None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
 import orjson
 import requests
@@ -57,7 +58,7 @@ def oauth_exchange(settings: Settings) -> Credentials:
     except orjson.JSONDecodeError:
         body = {}
     if response.status_code != 200 or "access_token" not in body:
-        error = body.get("error")
+        error: Any = body.get("error")
         if isinstance(error, dict):  # Stripe's API error shape
             error, description = error.get("code") or error.get("type"), error.get("message")
         else:  # OAuth's shape: {"error": "invalid_grant", "error_description": "..."}
@@ -90,7 +91,7 @@ def resolve(client: StripeClient, settings: Settings) -> list[str | None]:
         index, total = settings.shard
         ids = [i for i in ids if shard_of(i, total) == index]
         LOGGER.info("Shard %d/%d: %d accounts.", index, total, len(ids))
-    return sorted(ids)
+    return list(sorted(ids))
 
 
 def list_connected_accounts(client: StripeClient) -> list[str]:

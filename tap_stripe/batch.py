@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import time
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from uuid import uuid4
 
 import orjson
@@ -81,13 +82,13 @@ def batch_config(raw: Any) -> BatchConfig | None:
     return BatchConfig(encoding=BaseBatchFileEncoding(format="jsonl", compression=compression),
                        storage=StorageTarget(root=storage["root"], prefix=storage.get("prefix"),
                                              params=dict(storage.get("params") or {})),
-                       batch_size=size)
+                       **({"batch_size": size} if size is not None else {}))  # else the SDK's default
 
 
 class _File:
     """One batch file being filled: encoded lines, compressed in blocks, in memory."""
 
-    __slots__ = ("serial", "stream", "version", "name", "count", "lines", "size", "parts", "compressor")
+    __slots__ = ("compressor", "count", "lines", "name", "parts", "serial", "size", "stream", "version")
 
     def __init__(self, serial: int, stream: str, version: int | None, name: str, gzip: bool):
         self.serial = serial
@@ -109,6 +110,7 @@ class _File:
             self._compress()
 
     def _compress(self) -> None:
+        assert self.compressor is not None
         self.parts.append(self.compressor.compress(b"".join(self.lines)))
         self.lines.clear()
         self.size = 0

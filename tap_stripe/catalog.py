@@ -25,8 +25,8 @@ import msgspec
 import orjson
 from singer_sdk.singerlib import Catalog, CatalogEntry, MetadataMapping, Schema
 
-from tap_stripe.settings import several_accounts
 from tap_stripe.records import RecordShaper
+from tap_stripe.settings import several_accounts
 from tap_stripe.streams import SPECS
 from tap_stripe.streams.base import load_schema, narrow_expandable
 
@@ -45,7 +45,7 @@ def aligned_schema(entry: Mapping[str, Any], expand: Mapping[str, Any]) -> dict:
     """The entry's schema with each expandable id field typed as this run returns it (a
     copy where anything changes; the entry's own dicts are left as they are)."""
     schema = entry.get("schema", {})
-    spec = SPECS.get(entry.get("tap_stream_id"))
+    spec = SPECS.get(entry.get("tap_stream_id") or "")
     properties = (schema or {}).get("properties")
     if spec is None or not properties or not spec.expandable:
         return schema
@@ -98,14 +98,15 @@ class LazyCatalogEntry(CatalogEntry):
     `MetadataMapping.from_iterable`, exactly as `CatalogEntry.from_dict` does) when first
     read, and aligned with the run's settings then."""
 
-    __slots__ = ("raw", "expand", "run_keys", "parsed_schema", "parsed_metadata")
+    __slots__ = ("expand", "parsed_metadata", "parsed_schema", "raw", "run_keys")
 
-    def __init__(self, raw: Mapping[str, Any], config: Mapping[str, Any]):  # noqa: D107
+    def __init__(self, raw: Mapping[str, Any], config: Mapping[str, Any]):
         keys = aligned_keys(raw, several_accounts(config))
         self.raw = raw
         self.expand = config.get("expand") or {}
         self.run_keys = keys
-        self.parsed_schema = self.parsed_metadata = None
+        self.parsed_schema: Schema | None = None
+        self.parsed_metadata: MetadataMapping | None = None
         self.tap_stream_id = raw["tap_stream_id"]
         self.stream = raw.get("stream")
         self.replication_key = raw.get("replication_key")
@@ -117,7 +118,7 @@ class LazyCatalogEntry(CatalogEntry):
         self.stream_alias = raw.get("stream_alias")
         self.replication_method = raw.get("replication_method")
 
-    @property  # type: ignore[override]
+    @property
     def schema(self) -> Schema:
         if self.parsed_schema is None:
             with _PARSE_LOCK:
@@ -129,7 +130,7 @@ class LazyCatalogEntry(CatalogEntry):
     def schema(self, value: Schema) -> None:
         self.parsed_schema = value
 
-    @property  # type: ignore[override]
+    @property
     def metadata(self) -> MetadataMapping:
         if self.parsed_metadata is None:
             with _PARSE_LOCK:
@@ -342,11 +343,11 @@ def read_catalog(data: bytes) -> dict | None:
             return {}
         streams = []
         for text in catalog.streams:
-            text = bytes(text)
+            raw = bytes(text)
             try:
-                streams.append(RawEntry(text, _ENTRY_DECODER.decode(text)))
+                streams.append(RawEntry(raw, _ENTRY_DECODER.decode(raw)))
             except (msgspec.ValidationError, orjson.JSONDecodeError):  # not laid out as expected
-                streams.append(orjson.loads(text))
+                streams.append(orjson.loads(raw))
     except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError):
         return None
     return {"streams": streams}

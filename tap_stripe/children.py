@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
@@ -22,7 +23,7 @@ LOGGER = logging.getLogger("tap_stripe")
 class Children:
     """Reads child lists for a run; safe to call from worker threads."""
 
-    def __init__(self, client: StripeClient, shapers: dict[str, RecordShaper], expand: dict[str, list[str]],
+    def __init__(self, client: StripeClient, shapers: Mapping[str, RecordShaper], expand: dict[str, list[str]],
                  summary: RunSummary):
         self.client = client
         self.shapers = shapers
@@ -92,7 +93,7 @@ class Children:
         path = spec.path
         if spec.parent_via == "path":
             path = re.sub(r"\{\w+\}", str(parent_id), path, count=1)
-        elif spec.parent_via == "query":
+        elif spec.parent_via == "query" and spec.parent_param:
             params.append((spec.parent_param, parent_id))
         for param, field_name in spec.parent_fields:
             value = parent_obj.get(field_name)

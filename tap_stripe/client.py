@@ -23,8 +23,9 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -119,7 +120,7 @@ class Credentials:
 
     api_key: str
     account_id: str | None = None
-    refresh: Callable[[], "Credentials"] | None = None
+    refresh: Callable[[], Credentials] | None = None
 
 
 class StripeClient:
@@ -325,7 +326,8 @@ def _ssl_reason(exc: Exception) -> str:
     for marker in ("UNSUPPORTED_PROTOCOL", "CERTIFICATE_VERIFY_FAILED", "TLSV1_ALERT_PROTOCOL_VERSION",
                    "WRONG_VERSION_NUMBER", "NO_PROTOCOLS_AVAILABLE"):
         if marker in text:
-            return marker.lower().replace("_", " ") + (" (TLS 1.2 or newer is required)" if "PROTOCOL" in marker else "")
+            required = " (TLS 1.2 or newer is required)" if "PROTOCOL" in marker else ""
+            return marker.lower().replace("_", " ") + required
     return "handshake failed"
 
 

@@ -16,8 +16,9 @@ no event of the parent), and a child's `*.deleted` event becomes the child's del
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from tap_stripe.children import Children
 from tap_stripe.client import StripeClient, StripeError
@@ -28,7 +29,6 @@ from tap_stripe.spec import StreamSpec
 from tap_stripe.summary import RunSummary
 from tap_stripe.windows import Split, created_params, split_if_dense
 
-
 EVENTS_PATH = "/v1/events"
 
 
@@ -37,7 +37,7 @@ class EventContext:
     """What applying events needs of the ctx."""
 
     client: StripeClient
-    shapers: dict[str, RecordShaper]
+    shapers: Mapping[str, RecordShaper]
     children: Children
     summary: RunSummary
     expand: dict[str, list[str]]
@@ -54,6 +54,7 @@ def read_window(ctx: EventContext, feed: Feed, segment: Segment) -> tuple[list[d
                        stream=stream)
     first = next(pages)
     ctx.summary.page(stream)
+    assert segment.lo is not None and segment.hi is not None  # an events window has both ends
     split = split_if_dense(segment.lo, segment.hi, first, "created")
     if split is not None:
         pages.close()
@@ -246,6 +247,7 @@ def _listed(feed: Feed, spec: StreamSpec, event: dict) -> bool:
 def _refetch(ctx: EventContext, feed: Feed, object_id: str) -> dict | None:
     """The object as it is now, with this run's expansions; None when Stripe no longer has it."""
     spec = feed.spec
+    assert spec.retrieve_path is not None  # only streams that have one re-fetch
     path = spec.retrieve_path.replace("{id}", object_id)
     params = [("expand[]", f) for f in spec.expansions(ctx.expand)]
     try:

@@ -7,7 +7,8 @@ whose object was deleted mid-run is replaced by the object before it (`get_page`
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Generator
+from typing import Any
 
 from tap_stripe.client import StripeClient, StripeError
 
@@ -68,7 +69,7 @@ def earlier_cursors(body: dict, previous: str | None) -> list[str]:
 def list_pages(client: StripeClient, path: str, params: list[tuple[str, Any]], *,
                account: str | None, endpoint: str, stream: str,
                starting_after: str | None = None, paginated: bool = True,
-               earlier: list[str] | None = None) -> Iterator[dict]:
+               earlier: list[str] | None = None) -> Generator[dict, None, None]:
     """Yield each page's body (`{"data": [...], "has_more": ...}`) until the list ends.
     `earlier`: for a first cursor given by the caller, the ids before it on its page."""
     cursor = starting_after

@@ -53,7 +53,7 @@ class _Pace:
     A slot is reserved when a request asks, so threads that wake up a little late still
     keep the average rate (a token bucket would lose the time they overslept)."""
 
-    __slots__ = ("rate", "ceiling", "next_slot", "stamp", "last_throttle", "sent")
+    __slots__ = ("ceiling", "last_throttle", "next_slot", "rate", "sent", "stamp")
 
     def __init__(self, rate: float) -> None:
         self.rate = self.ceiling = rate

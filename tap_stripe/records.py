@@ -144,7 +144,7 @@ class RecordShaper:
         self.created_field = created_field
         self.drop_unknown = True
 
-    def keeping_unknown(self) -> "RecordShaper":
+    def keeping_unknown(self) -> RecordShaper:
         """This shaper, leaving the top-level keys its schema does not know in the record, for
         schema evolution to decide (`tap_stripe.evolution`)."""
         shaper = copy.copy(self)

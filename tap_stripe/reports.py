@@ -72,7 +72,8 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -81,8 +82,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_stripe.client import StripeClient, StripeError
 from tap_stripe.pagination import list_pages
-from tap_stripe.windows import created_params
 from tap_stripe.records import rfc3339
+from tap_stripe.windows import created_params
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -131,7 +132,7 @@ COLUMN_KINDS: dict[str, str] = {
 }
 """Every documented column of the eleven families → kind. `*_metadata[key]` and unknown → string."""
 
-_KIND_SCHEMA = {
+_KIND_SCHEMA: dict[str, dict] = {
     "decimal": {"type": ["number", "null"]},
     "datetime": {"type": ["string", "null"], "format": "date-time"},
     "integer": {"type": ["integer", "null"]},
@@ -343,7 +344,7 @@ def form_data(report_type: str, parameters: dict) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- report types
 _TYPES_TTL = 300.0
 _types_lock = threading.Lock()
-_types_cache: "weakref.WeakKeyDictionary[StripeClient, dict[str | None, tuple[float, list[dict]]]]" = \
+_types_cache: weakref.WeakKeyDictionary[StripeClient, dict[str | None, tuple[float, list[dict]]]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -713,7 +714,7 @@ def parse_report_csv(task: ReportTask, body: bytes, run_id: str | None, updated:
     header = next(reader, None)
     if not header:
         return []
-    tz = dt_timezone.utc
+    tz: tzinfo = dt_timezone.utc
     if task.parameters.get("timezone"):
         tz = ZoneInfo(task.parameters["timezone"])
     kinds = [column_kind(c) for c in header]

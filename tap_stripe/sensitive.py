@@ -40,10 +40,10 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tap_stripe.records import mapped
 
@@ -351,9 +351,11 @@ def validate_policy(config: Mapping[str, Any], classification: Mapping[str, Any]
     fields = setting.get("fields") or {}
     for name, policy in categories.items():
         if name not in CATEGORIES:
-            raise ValueError(f"sensitive_data.categories: unknown category {name!r}; expected one of {', '.join(CATEGORIES)}")
+            raise ValueError(f"sensitive_data.categories: unknown category {name!r}; "
+                             f"expected one of {', '.join(CATEGORIES)}")
         if policy not in POLICIES:
-            raise ValueError(f"sensitive_data.categories.{name}: unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
+            raise ValueError(f"sensitive_data.categories.{name}: unknown policy {policy!r}; "
+                             f"expected one of {', '.join(POLICIES)}")
     for name, policy in fields.items():
         stream, dot, path = name.partition(".")
         if not dot or not path:
@@ -361,7 +363,8 @@ def validate_policy(config: Mapping[str, Any], classification: Mapping[str, Any]
         if classification is not None and stream not in classification:
             raise ValueError(f"sensitive_data.fields: unknown stream {stream!r} in {name!r}")
         if policy not in POLICIES:
-            raise ValueError(f"sensitive_data.fields.{name}: unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
+            raise ValueError(f"sensitive_data.fields.{name}: unknown policy {policy!r}; "
+                             f"expected one of {', '.join(POLICIES)}")
     uses_hash = "hash" in categories.values() or "hash" in fields.values()
     if uses_hash and not config.get("sensitive_hash_key"):
         raise ValueError("sensitive_hash_key is required when sensitive_data uses the 'hash' policy")
@@ -525,7 +528,7 @@ def _schema_slots(node: dict, segments: list[str]) -> list[tuple[dict, Any, dict
     """(holder, key, owner) for every schema node at `segments` (expandable anyOf included)."""
     current = [node]
     slots: list[tuple[dict, Any, dict]] = []
-    for i, seg in enumerate(segments):
+    for seg in segments:
         expanded: list[dict] = []
         stack = list(current)
         while stack:
@@ -589,7 +592,7 @@ class Protector:
         sensitive_data: Mapping | None,
         hash_key: str | None,
         classification: Mapping[str, Mapping[str, str]],
-    ) -> "Protector | None":
+    ) -> Protector | None:
         """The policy, or None when every field is kept (the hot path costs nothing)."""
         validate_policy({"sensitive_data": sensitive_data, "sensitive_hash_key": hash_key}, classification)
         if not sensitive_data:
@@ -604,7 +607,8 @@ class Protector:
             paths = classification.get(stream)
             if paths is None:
                 return plan, actions
-            wanted = {path: (categories.get(cat, "keep"), cat) for path, cat in paths.items()}
+            wanted: dict[str, tuple[Any, str | None]] = {path: (categories.get(cat, "keep"), cat)
+                                                         for path, cat in paths.items()}
             for name, policy in fields.items():
                 s, _, path = name.partition(".")
                 if s == stream:
@@ -789,7 +793,8 @@ def format_report(report: Mapping) -> str:
     """A plain-text table, uncovered fields first."""
     header = ("stream", "path", "kind", "count", "covered", "category", "example")
     rows = [header] + [
-        (f["stream"], f["path"], f["kind"], str(f["count"]), "yes" if f["covered"] else "NO", f["category"] or "-", f["example"])
+        (f["stream"], f["path"], f["kind"], str(f["count"]), "yes" if f["covered"] else "NO", f["category"] or "-",
+         f["example"])
         for f in report["findings"]
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -341,7 +342,8 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         account_ids = [config["account_id"]]
     if config.get("account_ids"):
         ids = config["account_ids"]
-        if not isinstance(ids, list) or not all(isinstance(i, str) and re.fullmatch(r"acct_[0-9A-Za-z]+", i) for i in ids):
+        if not isinstance(ids, list) or \
+                not all(isinstance(i, str) and re.fullmatch(r"acct_[0-9A-Za-z]+", i) for i in ids):
             raise ConfigError("setting 'account_ids' must be a list of account ids (acct_…)")
         if account_ids:
             raise ConfigError("settings 'account_id' and 'account_ids' exclude each other; use one")
@@ -428,7 +430,7 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         try:
             classification = sensitive.load_classification()
             if not classification.keys() >= stream_names:  # streams of `custom_streams`: no classified fields
-                classification = {**dict.fromkeys(stream_names, {}), **classification}
+                classification = {**{name: {} for name in stream_names}, **classification}
             sensitive.validate_policy(config, classification)
         except ValueError as exc:
             raise ConfigError(str(exc).splitlines()[0]) from None

@@ -7,6 +7,7 @@ attributes; every mechanism (paging, windows, events, children) reads the `Strea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,7 @@ class StreamSpec:
         """
         return self.created_field if self.created_filter and not self.parent else None
 
-    def expansions(self, expand: dict[str, list[str]]) -> tuple[str, ...]:
+    def expansions(self, expand: Mapping[str, list[str]]) -> tuple[str, ...]:
         """Fields this run expands: the defaults and the `expand` setting's for this stream."""
         return (*self.default_expand, *expand.get(self.name, ()))
 

@@ -13,8 +13,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 LOGGER = logging.getLogger("tap_stripe")
 

@@ -26,35 +26,57 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, cast
 
 import click
 import orjson
 from singer_sdk import Stream, Tap, metrics
-from singer_sdk.singerlib import Catalog, SchemaMessage
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.plugin_base import PluginBase
+from singer_sdk.singerlib import Catalog, SchemaMessage
 
 from tap_stripe import __version__, accounts, sensitive
-from tap_stripe.catalog import (LazyCatalogEntry, ShapersOnDemand, StreamMapsOnDemand, StreamsOnDemand, align_entry,
-                                lean_catalog, read_catalog)
-from tap_stripe.client import (AuthenticationFailed, ClientStats, Credentials, PermissionDenied,
-                               ProductNotSetUp, StripeClient, StripeError, redact)
-from tap_stripe.pagination import list_pages
+from tap_stripe.catalog import (
+    LazyCatalogEntry,
+    ShapersOnDemand,
+    StreamMapsOnDemand,
+    StreamsOnDemand,
+    align_entry,
+    lean_catalog,
+    read_catalog,
+)
+from tap_stripe.client import (
+    AuthenticationFailed,
+    ClientStats,
+    Credentials,
+    PermissionDenied,
+    ProductNotSetUp,
+    StripeClient,
+    StripeError,
+    redact,
+)
 from tap_stripe.engine import FatalRunError, Run, RunTerminated, Scope, Sinks, Termination
 from tap_stripe.evolution import FieldPolicy, SchemaEvolution
+from tap_stripe.pagination import list_pages
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
-from tap_stripe.settings import (CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, ConfigError, Settings, custom_streams,
-                                 several_accounts, validate)
+from tap_stripe.settings import (
+    CONFIG_SCHEMA,
+    DEFAULT_FULL_RESYNC,
+    ConfigError,
+    Settings,
+    custom_streams,
+    several_accounts,
+    validate,
+)
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import State, StateError
 from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
-from tap_stripe.streams import SPECS, STREAM_CLASSES, StripeStream
-from tap_stripe.streams import configured
+from tap_stripe.streams import SPECS, STREAM_CLASSES, StripeStream, configured
 from tap_stripe.streams.base import load_schema  # noqa: F401  (tests and tools import it from here)
 from tap_stripe.summary import RunSummary
 from tap_stripe.writer import SDKMessageWriter, record_line
@@ -179,8 +201,8 @@ class TapStripe(Tap):
     def streams(self) -> Mapping[str, Stream]:  # type: ignore[override]
         """Every stream by name (sorted), each built when first read (`StreamsOnDemand`)."""
         if self._streams is None:
-            self._streams = StreamsOnDemand(self)
-        return self._streams
+            self._streams = StreamsOnDemand(self)  # type: ignore[assignment]  # a lazy Mapping, not the SDK's dict
+        return self._streams  # type: ignore[return-value]
 
     @cached_property
     def shapers(self) -> Mapping[str, RecordShaper]:
@@ -209,7 +231,7 @@ class TapStripe(Tap):
         return text if text is not None else super().catalog_json_text
 
     @cached_property
-    def protector(self) -> "sensitive.Protector | None":
+    def protector(self) -> sensitive.Protector | None:
         if not self.config.get("sensitive_data"):  # every field kept: no policy, no classification read
             sensitive.validate_policy({"sensitive_data": self.config.get("sensitive_data")})
             return None
@@ -229,8 +251,8 @@ class TapStripe(Tap):
     # ----- command line --------------------------------------------------------------
 
     @classmethod
-    def invoke(cls, *, about: bool = False, about_format: str | None = None, config: Any = None,
-               state: Any = None, catalog: Any = None) -> None:  # type: ignore[override]
+    def invoke(cls, *, about: bool = False, about_format: str | None = None,  # type: ignore[override]
+               config: Any = None, state: Any = None, catalog: Any = None) -> None:
         if about:
             cls.print_about(about_format)
             sys.exit(0)
@@ -378,7 +400,7 @@ class TapStripe(Tap):
             batching = batch_config(self.config.get("batch_config"))
         # Through the SDK's own stream sync (`collect`: its test harness), the SDK counts records.
         summary = MeteredSummary(settings.progress_interval, record_metrics=sink is None)
-        writer: Any = sink or self.message_writer.fast
+        writer: Any = sink or cast(Any, self.message_writer).fast
         if batching is not None:  # every stream's records go to batch files (tap_stripe.batch)
             writer = BatchWriter(writer, batching, self.name)
         selected: set[str] = set()
@@ -405,7 +427,8 @@ class TapStripe(Tap):
             # Records for the SDK's own stream sync (`collect`) get its maps and flattening there.
             emitters = {name: Emitter(self.streams[name], writer, self.protector, apply_maps=sink is None)
                         for name in selected}
-            render = {name: e.render for name, e in emitters.items() if e.in_worker}
+            render: dict[str, Callable[[dict, str, int | None], bytes]] = {
+                name: e.render for name, e in emitters.items() if e.in_worker}
             evolution = self.schema_evolution(selected, EvolvingOutput(self, writer, emitters, render), summary) \
                 if sink is None else None
             scope = Scope(
@@ -471,7 +494,7 @@ def message_dict(message: Any) -> dict:
     return {f.name: value for f in dataclasses.fields(message) if (value := getattr(message, f.name)) is not None}
 
 
-def _protected_schema(stream: Stream, protector: "sensitive.Protector", schema: dict,
+def _protected_schema(stream: Stream, protector: sensitive.Protector, schema: dict,
                       maps: list | None = None) -> dict:
     """The SCHEMA's schema under the sensitive-data policies. When the SDK flattens, the
     policies apply to the nested schema and the result is flattened (they name nested
@@ -487,7 +510,7 @@ class EvolvingOutput:
     for its schema with added fields — the SDK's stream maps (and flattener) registered anew,
     the emitter, its SCHEMA messages — and put in place of the old for the records after."""
 
-    def __init__(self, tap: "TapStripe", writer: Any, emitters: dict[str, "Emitter"],
+    def __init__(self, tap: TapStripe, writer: Any, emitters: dict[str, Emitter],
                  render: dict[str, Callable[[dict, str, int | None], bytes]]):
         self.tap = tap
         self.writer = writer
@@ -512,7 +535,7 @@ class EvolvingOutput:
         return messages
 
 
-def schema_messages(stream: Stream, maps: list, protector: "sensitive.Protector | None") -> list[dict]:
+def schema_messages(stream: Stream, maps: list, protector: sensitive.Protector | None) -> list[dict]:
     """The SCHEMA messages of `stream` through `maps`, as `Stream._generate_schema_messages`
     writes them (one per map that keeps records), under the sensitive-data policies."""
     bookmark_keys = [stream.replication_key] if stream.replication_key else None
@@ -594,7 +617,7 @@ class Emitter:
     """The SDK's record path for one stream: deselected fields, then stream maps (and the
     SDK's flattening), then write."""
 
-    def __init__(self, stream: Stream, writer: Any, protector: "sensitive.Protector | None" = None,
+    def __init__(self, stream: Stream, writer: Any, protector: sensitive.Protector | None = None,
                  apply_maps: bool = True, maps: list | None = None):
         self.stream = stream
         self.writer = writer
@@ -616,6 +639,7 @@ class Emitter:
         # Without stream maps (whose evaluators are not thread-safe) a record can be finished
         # (and flattened) and serialised in the worker that fetched it.
         self.in_worker = same and hasattr(writer, "write_line")
+        self.render: Callable[[dict, str, int | None], bytes] = self._render_plain
         if self.flatten is not None:
             self.render = self._render_flat
         elif not self.protect and not self.prune:  # nothing to finish: straight to the line
@@ -634,11 +658,12 @@ class Emitter:
             _pruned(record, self.mask, (), record)
         return record
 
-    def render(self, record: dict, extracted: str, version: int | None) -> bytes:
-        """The RECORD line for `record` (only when `in_worker`)."""
+    def _render_plain(self, record: dict, extracted: str, version: int | None) -> bytes:
+        """The RECORD line for `record` (only when `in_worker`): `render` unless flattened."""
         return record_line(self.name, self._finish(record), extracted, version)
 
     def _render_flat(self, record: dict, extracted: str, version: int | None) -> bytes:
+        assert self.flatten is not None
         return record_line(self.name, self.flatten(self._finish(record)), extracted, version)
 
     def __call__(self, record: dict, extracted: str, version: int | None) -> None:
@@ -743,8 +768,8 @@ def _ascii_escape(match: re.Match) -> str:
     code = ord(match.group())
     if code > 0xFFFF:  # a surrogate pair, as JSON writes it
         code -= 0x10000
-        return "\\u%04x\\u%04x" % (0xD800 | (code >> 10), 0xDC00 | (code & 0x3FF))
-    return "\\u%04x" % code
+        return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def catalog_text(catalog: dict) -> str | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 TARGET_RECORDS = 1000  # about ten pages per window: one partial page per ten full ones
@@ -107,7 +108,7 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str, target:
 def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
     pieces = max(1, min(pieces, hi - lo))
     bounds = sorted({lo + (hi - lo) * i // pieces for i in range(pieces)} | {hi})
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(pairwise(bounds))
 
 
 def _geometric(lo: int, hi: int, first: int) -> list[tuple[int, int]]:
@@ -121,7 +122,7 @@ def _geometric(lo: int, hi: int, first: int) -> list[tuple[int, int]]:
     if bounds[-1] > lo:
         bounds[-1] = lo
     bounds.reverse()
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(pairwise(bounds))
 
 
 def created_params(lo: int | None, hi: int | None, param: str = "created") -> list[tuple[str, Any]]:

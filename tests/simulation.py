@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import fcntl
-import io
 import json
 import math
 import os
@@ -45,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -271,7 +270,7 @@ class History:
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "History":
+    def from_json(cls, text: str) -> History:
         data = json.loads(text)
         steps = []
         for name, args in data.pop("steps"):
@@ -432,10 +431,8 @@ class TapRunner:
     def run(self, argv: list[str], cwd: Path, kill_at: int | None = None, sig: str = "KILL") -> ProcessResult:
         self.processes += 1
         read_fd, write_fd = os.pipe()
-        try:
+        with suppress(AttributeError, OSError):
             fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 4096)  # the tap is at most a page ahead of the reader
-        except (AttributeError, OSError):
-            pass
         stderr_path = cwd / "stderr.txt"
         with open(stderr_path, "wb") as stderr_file:
             if self.fork:
@@ -465,7 +462,7 @@ class TapRunner:
         watchdog = threading.Timer(HUNG_SECONDS, stop_hung_run)
         watchdog.start()
         try:
-            with io.open(read_fd, "rb", buffering=4096) as out:
+            with open(read_fd, "rb", buffering=4096) as out:
                 for line in out:
                     if not line.endswith(b"\n"):
                         partial = line
@@ -993,7 +990,7 @@ class Simulation:
         self.outcome.log.append(
             f"    {proc.label}{' (final)' if final else ''}: {len(result.lines)} lines{note}, {records} records, "
             f"{states} STATEs, exit {result.returncode}"
-            + (f", cut last line" if result.partial else "")
+            + (", cut last line" if result.partial else "")
             + (f" [{_last_error(result.stderr)}]" if result.returncode not in (0, -9, -15) else ""))
 
     def _note_activations(self, proc: Proc, input_state: dict, ended: bool) -> None:
@@ -1001,14 +998,15 @@ class Simulation:
         table version: rows of objects (and children) gone before that version *began* are
         dropped. A resumed version began in the run that started it, so its rows written
         before a deletion stay (with the deleted parent's children: the second limit)."""
+        def version(state, stream, account_id):
+            cursors = (state or {}).get("bookmarks", {}).get(stream, {}).get("accounts", {}) \
+                .get(account_id or "default", {})
+            return (cursors.get("resync") or {}).get("version")
+
         for account in self.proc_accounts(proc):
             account_id = self.account_id(account)
             for stream in self.resync_streams():
-                def version(state):
-                    cursors = (state or {}).get("bookmarks", {}).get(stream, {}).get("accounts", {}) \
-                        .get(account_id or "default", {})
-                    return (cursors.get("resync") or {}).get("version")
-                before, after = version(input_state), version(proc.state)
+                before, after = version(input_state, stream, account_id), version(proc.state, stream, account_id)
                 began = self.resync_began.setdefault((stream, account, before), self.seq) if before else self.seq
                 if after is not None:
                     self.resync_began.setdefault((stream, account, after), began if after == before else self.seq)
@@ -1035,7 +1033,7 @@ class Simulation:
         Stripe's retention, not a stream without an events bookmark."""
         account_ids = {self.account_id(a): a for a in self.proc_accounts(proc)}
         resync = self.resync_streams()
-        for account_id, account in account_ids.items():
+        for account in account_ids.values():
             for stream in resync:
                 self.resync_runs.setdefault((stream, account), []).append((self.sb.now, self.seq))
         if not multi:
@@ -1049,7 +1047,8 @@ class Simulation:
             if account_id not in account_ids:
                 continue
             events_stream = CHILDREN.get(stream, stream)
-            cursors = state.get("bookmarks", {}).get(events_stream, {}).get("accounts", {}).get(account_id or "default", {})
+            cursors = state.get("bookmarks", {}).get(events_stream, {}).get("accounts", {}) \
+                .get(account_id or "default", {})
             events = cursors.get("events")
             deleted_seq = self.deleted_seq.get((stream, account, oid), 0)
             chances = [t for t, n in self.resync_runs.get((events_stream, account), [])
@@ -1415,7 +1414,7 @@ def shrink(history: History, fails, budget: float = 300.0, log=None) -> History:
             chunk //= 2
     for i in range(len(best.steps)):
         for simpler in _simpler(best.steps[i]):
-            steps = best.steps[:i] + (simpler,) + best.steps[i + 1:]
+            steps = (*best.steps[:i], simpler, *best.steps[i + 1:])
             if attempt(History(**{**asdict_shallow(best), "steps": steps})):
                 break
     for name, value in (("workers", 4), ("accounts", 1), ("mode", "platform")):

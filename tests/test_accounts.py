@@ -1,8 +1,8 @@
 """Connect platforms and OAuth: many accounts in one run, shards, token exchange."""
 
 import pytest
-
 from conftest import SANDBOX_NOW, TargetModel, catalog_for, expected_rows, tap_config
+
 from tap_stripe.accounts import shard_of
 
 STREAMS = ["charges", "customers", "products"]
@@ -24,7 +24,7 @@ def by_account(result, stream):
 
 
 def test_all_connected_accounts_are_read_and_tagged(platform, run_tap):
-    result = run_tap(tap_config(platform, connected_accounts="all"), catalog=catalog_for(STREAMS + ["accounts"]))
+    result = run_tap(tap_config(platform, connected_accounts="all"), catalog=catalog_for([*STREAMS, "accounts"]))
     assert result.returncode == 0, result.stderr
     accounts = platform.account_ids()
     for stream in STREAMS:
@@ -101,7 +101,8 @@ def test_oauth_token_expiring_mid_run_is_refreshed(platform, run_tap):
     account = platform.account_ids()[0]
     token = platform.issue_refresh_token(account)
     platform.expire_access_tokens(after_uses=3)
-    result = run_tap(oauth_config(platform, token, max_workers=1), catalog=catalog_for(["charges", "customers", "products"]))
+    result = run_tap(oauth_config(platform, token, max_workers=1),
+                     catalog=catalog_for(["charges", "customers", "products"]))
     assert result.returncode == 0, result.stderr
     assert "Refreshed the OAuth access token" in result.stderr
     assert platform.app.oauth.exchanges >= 2

@@ -3,8 +3,15 @@
 import pytest
 import requests_mock as rm
 
-from tap_stripe.client import (AuthenticationFailed, Credentials, PermissionDenied, ProductNotSetUp,
-                               RetriesExhausted, StripeClient, StripeError)
+from tap_stripe.client import (
+    AuthenticationFailed,
+    Credentials,
+    PermissionDenied,
+    ProductNotSetUp,
+    RetriesExhausted,
+    StripeClient,
+    StripeError,
+)
 from tap_stripe.pagination import list_pages
 from tap_stripe.ratelimit import RateLimiter
 
@@ -110,9 +117,13 @@ def test_exhausted_retries_say_what_failed_in_one_line(requests_mock):
 
 def test_401_403_and_product_errors_are_classified(requests_mock):
     client = make_client()
-    requests_mock.get(f"{API}/v1/a", status_code=401, json={"error": {"message": "Invalid API Key provided: sk_test_****123"}})
-    requests_mock.get(f"{API}/v1/b", status_code=403, json={"error": {"message": "Having the 'rak_charge_read' permission would allow this request to continue."}})
-    requests_mock.get(f"{API}/v1/c", status_code=400, json={"error": {"message": "Your account is not set up to use Issuing."}})
+    requests_mock.get(f"{API}/v1/a", status_code=401,
+                      json={"error": {"message": "Invalid API Key provided: sk_test_****123"}})
+    requests_mock.get(f"{API}/v1/b", status_code=403,
+                      json={"error": {"message": "Having the 'rak_charge_read' permission would allow this request "
+                                                 "to continue."}})
+    requests_mock.get(f"{API}/v1/c", status_code=400,
+                      json={"error": {"message": "Your account is not set up to use Issuing."}})
     with pytest.raises(AuthenticationFailed):
         client.get("/v1/a")
     with pytest.raises(PermissionDenied):

@@ -17,10 +17,10 @@ import pytest
 
 from tap_stripe.emission import Sinks
 from tap_stripe.engine import Run
-from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
-from tap_stripe.scheduler import STEAL_MIN_OBJECTS, STEAL_MIN_READ
 from tap_stripe.feeds import Feed, Segment
+from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
 from tap_stripe.records import rfc3339
+from tap_stripe.scheduler import STEAL_MIN_OBJECTS, STEAL_MIN_READ
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 from tap_stripe.tap import SPECS
@@ -47,8 +47,11 @@ def make_run(state=None, selected=("charges",), specs=None, activate=True, **set
                 lookback=0, start=None, reread_days={}, on_permission_error="skip", updates_mode="refetch", expand={})
     base.update(settings)
     messages, lines, records, extracted_at = [], [], [], []
-    emitters = {name: (lambda name: lambda record, extracted, version: records.append((name, record, version)) or
-                       extracted_at.append(extracted))(name) for name in SPECS}
+    def emitter(name):
+        return lambda record, extracted, version: (records.append((name, record, version))
+                                                   or extracted_at.append(extracted))
+
+    emitters = {name: emitter(name) for name in SPECS}
     scope = Scope(specs=specs or SPECS, selected=set(selected), accounts=[None], platform_streams=(set(), True),
                   hi=HI, now=NOW, shapers={})
     sinks = Sinks(emitters=emitters, render={}, write_line=lines.append, write_message=messages.append,
@@ -507,8 +510,8 @@ def test_each_account_moves_its_own_bookmarks():
     assert cursors(run, account="acct_1") == {"created": NOW - DAY, "events": NOW - DAY, "version": 7}
     assert cursors(run) == {"created": NOW - 9 * DAY, "events": NOW - 9 * DAY, "version": 9}
     report = planned(make_run(selected=("report_balance_summary",)), "report_balance_summary", "acct_1")
-    run.emission.emit_segment(report, Segment("report", task=SimpleNamespace(bookmark_after=NOW, pending_after=("po_1",))),
-                      [])
+    run.emission.emit_segment(
+        report, Segment("report", task=SimpleNamespace(bookmark_after=NOW, pending_after=("po_1",))), [])
     assert cursors(run, "report_balance_summary", "acct_1") == {"report": NOW, "report_pending": ["po_1"]}
     assert cursors(run, "report_balance_summary") is None
 
@@ -659,7 +662,8 @@ def test_a_resync_begun_longer_ago_than_stripe_keeps_events_begins_again():
 
 def test_a_fresh_resync_reads_deletions_and_the_updates_that_remove_embedded_children_only():
     events = NOW - 2 * DAY
-    state = {"bookmarks": {name: {"accounts": {"default": {"events": events}}} for name in ("subscriptions", "customers")}}
+    state = {"bookmarks": {name: {"accounts": {"default": {"events": events}}}
+                           for name in ("subscriptions", "customers")}}
     run = make_run(state, selected=("subscriptions", "subscription_items"), full_resync_streams={"subscriptions"},
                    lookback=60)
     feed = planned(run, "subscriptions")

@@ -9,9 +9,7 @@ import threading
 from datetime import datetime
 
 import pytest
-
-from conftest import (SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, parse_messages,
-                      tap_config)
+from conftest import SANDBOX_NOW, TargetModel, catalog_for, expected_rows, tap_config
 
 STREAMS = ["charges", "customers", "invoices", "invoice_line_items", "products", "refunds"]
 
@@ -118,7 +116,7 @@ def assert_state_never_ahead(messages, sandbox, streams=STREAMS, *, state=None, 
         for stream, account, cursors in _cursors(message["value"]):
             if stream not in streams:
                 continue
-            spec = SPECS[stream] if stream in SPECS else None
+            spec = SPECS.get(stream)
             cursor = cursors.get("created")
             if cursor is not None and spec is not None:
                 # A resumed full re-read emitted what it had read before its `resync` cursor in
@@ -466,7 +464,8 @@ def test_no_secret_reaches_any_output_at_debug_level(run_tap, tmp_path):
             sandbox.add_fault("/v1/*", kind, rate=0.05)
         config = tap_config(sandbox, api_key=key, max_retries=15, sensitive_hash_key="hashkey-Secret-987",
                             sensitive_data={"categories": {"contact": "hash"}})
-        result = run_tap(config, catalog=catalog_for(STREAMS), env={"LOGLEVEL": "DEBUG", "TAP_STRIPE_LOGLEVEL": "DEBUG"})
+        result = run_tap(config, catalog=catalog_for(STREAMS),
+                         env={"LOGLEVEL": "DEBUG", "TAP_STRIPE_LOGLEVEL": "DEBUG"})
         wrong = run_tap({**config, "api_key": "sk_test_WrongSecret77"}, catalog=catalog_for(["charges"]),
                         env={"LOGLEVEL": "DEBUG"})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -2,6 +2,7 @@
 (`newest_per_object`), in-process against a fake `/v1/events`, so mutation testing sees them
 (docs/mutation.md). The end-to-end behaviour is in test_engine.py."""
 
+from itertools import pairwise
 from types import SimpleNamespace
 
 import pytest
@@ -93,7 +94,7 @@ def test_a_dense_window_is_split_after_its_first_page():
     expected = split_window(0, 1_500, first_page, "created")
     assert split == expected
     assert got == list(reversed(expected.kept))
-    assert got and all(a["created"] <= b["created"] for a, b in zip(got, got[1:]))
+    assert got and all(a["created"] <= b["created"] for a, b in pairwise(got))
     assert len(client.requests) == 1 and run.summary.pages == ["charges"]
 
 

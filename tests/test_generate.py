@@ -12,15 +12,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import generate  # noqa: E402  (scripts/generate.py)
-from stripe_sdk_source import UNIX_TIME_NAME, SdkReader  # noqa: E402
+import generate
+from stripe_sdk_source import UNIX_TIME_NAME, SdkReader
 
-from tap_stripe.streams import generated  # noqa: E402
+from tap_stripe.streams import generated
 
 
 def _pinned_stripe() -> str:
@@ -57,7 +56,7 @@ def test_generated_files_match_the_generator(sdk, tmp_path):
 
 def test_the_generated_version_is_the_pinned_packages(sdk):
     reader, spec = sdk
-    assert generated.GENERATED_FROM == f"stripe=={_pinned_stripe()}"
+    assert f"stripe=={_pinned_stripe()}" == generated.GENERATED_FROM
     assert generated.API_VERSION == reader.api_version == spec["info"]["version"]
 
 
@@ -113,7 +112,7 @@ def test_event_objects_agree_with_stripes_event_catalog(sdk, openapi_dir):
             assert generate.event_object(event_type, related, objects) == expected, event_type
             checked += 1
     assert checked > 200
-    old_spec, old_events = generate.load_openapi(openapi_dir / "spec3.json")
+    _old_spec, old_events = generate.load_openapi(openapi_dir / "spec3.json")
     in_spec = {e["type"]: e["object"] for e in json.loads((openapi_dir / "event-types.json").read_text())["events"]
                if e["in_spec"]}
     assert {t: o for o, ts in old_events.items() for t in ts} == \

@@ -10,9 +10,9 @@ import time
 
 import orjson
 import pytest
+from conftest import SANDBOX_KEY
 from singer_sdk.helpers._util import dump_json
 
-from conftest import SANDBOX_KEY
 from tap_stripe import sensitive
 from tap_stripe.catalog import RawEntry, read_catalog
 from tap_stripe.records import rfc3339

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SANDBOX_KEY
 from test_targets import POSTGRES_STREAM_MAPS, TARGETS, target_venv
 
@@ -50,7 +49,7 @@ def test_meltano_yml_settings_match_the_taps_about():
     kinds = {"integer": "integer", "number": "decimal", "boolean": "boolean", "array": "array", "object": "object"}
     for name, prop in props.items():
         setting = settings[name]
-        json_type = [t for t in prop["type"] if t != "null"][0]
+        json_type = next(t for t in prop["type"] if t != "null")
         if "enum" in prop:
             expected = "options"
             assert [o["value"] for o in setting["options"]] == prop["enum"], name

@@ -11,8 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tap_stripe.client import StripeError
-from tap_stripe.reports import (REPORTS_BY_NAME, ReportFailed, ReportOptions, day_boundaries, next_day_boundary,
-                                plan_report)
+from tap_stripe.reports import (
+    REPORTS_BY_NAME,
+    ReportFailed,
+    ReportOptions,
+    day_boundaries,
+    next_day_boundary,
+    plan_report,
+)
 
 DAY = 86400
 UTC = timezone.utc

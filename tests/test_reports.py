@@ -6,14 +6,21 @@ from decimal import Decimal
 
 import jsonschema
 import pytest
+from conftest import SANDBOX_KEY, SANDBOX_NOW
 
 from tap_stripe import reports
 from tap_stripe.client import Credentials, StripeClient
 from tap_stripe.ratelimit import RateLimiter
-from tap_stripe.reports import (REPORT_STREAMS, REPORTS_BY_NAME, ReportFailed, ReportOptions, plan_report,
-                                report_key_properties, report_schema, run_report)
-
-from conftest import SANDBOX_KEY, SANDBOX_NOW
+from tap_stripe.reports import (
+    REPORT_STREAMS,
+    REPORTS_BY_NAME,
+    ReportFailed,
+    ReportOptions,
+    plan_report,
+    report_key_properties,
+    report_schema,
+    run_report,
+)
 
 DAY = 86400
 ACTIVITY = REPORTS_BY_NAME["report_balance_change_from_activity_itemized"]
@@ -216,7 +223,8 @@ def test_incremental_next_day(rsb):
     rsb.advance(DAY)
     client = make_client(rsb)
     tasks = plan_report(client, ACTIVITY, None, bookmark, rsb.now - 30 * DAY, opts)
-    assert [(t.parameters["interval_start"], t.parameters["interval_end"]) for t in tasks] == [(bookmark, bookmark + DAY)]
+    assert [(t.parameters["interval_start"], t.parameters["interval_end"]) for t in tasks] == \
+        [(bookmark, bookmark + DAY)]
     records = run_all(client, tasks, opts)
     created = {b["id"] for b in rsb.truth("balance_transactions") if bookmark <= b["created"] < bookmark + DAY
                and b["reporting_category"] != "payout"}
@@ -368,9 +376,9 @@ def test_connected_account():
 # ---------------------------------------------------------------------------------------------
 
 def test_report_streams_through_the_tap_are_incremental(run_tap):
+    from conftest import SANDBOX_NOW, catalog_for, tap_config
     from jsonschema import Draft202012Validator, FormatChecker
 
-    from conftest import SANDBOX_NOW, catalog_for, tap_config
     from stripe_sandbox import Sandbox
 
     streams = ["report_balance_summary", "report_payouts_itemized", "report_ending_balance_reconciliation_summary"]
@@ -391,12 +399,14 @@ def test_report_streams_through_the_tap_are_incremental(run_tap):
         assert second.returncode == 0, second.stderr[-2000:]
         new_days = {r["_interval_start"] for r in second.records("report_balance_summary")}
         assert len(new_days) == 1 and not new_days & days, "the second run reads only the new day"
-        assert second.last_state["bookmarks"]["report_balance_summary"]["accounts"]["default"]["report"] == bookmark + 86400
+        cursors = second.last_state["bookmarks"]["report_balance_summary"]["accounts"]["default"]
+        assert cursors["report"] == bookmark + 86400
     assert '"net_amount":' in first.stdout and '"net_amount":"' not in first.stdout, "amounts are JSON numbers"
 
 
 def test_a_failed_report_run_skips_the_stream_and_keeps_its_interval(run_tap):
     from conftest import SANDBOX_NOW, catalog_for, tap_config
+
     from stripe_sandbox import Sandbox
 
     with Sandbox(seed=3, scale=0.05, now=SANDBOX_NOW, history_days=20) as sandbox:
@@ -549,6 +559,7 @@ def test_remembered_payouts_are_bounded(rsb, monkeypatch):
 
 def test_stuck_payout_through_the_tap_is_kept_in_state_and_read_once_paid(run_tap):
     from conftest import catalog_for, tap_config
+
     from stripe_sandbox import Sandbox
 
     stream = BY_ID.name

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SANDBOX_KEY, TargetModel, catalog_for, comparable, expected_rows, tap_config
 from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._flattening import flatten_record
 
-from conftest import SANDBOX_KEY, TargetModel, catalog_for, comparable, expected_rows, tap_config
 from tap_stripe.batch import STATE_DELAY_SECONDS, BatchWriter, batch_config
 from tap_stripe.tap import SPECS
 

@@ -31,14 +31,20 @@ to a few days. The SDK builds its test class at import, so the sandbox starts th
 as long as the test process.
 """
 
+from conftest import SANDBOX_NOW, catalog_for, tap_config
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from singer_sdk.testing.suites import SingerTestSuite
-from singer_sdk.testing.tap_tests import (AttributeIsDateTimeTest, StreamRecordMatchesStreamSchema,
-                                          StreamRecordSchemaMatchesCatalogTest, StreamReturnsRecordTest,
-                                          StreamSchemaIsValidTest, TapCLIPrintsTest, TapDiscoveryTest,
-                                          TapStreamConnectionTest)
+from singer_sdk.testing.tap_tests import (
+    AttributeIsDateTimeTest,
+    StreamRecordMatchesStreamSchema,
+    StreamRecordSchemaMatchesCatalogTest,
+    StreamReturnsRecordTest,
+    StreamSchemaIsValidTest,
+    TapCLIPrintsTest,
+    TapDiscoveryTest,
+    TapStreamConnectionTest,
+)
 
-from conftest import SANDBOX_NOW, catalog_for, tap_config
 from stripe_sandbox import Sandbox
 from tap_stripe.tap import SPECS, TapStripe
 

@@ -1,7 +1,6 @@
 """Bad settings stop before any request, with one line that names the setting."""
 
 import pytest
-
 from conftest import tap_config
 
 BAD = [
@@ -72,6 +71,7 @@ def test_settings_from_the_environment_shape_the_input_catalog(monkeypatch):
     """A catalog discovered for one account, run with several accounts set in the
     environment: keys gain `_account_id` as they do with the setting in the config file."""
     from conftest import SANDBOX_KEY, catalog_for
+
     from tap_stripe.tap import TapStripe
 
     monkeypatch.setenv("TAP_STRIPE_CONNECTED_ACCOUNTS", "all")

@@ -11,9 +11,8 @@ delta debugging (simulation.Memo says why that is the default).
 
 import os
 
-from hypothesis import HealthCheck, Phase, given, settings
-
 import simulation as sim
+from hypothesis import HealthCheck, Phase, given, settings
 
 EXAMPLES = int(os.environ.get("SIM_EXAMPLES", "8"))
 SHRINKER = os.environ.get("SIM_SHRINK", "ddmin")

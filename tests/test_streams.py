@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, SANDBOX_KEY
+
 from tap_stripe.streams import SPECS, STREAM_CLASSES, generated
 from tap_stripe.streams.base import ChildStream, CreatedWindowStream, FullTableStream, ReportStream, SingletonStream
 
@@ -98,7 +99,7 @@ def test_a_new_stripe_list_added_by_the_recipe_appears_in_discovery(tmp_path):
     import importlib.util
 
     stripe = tmp_path / "stripe"
-    shutil.copytree(list(importlib.util.find_spec("stripe").submodule_search_locations)[0], stripe,
+    shutil.copytree(next(iter(importlib.util.find_spec("stripe").submodule_search_locations)), stripe,
                     ignore=shutil.ignore_patterns("__pycache__"))
     (stripe / "_widget.py").write_text(WIDGET)
     (stripe / "_widget_service.py").write_text(WIDGET_SERVICE)

@@ -27,8 +27,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import catalog_for, tap_config
+
 from tap_stripe.tap import SPECS
 
 CACHE = Path(os.environ.get("TAP_STRIPE_TARGETS_CACHE", Path.home() / ".cache" / "tap-stripe-test-targets"))

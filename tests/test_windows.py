@@ -10,8 +10,15 @@ import random
 
 import pytest
 
-from tap_stripe.windows import (MAX_SPLIT, TARGET_RECORDS, Split, created_params, should_split, split_if_dense,
-                                split_window)
+from tap_stripe.windows import (
+    MAX_SPLIT,
+    TARGET_RECORDS,
+    Split,
+    created_params,
+    should_split,
+    split_if_dense,
+    split_window,
+)
 
 
 def fake_list(objects, lo, hi, after=None, limit=100):
@@ -219,10 +226,12 @@ def test_created_params():
 
 
 # --------------------------------------------------------------------------- open windows
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from collections import Counter
 
-from tap_stripe.windows import FIRST_FANOUT  # noqa: E402
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tap_stripe.windows import FIRST_FANOUT
 
 
 def requests_for(objects, lo, hi, fanout, read):
@@ -271,6 +280,8 @@ def test_a_small_stream_read_from_the_beginning_costs_its_pages_plus_two_at_most
     rng = random.Random(seed)
     hi = 1_790_000_000
     objects = [{"id": f"o{i:05d}", "created": hi - 1 - rng.randrange(history)} for i in range(count)]
+    # A second holding a whole page is read again on its own (the one-second rule): its own cost.
+    assume(max(Counter(o["created"] for o in objects).values(), default=0) < 100)
     read = []
     requests = requests_for(objects, 0, hi, FIRST_FANOUT, read)
     assert sorted(o["id"] for o in read) == sorted(o["id"] for o in objects)  # each once

@@ -18,9 +18,10 @@ Hooks a table may override where it is declared: `list_params` (fixed list param
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from importlib import resources
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from singer_sdk import Stream
 
@@ -95,9 +96,9 @@ class StripeStream(Stream):
         """The record field that moves with the bookmark, for the catalog (None: full table)."""
         return self.spec.replication_key
 
-    def get_records(self, context: dict | None) -> Iterable[dict]:
+    def get_records(self, context: Mapping[str, Any] | None) -> Iterable[dict]:
         """Records of this stream alone, through the engine (the SDK's sync path)."""
-        yield from self._tap.collect(self.name)
+        yield from self._tap.collect(self.name)  # type: ignore[attr-defined]  # TapStripe.collect
 
 
 class CreatedWindowStream(StripeStream):
@@ -140,8 +141,8 @@ class ReportStream(StripeStream):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         report = reports.REPORTS_BY_NAME[cls.name]
-        cls.key_properties = reports.report_key_properties(report)
-        cls.notes = report.description
+        cls.key_properties = reports.report_key_properties(report)  # type: ignore[attr-defined]
+        cls.notes = report.description  # type: ignore[attr-defined]
         super().__init_subclass__(**kwargs)
 
     def stream_replication_key(self) -> str | None:

@@ -1,8 +1,8 @@
 """HTTP behaviour: paging, limits, cursors, filters, params, auth, 404, expand, accounts, balance."""
-from conftest import SandboxClient as Client  # noqa: F401
 import base64
 
 import requests
+from conftest import SandboxClient as Client  # noqa: F401
 
 KEY = "sk_test_sandbox"
 
@@ -70,7 +70,8 @@ def test_required_and_unknown_params(client):
     assert r.status_code == 400 and r.json()["error"]["code"] == "parameter_missing"
     r = client.get("/v1/charges", {"bogus": 1})
     e = r.json()["error"]
-    assert r.status_code == 400 and e["code"] == "parameter_unknown" and e["message"] == "Received unknown parameter: bogus"
+    assert r.status_code == 400 and e["code"] == "parameter_unknown"
+    assert e["message"] == "Received unknown parameter: bogus"
 
 
 def test_auth(session_sandbox):
@@ -80,7 +81,8 @@ def test_auth(session_sandbox):
     assert "9876" in e["message"] and "wrongkey" not in e["message"]
     assert requests.get(session_sandbox.url + "/v1/charges").status_code == 401
     basic = base64.b64encode(f"{KEY}:".encode()).decode()
-    assert requests.get(session_sandbox.url + "/v1/charges", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    r = requests.get(session_sandbox.url + "/v1/charges", headers={"Authorization": f"Basic {basic}"})
+    assert r.status_code == 200
 
 
 def test_404_and_retrieve(client):
@@ -134,7 +136,7 @@ def test_embedded_children_match_child_lists(client, session_sandbox):
     assert big, "expected some invoices with more than 10 lines"
     for inv in invs[:5] + big[:2]:
         lines = client.all(f"/v1/invoices/{inv['id']}/lines")
-        assert [l["id"] for l in lines[:10]] == [l["id"] for l in inv["lines"]["data"]]
+        assert [item["id"] for item in lines[:10]] == [item["id"] for item in inv["lines"]["data"]]
         assert inv["lines"]["has_more"] == (len(lines) > 10)
     sub = client.get("/v1/subscriptions", {"limit": 1, "status": "all"}).json()["data"][0]
     items = client.all("/v1/subscription_items", {"subscription": sub["id"]})

@@ -3,8 +3,8 @@ version added (billing meters and credit grants, entitlements, tax registrations
 orders, invoice payments, …), in that version's shapes, with its `created` filters, parents and
 event types, and answers `Stripe-Version` as Stripe does."""
 
-from conftest import SANDBOX_NOW, SandboxClient
 import requests
+from conftest import SANDBOX_NOW, SandboxClient
 
 from stripe_sandbox import Sandbox
 from stripe_sandbox.resources import API_VERSION, NOT_SERVED

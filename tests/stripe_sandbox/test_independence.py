@@ -24,7 +24,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SHARED_OPENAPI
 
 PACKAGE = ROOT / "stripe_sandbox"
@@ -51,13 +50,14 @@ def tap_references(source: str) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] == "tap_stripe"]
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names
+                      if a.name.split(".")[0] == "tap_stripe"]
         elif isinstance(node, ast.ImportFrom):
             if (node.module or "").split(".")[0] == "tap_stripe":
                 found.append(f"line {node.lineno}: from {node.module} import …")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-            if "tap_stripe" in node.value:
-                found.append(f"line {node.lineno}: string {node.value[:60]!r}")
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+              and "tap_stripe" in node.value):
+            found.append(f"line {node.lineno}: string {node.value[:60]!r}")
     return found
 
 
@@ -79,7 +79,7 @@ def test_the_ast_check_sees_every_way_in():
 
 
 def test_no_module_of_the_sandbox_refers_to_the_tap():
-    modules = sorted(PACKAGE.rglob("*.py")) + [ROOT / "scripts" / "generate_sandbox.py"]
+    modules = [*sorted(PACKAGE.rglob("*.py")), ROOT / "scripts" / "generate_sandbox.py"]
     assert {"table.py", "store.py", "app.py", "reporting.py", *GENERATED} <= {p.name for p in modules}
     offenders = {str(p.relative_to(ROOT)): refs for p in modules if (refs := tap_references(p.read_text()))}
     assert not offenders, offenders
@@ -102,9 +102,9 @@ def generator_references(source: str) -> list[str]:
             if module in banned or module.startswith("stripe.") or (module == "scripts" and any(
                     a.name == "generate" for a in node.names)):
                 found.append(f"line {node.lineno}: from {module} import …")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-            if "generate.py" in node.value or node.value in ("generate", "scripts.generate"):
-                found.append(f"line {node.lineno}: string {node.value[:60]!r}")
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+              and ("generate.py" in node.value or node.value in ("generate", "scripts.generate"))):
+            found.append(f"line {node.lineno}: string {node.value[:60]!r}")
     return found
 
 
@@ -215,7 +215,7 @@ def generator_inputs() -> tuple[Path, Path]:
     spec = importlib.util.find_spec("stripe")
     if spec is None or not spec.submodule_search_locations:
         _unavailable("needs Stripe's Python SDK (`stripe`, the test extra) installed")
-    sdk = Path(list(spec.submodule_search_locations)[0])
+    sdk = Path(next(iter(spec.submodule_search_locations)))
     version = ast.parse((sdk / "_version.py").read_text()).body[-1].value.value
     from stripe_sandbox.resources import SDK_VERSION
     if version != SDK_VERSION:

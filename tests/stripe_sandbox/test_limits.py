@@ -1,11 +1,10 @@
 """Rate limits, faults, request log and counters."""
-from conftest import SandboxClient as Client  # noqa: F401
 import http.client
-import socket
 import time
 
 import pytest
 import requests
+from conftest import SandboxClient as Client  # noqa: F401
 
 
 class StoppedClock:
@@ -94,7 +93,9 @@ def test_slow_fault_and_latency(sb):
     t = time.monotonic()
     import concurrent.futures as cf
     with cf.ThreadPoolExecutor(10) as ex:
-        codes = list(ex.map(lambda _: requests.get(sb.url + "/v1/customers", headers={"Authorization": "Bearer sk_test_sandbox"}).status_code, range(10)))
+        codes = list(ex.map(lambda _: requests.get(sb.url + "/v1/customers",
+                                                   headers={"Authorization": "Bearer sk_test_sandbox"}).status_code,
+                            range(10)))
     elapsed = time.monotonic() - t
     # Each response is held 0.5 s: at least that; served one after another they would take 5 s,
     # served concurrently about 0.5 s, which leaves a loaded machine 4 s of slack.

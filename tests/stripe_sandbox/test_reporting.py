@@ -7,7 +7,6 @@ import io
 from decimal import Decimal
 
 import pytest
-
 from conftest import SANDBOX_NOW, SandboxClient
 
 DAY = 86400

@@ -1,6 +1,6 @@
 """Store: determinism, mutations, events, clock."""
-from conftest import SandboxClient as Client  # noqa: F401
 import requests
+from conftest import SandboxClient as Client  # noqa: F401
 
 from stripe_sandbox import Sandbox, Store
 

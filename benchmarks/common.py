@@ -183,8 +183,23 @@ def _drain(stream, counts: list[int]) -> None:
     stream.close()
 
 
+def _vm_hwm_kb(pid: int) -> int:
+    """The process's peak resident memory since its exec, in KiB (0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_process(cmd: list[str], *, cwd: Path, env: dict | None = None, timeout: float = 7200) -> TapResult:
-    """Run `cmd`, count its stdout, and return its own rusage (os.wait4)."""
+    """Run `cmd`, count its stdout, and return its own rusage (os.wait4).
+
+    Peak RSS is the process's VmHWM (/proc/<pid>/status), read while it runs: `ru_maxrss`
+    would also count this process's memory, which the child shares between fork and exec."""
     err_path = Path(cwd) / "stderr.txt"
     with open(err_path, "wb") as err:
         t0 = time.perf_counter()
@@ -194,17 +209,21 @@ def run_process(cmd: list[str], *, cwd: Path, env: dict | None = None, timeout: 
         reader = threading.Thread(target=_drain, args=(proc.stdout, counts), daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout
+        peak_kb, polls = 0, 0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
                 proc.kill()
+            polls += 1
+            if polls % 5 == 0:
+                peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
             time.sleep(0.01)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         reader.join(30)
-    return TapResult(proc.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024,
+    return TapResult(proc.returncode, wall, usage.ru_utime, usage.ru_stime, (peak_kb or usage.ru_maxrss) / 1024,
                      counts[0], counts[1], counts[2], stderr=err_path.read_text(errors="replace")[-4000:])
 
 

@@ -126,6 +126,14 @@ EQUIVALENT = {
     "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_45": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_4": (
+        "lo is None and hi is None:",
+        "a window segment always has both bounds: the None checks only narrow types for mypy"),
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_5": (
+        "segment.closed and lo is None or hi is None", "the same: lo and hi are never None for a window"),
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_38": (
+        "lo is None and reached is None or reached - lo < 2",
+        "the same: the window was chosen with both set, and they are only ever raised, never cleared"),
     "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_38": (
         "member.floor = None",
         "unreachable: Planner.family keeps a member only if it or one below it is selected, "

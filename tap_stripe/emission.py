@@ -76,7 +76,7 @@ class Emission:
                     emit(record, extracted, version)
         self.summary.count(output, skipped)
 
-    def advance_bookmarks(self, feed: Feed, segment: Segment, had_output: object = False) -> None:
+    def advance_bookmarks(self, feed: Feed, segment: Segment, had_output: object) -> None:
         """The segment and every one before it were written: move the bookmarks past it."""
         name, account = feed.name, feed.account
         if segment.kind == "window" and segment.hi is not None:

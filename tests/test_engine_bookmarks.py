@@ -675,3 +675,26 @@ def test_a_fresh_resync_reads_deletions_and_the_updates_that_remove_embedded_chi
     # every child of a customer embedded in it has events of its own: deletions are enough
     assert feed.deletions_only and feed.events_types and all(t.endswith(".deleted") for t in feed.events_types)
     assert "customer.deleted" in feed.events_types and "customer.tax_id.deleted" in feed.events_types
+
+
+def test_a_first_load_window_is_open_and_an_incremental_one_is_not():
+    from tap_stripe.windows import FIRST_FANOUT
+
+    feed = planned(make_run())  # from the beginning: nothing says where the data begins
+    assert feed.segments[0].fanout == FIRST_FANOUT and feed.listed_from == 0
+    feed = planned(make_run(start=NOW - 10 * DAY))
+    assert feed.segments[0].fanout == FIRST_FANOUT and feed.listed_from == NOW - 10 * DAY
+    feed = planned(make_run(bookmark(created=NOW - 2 * DAY, events=NOW - 3 * DAY, version=7), lookback=60))
+    assert feed.segments[0].fanout is None and feed.listed_from == NOW - 2 * DAY - 60
+
+
+def test_steal_looks_past_a_window_read_too_little_and_at_a_last_second_gap():
+    run = make_run()
+    feed = planned(run)
+    feed.segments.clear()
+    young = paging(0, 1_000, 999, STEAL_MIN_READ - 1)
+    tight = paging(2_000, 2_003, 2_002, 200)  # 200 read in the window's last second: 400 left in 2 s
+    feed.segments.extend([young, tight])
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
+    stolen = feed.segments[1]
+    assert (stolen.lo, stolen.hi, stolen.estimate, tight.lo, young.lo) == (2_000, 2_001, 200, 2_001, 0)

@@ -46,6 +46,7 @@ from decimal import Decimal
 from typing import Any
 
 from tap_stripe import sensitive
+from tap_stripe.records import mapped
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -104,14 +105,7 @@ def scrubbed(value: Any) -> Any:
                 out[key] = new
         return value if out is None else out
     if type(value) is list:
-        out_list = None
-        for i, item in enumerate(value):
-            new = scrubbed(item)
-            if new is not item:
-                if out_list is None:
-                    out_list = list(value)
-                out_list[i] = new
-        return value if out_list is None else out_list
+        return mapped(value, scrubbed)
     return value
 
 

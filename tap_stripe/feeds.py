@@ -96,7 +96,7 @@ class Paging:
         self.lock = threading.Lock()
         self.wake: Future = Future()
 
-    def started(self) -> None:
+    def notify(self) -> None:
         """Called by a worker, under `lock`, when a window it pages has more pages, or a page to write."""
         if not self.wake.done():
             self.wake.set_result(None)

@@ -162,13 +162,13 @@ class Fetcher:
                     segment.closed = True
                 elif page:
                     if segment.reached is None:
-                        self.paging.started()  # wake the scheduler: this window can be shared
+                        self.paging.notify()  # wake the main loop: this window can be shared
                     segment.reached, segment.read = page[-1].get(created_field), result.objects
             part = self._parents(feed, page[::-1])
             rendered = self.rendered(part.output, feed.version)
             with self.paging.lock:
                 segment.parts.append((rendered, part.subs))
-                self.paging.started()  # wake the main thread: a page to write
+                self.paging.notify()  # wake the main loop: a page to write
             if segment.closed:
                 break
         result.rendered = True

@@ -343,6 +343,19 @@ def test_versions_are_activated_per_live_member_unless_several_accounts_are_read
 
 
 # --------------------------------------------------------------------------- stealing
+class LockThatActs:
+    """A stand-in for Paging.lock that does `action` (what a worker did meanwhile) when taken."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def __enter__(self):
+        self.action()
+
+    def __exit__(self, *exc):
+        return False
+
+
 def paging(lo, hi, reached, read, **kw):
     return Segment("window", lo, hi, reached=reached, read=read, future=Future(), **kw)
 
@@ -398,14 +411,7 @@ def test_steal_rechecks_a_window_closed_under_the_lock():
     window = paging(0, 1_000, 500, 10_000)
     feed.segments.append(window)
 
-    class ClosingLock:
-        def __enter__(self):
-            window.closed = True
-
-        def __exit__(self, *exc):
-            return False
-
-    run.scheduler.paging.lock = ClosingLock()
+    run.scheduler.paging.lock = LockThatActs(lambda: setattr(window, "closed", True))
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
     assert window.lo == 0 and len(feed.segments) == 1
 
@@ -467,14 +473,8 @@ def test_steal_rechecks_a_window_paged_further_under_the_lock():
     window = paging(100, 1_000, 500, 10_000)
     feed.segments.append(window)
 
-    class PagingLock:
-        def __enter__(self):
-            window.reached = 101  # the worker read down to one second above lo meanwhile
-
-        def __exit__(self, *exc):
-            return False
-
-    run.scheduler.paging.lock = PagingLock()
+    # the worker read down to one second above lo meanwhile
+    run.scheduler.paging.lock = LockThatActs(lambda: setattr(window, "reached", 101))
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
     assert window.lo == 100 and len(feed.segments) == 1
 

@@ -1,5 +1,8 @@
 """The request layer against requests-mock: headers, paging, retries, errors."""
 
+import logging
+import random
+
 import pytest
 import requests_mock as rm
 
@@ -100,6 +103,70 @@ def test_retry_after_sets_the_wait(requests_mock, monkeypatch):
     ])
     make_client(max_backoff_seconds=30).get("/v1/charges")
     assert [w for w in waits if w > 0.5] == [7.0]  # the others are the rate limiter's tiny waits
+
+
+class Unlimited:
+    """A limiter that never waits, so the only sleeps are the retries' waits."""
+
+    def __init__(self):
+        self.throttles = 0
+
+    def acquire(self, endpoint):
+        pass
+
+    def throttled(self, endpoint):
+        self.throttles += 1
+
+
+def test_retry_after_is_waited_exactly_capped_and_floored(requests_mock, monkeypatch, caplog):
+    waits = []
+    monkeypatch.setattr("time.sleep", waits.append)  # the sleep backoff calls
+    requests_mock.get(f"{API}/v1/charges", [
+        {"status_code": 429, "headers": {"Retry-After": "7", "Request-Id": "req_1"}, "json": {}},
+        {"status_code": 503, "headers": {"Retry-After": "100"}, "json": {}},
+        {"status_code": 429, "headers": {"Retry-After": "-3"}, "json": {}},
+        {"json": {"data": [], "has_more": False}},
+    ])
+    client = make_client(max_backoff_seconds=30, limiter=Unlimited())
+    with caplog.at_level(logging.WARNING, logger="tap_stripe"):
+        client.get("/v1/charges", stream="charges")
+    assert waits == [7.0, 30.0, 0.0]  # as given (no jitter), capped at max_backoff_seconds, floored at 0
+    assert caplog.messages[0] == "Retry 1/3 in 7.0s: GET /v1/charges -> HTTP 429 (request id req_1)"
+    assert client.stats.retries["charges"] == 3
+    assert client.stats.throttled["charges"] == client.limiter.throttles == 2
+
+
+def test_waits_grow_exponentially_with_jitter_up_to_max_backoff(requests_mock, monkeypatch):
+    waits = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    monkeypatch.setattr("tap_stripe.client.random", random.Random(7))
+    requests_mock.get(f"{API}/v1/charges", [{"status_code": 500, "json": {}}] * 5 + [{"json": {"data": []}}])
+    make_client(max_retries=5, max_backoff_seconds=3, limiter=Unlimited()).get("/v1/charges")
+    ceilings = [0.5, 1, 2, 3, 3]  # 0.5 s × 2^(n-1), capped at max_backoff_seconds
+    same = random.Random(7)
+    assert waits == [same.uniform(ceiling / 2, ceiling) for ceiling in ceilings]  # the upper half, jittered
+
+
+def test_a_rejected_token_is_refreshed_once_per_request_and_is_not_a_retry(requests_mock, monkeypatch):
+    waits = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    refreshed = []
+
+    def refresh():
+        refreshed.append(1)
+        return Credentials(f"rt_token{len(refreshed)}", refresh=refresh)
+
+    requests_mock.get(f"{API}/v1/charges", [{"status_code": 401, "json": {}}, {"json": {"data": []}}])
+    client = make_client(credentials=Credentials("rt_token0", refresh=refresh), limiter=Unlimited())
+    assert client.get("/v1/charges", stream="charges") == {"data": []}
+    assert (len(refreshed), waits, client.stats.retries, client.stats.requests["charges"]) == (1, [], {}, 2)
+    assert requests_mock.last_request.headers["Authorization"] == "Bearer rt_token1"
+
+    requests_mock.get(f"{API}/v1/charges", [{"status_code": 401, "json": {}}, {"status_code": 500, "json": {}},
+                                             {"status_code": 401, "json": {}}])
+    with pytest.raises(AuthenticationFailed):
+        client.get("/v1/charges", stream="charges")
+    assert len(refreshed) == 2 and len(waits) == 1  # the second 401 of the request is not refreshed again
 
 
 def test_exhausted_retries_say_what_failed_in_one_line(requests_mock):

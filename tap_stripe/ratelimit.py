@@ -12,7 +12,7 @@ holds a request while the rate's worth already went out within the last second. 
 the configured rate therefore never sends more than that many requests in any second, which
 is how Stripe (and the sandbox) count.
 
-On a 429 the limiter cuts the rate that was hit (see `throttled`) by 10–30% (once per
+On a 429 the limiter cuts the rate that was hit (see `throttled`) by 5–30% (once per
 second, however many 429s arrive together) and holds it there while 429s keep coming, so an
 overloaded run keeps slowing down instead of spinning in a hot retry loop. Half a second
 without one, the rates grow back by 30% of their ceiling per second: a lone 429 at the edge
@@ -32,7 +32,7 @@ STRIPE_GLOBAL_LIMIT = {"live": 100.0, "test": 25.0}
 STRIPE_ENDPOINT_LIMIT = 25.0
 STRIPE_SEARCH_FILES_LIMIT = 20.0
 THROTTLE_CUT = 0.7  # the rate kept after a 429
-EDGE_CUT = 0.9  # the rate kept after a 429 at the edge of an endpoint's limit (see `throttled`)
+EDGE_CUT = 0.95  # the rate kept after a 429 at the edge of an endpoint's limit (see `throttled`)
 QUIET_SECONDS = 0.5  # without a 429 before the rate grows back
 RECOVERY_PER_SECOND = 0.3  # of the ceiling
 
@@ -138,9 +138,9 @@ class RateLimiter:
 
         Stripe's 429 does not say which limit was hit. When the endpoint sent its whole
         rate in the last second and the account did not, the run is at the edge of the
-        endpoint's limit (a request arrived a little early): the endpoint alone slows down, by
-        10%, and the others keep the global budget. Otherwise the account's budget is spent,
-        by this run or by the account's own traffic: both slow down by 30%."""
+        endpoint's limit (a request arrived a little early: jitter, not overload): the endpoint
+        alone slows down, by 5%, and the others keep the global budget. Otherwise the account's
+        budget is spent, by this run or by the account's own traffic: both slow down by 30%."""
         with self._lock:
             now = time.monotonic()
             pace = self._pace(endpoint)

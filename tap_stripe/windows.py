@@ -16,8 +16,10 @@ A window whose lower end is not known to hold data (a first load or a re-read fr
 the data goes, so extrapolating its density to `lo` would cut years of empty windows for a
 small stream. An open window fans out progressively instead: after its first page, `fanout`
 windows of about ten pages each just below that page, then the rest of the span, again
-open, with twice the fan-out. A small stream costs its pages plus one empty window at
-most; a large one reaches 1 + 2 + 4 + 8 + 16 concurrent windows within five round trips.
+open, with four times the fan-out. A small stream costs its pages plus one empty window at
+most; a large one pages 1 + 4 + 16 windows at once three round trips after its first page
+(with twice the fan-out, 1 + 2 + 4 + 8 + 16 took five: at 1 s of latency, two seconds of
+the endpoint's rate each first load).
 
 Windows are emitted in ascending order; the engine moves a bookmark to a window's `hi`
 only after that window and every window before it were emitted.
@@ -33,6 +35,7 @@ from typing import Any
 TARGET_RECORDS = 1000  # about ten pages per window: one partial page per ten full ones
 MAX_SPLIT = 64  # equal pieces for spans up to this many windows (each a request, even if empty); beyond, geometric
 FIRST_FANOUT = 1  # an open window's first split: this many windows of about TARGET_RECORDS, then the open rest
+FANOUT_GROWTH = 4  # how much wider the open rest fans out than the split before it
 
 
 @dataclass
@@ -99,7 +102,7 @@ def split_window(lo: int, hi: int, page: list[dict], created_field: str, target:
         cut = end - max(1, math.ceil(fanout * target / density))
         if cut > lo:  # `fanout` windows just below the page, then the open rest
             return Split(kept, [(lo, cut), *_cut(cut, end, fanout)], density, rest=(lo, cut),
-                         fanout=min(MAX_SPLIT, 2 * fanout))
+                         fanout=min(MAX_SPLIT, FANOUT_GROWTH * fanout))
     if expected <= MAX_SPLIT * target:  # a known, bounded span: equal pieces
         return Split(kept, _cut(lo, end, math.ceil(expected / target)), density)
     return Split(kept, _geometric(lo, end, max(1, int(target / density))), density)

@@ -338,8 +338,9 @@ def test_worker_shares_give_the_largest_streams_their_whole_endpoint_rate():
 
 def test_requests_in_flight_follow_the_budget_and_the_latency_observed():
     """Little's law: rate × latency (with headroom) in flight, growing and shrinking with the
-    latency, never above max_workers when it is set; grown at most twofold a second, and
-    cut while the process is CPU-bound (threads would only contend for the interpreter)."""
+    latency, never above max_workers when it is set; grown at most twofold a second while
+    the process has CPU to spare, held while it is busy, and cut while it is CPU-bound
+    (threads would only contend for the interpreter)."""
     from types import SimpleNamespace
 
     from tap_stripe.scheduler import AUTO_MAX_WORKERS, HEADROOM, START_IN_FLIGHT, Scheduler
@@ -365,6 +366,8 @@ def test_requests_in_flight_follow_the_budget_and_the_latency_observed():
             scheduler.in_flight_limit()
         assert scheduler.in_flight_limit() == math.ceil(100 * 0.25 * HEADROOM) + 2  # 40: what the rate needs
         client.latency = 1.0
+        tick(busy=0.8)  # busy (not yet CPU-bound): held
+        assert scheduler.in_flight_limit() == 40
         tick()
         assert scheduler.in_flight_limit() == 80
         tick()

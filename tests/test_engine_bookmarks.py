@@ -379,9 +379,10 @@ def test_steal_needs_enough_objects_left_and_two_seconds():
     run = make_run()
     feed = planned(run)
     feed.segments.clear()
-    feed.segments.append(paging(0, 1_000, 500, STEAL_MIN_OBJECTS - 1))  # 299 left
+    # Read over [500, 1500): half as dense below, where [0, 500) is left unread.
+    feed.segments.append(paging(0, 1_500, 500, 2 * (STEAL_MIN_OBJECTS - 1)))  # one object short
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
-    feed.segments[0] = paging(0, 1_000, 500, STEAL_MIN_OBJECTS)  # exactly 300 left
+    feed.segments[0] = paging(0, 1_500, 500, 2 * STEAL_MIN_OBJECTS)  # exactly STEAL_MIN_OBJECTS left
     assert run.scheduler.steal(feed, run.fetcher.fetch) and feed.segments[0].hi == 250 and feed.segments[1].lo == 250
     run = make_run()
     feed = planned(run)
@@ -431,7 +432,7 @@ def test_steal_prefers_a_window_it_can_cut_over_a_fuller_one_it_cannot():
     feed = planned(run)
     feed.segments.clear()
     one_second = paging(5_000, 5_100, 5_001, 100_000)  # [5000, 5001) unread: cannot be cut
-    window = paging(0, 1_000, 500, STEAL_MIN_OBJECTS)
+    window = paging(0, 1_000, 500, max(STEAL_MIN_OBJECTS, STEAL_MIN_READ))
     feed.segments.extend([one_second, window])
     assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert one_second.lo == 5_000 and window.lo == 250

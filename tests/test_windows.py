@@ -235,7 +235,7 @@ from collections import Counter
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tap_stripe.windows import FIRST_FANOUT
+from tap_stripe.windows import FANOUT_GROWTH, FIRST_FANOUT
 
 
 def test_an_open_window_fans_out_below_its_first_page_then_leaves_the_rest_open():
@@ -245,9 +245,9 @@ def test_an_open_window_fans_out_below_its_first_page_then_leaves_the_rest_open(
     end = hi - 100 + 1
     cut = end - 2000
     assert split.windows == [(0, cut), (cut, cut + 1000), (cut + 1000, end)]
-    assert split.rest == (0, cut) and split.fanout == 4
+    assert split.rest == (0, cut) and split.fanout == 2 * FANOUT_GROWTH
     assert split.estimate(0, cut) is None and split.estimate(cut, cut + 1000) == 1000
-    assert split.fanout_of(0, cut) == 4 and split.fanout_of(cut, cut + 1000) is None
+    assert split.fanout_of(0, cut) == 2 * FANOUT_GROWTH and split.fanout_of(cut, cut + 1000) is None
     # Not open: the density is trusted all the way down (geometric over such a span).
     assert split_window(0, hi, page, "created", target=1000).rest is None
 

@@ -133,6 +133,7 @@ class Feed:
         # thread to skip before it writes anything more of the feed.
         self.child_failures: list[tuple[Member, StripeError]] = []
         self.progress_lo: int | None = None
+        self.listed = 0  # objects its list windows have read so far (workers, under the paging lock)
         self.object_bytes = FIRST_OBJECT_BYTES  # running average size of its objects (main thread)
         self.cursors: set[str] = set()  # a full-table list's cursors so far
 

@@ -153,6 +153,7 @@ class Fetcher:
             page = body.get("data") or []
             result.objects += len(page)
             with self.paging.lock:
+                feed.listed += len(page)
                 lo = segment.lo  # raised by a steal, under this lock
                 assert lo is not None
                 if page and _created(page[-1], created_field, lo) < lo:

@@ -32,6 +32,9 @@ MEASURE_SECONDS = 0.5  # how often the CPU share is measured and the ceiling mov
 CPU_BOUND = 0.9  # share of one core (the interpreter's lock) from which the limit is cut
 CPU_BUSY = 0.75  # share of one core from which the limit is held: more threads would mostly contend
 STEAL_MIN_READ = 200  # objects a window must have read before its density is trusted for a steal
+# Objects a feed's windows must have listed before it steals: a stream of fewer than ten pages
+# costs at most its pages plus two requests, and a steal costs a partial page.
+STEAL_MIN_LISTED = 1000
 
 
 class Scheduler:
@@ -136,9 +139,13 @@ class Scheduler:
         Paging a window is a chain of requests, one after the other. When a feed has no
         window left to start, the older half of the unread part of its longest running
         window becomes a window of its own, so the feed's last windows do not leave its
-        share of the rate unused while they page to their ends. The running window stops
-        at the new boundary; the new one goes before it in output order.
+        share of the rate unused while they page to their ends. The running window stops at
+        the new boundary; the new one goes before it in output order. A feed that has listed
+        fewer than STEAL_MIN_LISTED objects does not steal: a steal costs a partial page, and
+        a stream of fewer than ten pages costs at most its pages plus two requests.
         """
+        if feed.listed < STEAL_MIN_LISTED:
+            return False
         best: Segment | None = None
         best_left: float = STEAL_MIN_OBJECTS
         for segment in feed.segments:

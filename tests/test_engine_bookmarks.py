@@ -20,7 +20,7 @@ from tap_stripe.engine import Run
 from tap_stripe.feeds import Feed, Segment
 from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
 from tap_stripe.records import rfc3339
-from tap_stripe.scheduler import STEAL_MIN_OBJECTS, STEAL_MIN_READ
+from tap_stripe.scheduler import STEAL_MIN_LISTED, STEAL_MIN_OBJECTS, STEAL_MIN_READ
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 from tap_stripe.tap import SPECS
@@ -363,6 +363,7 @@ def paging(lo, hi, reached, read, **kw):
 def test_steal_takes_the_older_half_of_the_unread_part_of_the_fullest_window():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     small = paging(0, 1_000, 500, 300)  # 300 left at its density
     big = paging(1_000, 3_000, 2_000, 400)  # 400 read over [2000, 3000): 400 left in [1000, 2000)
@@ -378,6 +379,7 @@ def test_steal_takes_the_older_half_of_the_unread_part_of_the_fullest_window():
 def test_steal_needs_enough_objects_left_and_two_seconds():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     # Read over [500, 1500): half as dense below, where [0, 500) is left unread.
     feed.segments.append(paging(0, 1_500, 500, 2 * (STEAL_MIN_OBJECTS - 1)))  # one object short
@@ -386,6 +388,7 @@ def test_steal_needs_enough_objects_left_and_two_seconds():
     assert run.scheduler.steal(feed, run.fetcher.fetch) and feed.segments[0].hi == 250 and feed.segments[1].lo == 250
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     feed.segments.append(paging(10, 12, 11, 10_000))  # a one-second unread part
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
@@ -397,6 +400,7 @@ def test_steal_needs_enough_objects_left_and_two_seconds():
 def test_steal_leaves_windows_not_paging_closed_ready_or_of_events():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     feed.segments.extend([paging(0, 1_000, 500, 10_000, closed=True), paging(0, 1_000, 500, 10_000, ready=True),
                           Segment("window", 0, 1_000, read=10_000, future=Future()),
@@ -408,6 +412,7 @@ def test_steal_leaves_windows_not_paging_closed_ready_or_of_events():
 def test_steal_rechecks_a_window_closed_under_the_lock():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     window = paging(0, 1_000, 500, 10_000)
     feed.segments.append(window)
@@ -420,6 +425,7 @@ def test_steal_rechecks_a_window_closed_under_the_lock():
 def test_steal_goes_past_windows_it_cannot_share():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     window = paging(0, 1_000, 500, 10_000)
     feed.segments.extend([paging(0, 1_000, 500, 10_000, ready=True), Segment("pages"), window])
@@ -430,6 +436,7 @@ def test_steal_goes_past_windows_it_cannot_share():
 def test_steal_prefers_a_window_it_can_cut_over_a_fuller_one_it_cannot():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     one_second = paging(5_000, 5_100, 5_001, 100_000)  # [5000, 5001) unread: cannot be cut
     window = paging(0, 1_000, 500, max(STEAL_MIN_OBJECTS, STEAL_MIN_READ))
@@ -441,6 +448,7 @@ def test_steal_prefers_a_window_it_can_cut_over_a_fuller_one_it_cannot():
 def test_steal_cuts_at_a_whole_second_and_estimates_from_the_density_read():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     window = paging(0, 1_001, 501, 500)  # 500 read over [501, 1001): one a second, 501 left
     feed.segments.append(window)
@@ -451,15 +459,56 @@ def test_steal_cuts_at_a_whole_second_and_estimates_from_the_density_read():
     assert stolen.estimate == 250
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     feed.segments.append(paging(0, 1_200, 1_000, 200))  # 200 read over 200 seconds: 1000 left
     assert run.scheduler.steal(feed, run.fetcher.fetch)
     assert feed.segments[0].estimate == 500
 
 
+def test_a_small_stream_never_steals():
+    """A steal costs a partial page: a stream of fewer than ten pages (which costs at most its
+    pages plus two requests) does not steal, however its last window looks."""
+    run = make_run()
+    feed = planned(run)
+    feed.segments.clear()
+    feed.segments.append(paging(0, 1_500, 500, 2 * STEAL_MIN_OBJECTS))  # a steal if the feed were large
+    feed.listed = STEAL_MIN_LISTED - 1
+    assert not run.scheduler.steal(feed, run.fetcher.fetch)
+    feed.listed = STEAL_MIN_LISTED
+    assert run.scheduler.steal(feed, run.fetcher.fetch)
+
+
+def test_a_window_counts_the_objects_its_feed_listed():
+    """`Feed.listed`, which lets a feed steal, grows by each page a window reads (left at 0, a
+    large stream would never steal)."""
+    from tap_stripe.records import RecordShaper
+
+    objects = [{"id": f"ch_{i:04d}", "object": "charge", "created": HI - 1 - i} for i in range(250)]
+
+    class Pages:  # newest first, 100 a page, within the window's created bounds
+        def get(self, path, params, **_):
+            query = dict(params)
+            rows = [o for o in objects if query["created[gte]"] <= o["created"] < query["created[lt]"]]
+            if "starting_after" in query:
+                rows = rows[[o["id"] for o in rows].index(query["starting_after"]) + 1:]
+            return {"data": rows[:100], "has_more": len(rows) > 100}
+
+        def received(self):
+            return 0
+
+    run = make_run()
+    feed = planned(run)
+    run.fetcher.client = Pages()
+    run.fetcher.scope.shapers["charges"] = RecordShaper({"properties": {"id": {}, "created": {}}}, "created")
+    run.fetcher.fetch(feed, Segment("window", HI - 1_000, HI))
+    assert feed.listed == 250
+
+
 def test_steal_waits_for_a_density_measured_on_two_pages():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     feed.segments.append(paging(0, 1_000, 999, STEAL_MIN_READ - 1))  # thousands left, at one page's density
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
@@ -470,6 +519,7 @@ def test_steal_waits_for_a_density_measured_on_two_pages():
 def test_steal_rechecks_a_window_paged_further_under_the_lock():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     window = paging(100, 1_000, 500, 10_000)
     feed.segments.append(window)
@@ -692,6 +742,7 @@ def test_a_first_load_window_is_open_and_an_incremental_one_is_not():
 def test_steal_looks_past_a_window_read_too_little_and_at_a_last_second_gap():
     run = make_run()
     feed = planned(run)
+    feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
     young = paging(0, 1_000, 999, STEAL_MIN_READ - 1)
     tight = paging(2_000, 2_003, 2_002, 200)  # 200 read in the window's last second: 400 left in 2 s

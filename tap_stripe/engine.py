@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import wait
 from typing import Any
 
 from tap_stripe import reports
@@ -41,7 +41,7 @@ class Run:
         self.planner = Planner(scope, state, settings, summary)
         self.scheduler = Scheduler(client, settings.max_workers)
         self.fetcher = Fetcher(client=client, scope=scope, settings=settings, state=state, summary=summary,
-                               render=sinks.render, executor_submit=self.scheduler.executor.submit,
+                               render=sinks.render, executor_submit=self.scheduler.submit,
                                paging=self.scheduler.paging, stop=self.stop)
         self.emission = Emission(sinks, state, summary, settings.on_permission_error)
         self.feeds: list[Feed] = []
@@ -65,13 +65,11 @@ class Run:
                         progressed = True
                 self.emission.maybe_write_state()
                 self.summary.progress(self.feeds)
-                if not progressed and active:
-                    # What can change the plan: a fetch ending, a head segment's children
-                    # completing (it can then be written), a window starting to page.
-                    pending = [s.future for feed in active for s in feed.segments if s.future and not s.future.done()]
-                    pending += [f for feed in active if feed.segments for f in feed.segments[0].subs if not f.done()]
-                    if pending:
-                        wait([*pending, wake], timeout=1.0, return_when=FIRST_COMPLETED)
+                if not progressed and active and self.scheduler.running:
+                    # What can change the plan: a task ending (a fetch, a head segment's
+                    # children: it can then be written), a window starting to page or with a
+                    # page to write. Each sets `wake`.
+                    wait([wake], timeout=1.0)
         except BaseException:
             self.stop.set()
             executor.shutdown(wait=False, cancel_futures=True)

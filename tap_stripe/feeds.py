@@ -90,14 +90,16 @@ class SegmentResult:
 class Paging:
     """Shared by the workers paging windows and the scheduler that may split them: a lock
     over a running window's `lo`, `reached`, `read` and `closed`, and a wake-up for the
-    main loop when a window starts paging (it can then be shared) or has a page to write."""
+    main loop when a window starts paging (it can then be shared), has a page to write, or a
+    task ends (`Scheduler.submit`)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.wake: Future = Future()
 
     def notify(self) -> None:
-        """Called by a worker, under `lock`, when a window it pages has more pages, or a page to write."""
+        """Called under `lock` by a worker whose window has more pages or a page to write, and
+        when a task ends."""
         if not self.wake.done():
             self.wake.set_result(None)
 

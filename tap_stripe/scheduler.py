@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from tap_stripe.client import StripeClient
@@ -48,6 +48,22 @@ class Scheduler:
         self._mark = (clock(), cpu_clock())  # where the CPU share is measured from
         self._cap = START_IN_FLIGHT  # what the limit may reach until the next measure
         self._last = START_IN_FLIGHT  # the limit last given
+        self.running = 0  # tasks submitted and not ended (under the paging lock)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run `fn(*args)` on a worker. Its end wakes the main loop (`Paging.wake`), which so
+        waits on one future, not on every running one (`concurrent.futures.wait` over ~150
+        futures locks each of them, every time the loop sleeps)."""
+        future = self.executor.submit(fn, *args)
+        with self.paging.lock:
+            self.running += 1
+        future.add_done_callback(self._ended)
+        return future
+
+    def _ended(self, _future: Future) -> None:
+        with self.paging.lock:
+            self.running -= 1
+            self.paging.notify()
 
     def in_flight_limit(self) -> int:
         """Segments to fetch at once: what the global rate needs at the observed latency, grown
@@ -126,7 +142,7 @@ class Scheduler:
             buffered[key] += expected
             in_flight[key] += 1
             slots -= 1
-            segment.future = self.executor.submit(fetch, feed, segment)
+            segment.future = self.submit(fetch, feed, segment)
         for feed in active:
             key = id(feed)
             if slots > 0 and in_flight[key] < workers[key] and all(s.future or s.ready for s in feed.segments) \
@@ -169,7 +185,7 @@ class Scheduler:
             best.lo = middle
         stolen = Segment("window", lo, middle, estimate=round(best_left / 2))
         feed.segments.insert(feed.segments.index(best), stolen)
-        stolen.future = self.executor.submit(fetch, feed, stolen)
+        stolen.future = self.submit(fetch, feed, stolen)
         return True
 
 

@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from conftest import ROOT, SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, tap_config
@@ -334,6 +335,29 @@ def test_worker_shares_give_the_largest_streams_their_whole_endpoint_rate():
     few = worker_shares({"charges": 2000, "customers": 500}, endpoint_rate=25, global_rate=100, latency=0.25,
                         limit=4)
     assert sum(few.values()) <= 4 and min(few.values()) >= 1
+
+
+def test_a_task_ending_wakes_the_main_loop_and_is_counted_out():
+    """The main loop sleeps on one future (`Paging.wake`), not on every running task: each
+    task the scheduler submits sets it when it ends, and `running` counts it out."""
+    from concurrent.futures import wait
+    from types import SimpleNamespace
+
+    from tap_stripe.scheduler import Scheduler
+
+    client = SimpleNamespace(limiter=SimpleNamespace(global_rate=100.0, endpoint_rate=25.0), latency=0.25)
+    scheduler = Scheduler(client, 2)
+    try:
+        release = threading.Event()
+        wake = scheduler.paging.renew()
+        task = scheduler.submit(release.wait, 30)
+        assert scheduler.running == 1 and not wake.done()
+        release.set()
+        assert task.result(30)
+        wait([wake], timeout=30)  # a bound, not a timing: a missed wake-up fails here
+        assert wake.done() and scheduler.running == 0
+    finally:
+        scheduler.executor.shutdown()
 
 
 def test_requests_in_flight_follow_the_budget_and_the_latency_observed():

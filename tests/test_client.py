@@ -94,17 +94,6 @@ def test_stripe_should_retry_false_is_not_retried(requests_mock):
     assert len(requests_mock.request_history) == 1
 
 
-def test_retry_after_sets_the_wait(requests_mock, monkeypatch):
-    waits = []
-    monkeypatch.setattr("tap_stripe.client.time.sleep", waits.append)
-    requests_mock.get(f"{API}/v1/charges", [
-        {"status_code": 429, "headers": {"Retry-After": "7"}, "json": {}},
-        {"json": {"data": [], "has_more": False}},
-    ])
-    make_client(max_backoff_seconds=30).get("/v1/charges")
-    assert [w for w in waits if w > 0.5] == [7.0]  # the others are the rate limiter's tiny waits
-
-
 class Unlimited:
     """A limiter that never waits, so the only sleeps are the retries' waits."""
 

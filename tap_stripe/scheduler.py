@@ -24,7 +24,7 @@ from tap_stripe.feeds import Feed, Paging, Segment, SegmentResult
 # Records wait as serialised lines (about their JSON size), so memory stays flat whatever
 # the volume.
 BUFFER_BYTES = 128 << 20
-STEAL_MIN_OBJECTS = 150  # a running window's unread part worth a second worker (Scheduler.steal)
+STEAL_MIN_OBJECTS = 100  # a running window's unread part worth a second worker (Scheduler.steal)
 AUTO_MAX_WORKERS = 256  # threads at most when `max_workers` is not set (started only when needed)
 HEADROOM = 1.5  # requests in flight beyond rate × latency: jitter, parsing, the window ends
 START_IN_FLIGHT = 4  # the adaptive limit's first ceiling (it doubles each measure the CPU allows)

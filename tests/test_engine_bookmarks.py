@@ -381,10 +381,12 @@ def test_steal_needs_enough_objects_left_and_two_seconds():
     feed = planned(run)
     feed.listed = STEAL_MIN_LISTED  # not a small stream
     feed.segments.clear()
-    # Read over [500, 1500): half as dense below, where [0, 500) is left unread.
-    feed.segments.append(paging(0, 1_500, 500, 2 * (STEAL_MIN_OBJECTS - 1)))  # one object short
+    # Read over [500, 2500): [0, 500) left unread holds a quarter of what was read, and what was
+    # read is enough to trust its density.
+    assert 4 * (STEAL_MIN_OBJECTS - 1) >= STEAL_MIN_READ
+    feed.segments.append(paging(0, 2_500, 500, 4 * (STEAL_MIN_OBJECTS - 1)))  # one object short
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
-    feed.segments[0] = paging(0, 1_500, 500, 2 * STEAL_MIN_OBJECTS)  # exactly STEAL_MIN_OBJECTS left
+    feed.segments[0] = paging(0, 2_500, 500, 4 * STEAL_MIN_OBJECTS)  # exactly STEAL_MIN_OBJECTS left
     assert run.scheduler.steal(feed, run.fetcher.fetch) and feed.segments[0].hi == 250 and feed.segments[1].lo == 250
     run = make_run()
     feed = planned(run)
@@ -472,7 +474,7 @@ def test_a_small_stream_never_steals():
     run = make_run()
     feed = planned(run)
     feed.segments.clear()
-    feed.segments.append(paging(0, 1_500, 500, 2 * STEAL_MIN_OBJECTS))  # a steal if the feed were large
+    feed.segments.append(paging(0, 2_500, 500, 4 * STEAL_MIN_OBJECTS))  # a steal if the feed were large
     feed.listed = STEAL_MIN_LISTED - 1
     assert not run.scheduler.steal(feed, run.fetcher.fetch)
     feed.listed = STEAL_MIN_LISTED

@@ -247,17 +247,18 @@ class StripeClient:
     def _send(self, method: str, url: str, path: str, params: Any, data: Any,
               account: str | None, extra_headers: dict | None, raw: bool,
               tags: tuple[str, str, str | None] = ("", "", None)) -> Any:
-        headers = {
+        session = self._session()
+        headers = dict(session.headers)  # requests' defaults: compressed responses (gzip), keep-alive
+        headers.update({
             "Authorization": f"Bearer {self.credentials.api_key}",
             "Stripe-Version": self.api_version,
             "User-Agent": self.user_agent,
-        }
+        })
         account = account or self.credentials.account_id
         if account:
             headers["Stripe-Account"] = account
         if extra_headers:
             headers.update(extra_headers)
-        session = self._session()
         prepared = requests.PreparedRequest()
         prepared.prepare(method=method, url=url, headers=headers, params=params, data=data)
         started = time.monotonic()

@@ -39,6 +39,17 @@ def test_headers_carry_key_version_account_and_agent(requests_mock):
     assert sent.headers["User-Agent"] == "tap-stripe/test"
 
 
+def test_responses_are_asked_for_compressed_and_read_decompressed(requests_mock):
+    """Pages travel gzip-compressed (a page of 100 charges is ~230 KB of JSON), as requests asks
+    by default: the client keeps requests' default headers and decodes the body it reads whole."""
+    import gzip
+
+    body = b'{"object": "list", "data": [{"id": "ch_1"}], "has_more": false}'
+    requests_mock.get(f"{API}/v1/charges", content=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    assert make_client().get("/v1/charges") == {"object": "list", "data": [{"id": "ch_1"}], "has_more": False}
+    assert "gzip" in requests_mock.last_request.headers["Accept-Encoding"]
+
+
 def test_no_account_header_for_the_keys_own_account(requests_mock):
     requests_mock.get(f"{API}/v1/charges", json={"data": [], "has_more": False})
     make_client().get("/v1/charges")

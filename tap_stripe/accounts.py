@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import requests
 
-from tap_stripe.client import AuthenticationFailed, Credentials, StripeClient, StripeError, TLS12Adapter
+from tap_stripe.client import AuthenticationFailed, Credentials, StripeClient, StripeError, TLS12Adapter, tls_context
 from tap_stripe.settings import Settings
 
 LOGGER = logging.getLogger("tap_stripe")
@@ -40,7 +40,7 @@ def oauth_exchange(settings: Settings) -> Credentials:
     """Exchange the refresh token for an access token (`grant_type=refresh_token`)."""
     oauth = settings.oauth or {}
     session = requests.Session()
-    session.mount("https://", TLS12Adapter(settings.ca_bundle))
+    session.mount("https://", TLS12Adapter(tls_context(settings.ca_bundle)))
     try:
         response = session.post(
             f"{settings.oauth_url}/oauth/token",

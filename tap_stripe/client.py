@@ -110,10 +110,10 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
 
 
 class TLS12Adapter(HTTPAdapter):
-    """An adapter whose TLS context refuses anything older than TLS 1.2."""
+    """An adapter using `context` (from `tls_context`: TLS 1.2 or newer) for every connection."""
 
-    def __init__(self, ca_bundle: str | None = None, context: ssl.SSLContext | None = None, **kwargs: Any):
-        self._tls = context or tls_context(ca_bundle)
+    def __init__(self, context: ssl.SSLContext, **kwargs: Any):
+        self._tls = context
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -172,6 +172,7 @@ class StripeClient:
             session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=4))
             session.verify = self.ca_bundle or True
             self._local.session = session
+            self._local.environment = {}  # `_environment`'s settings per host, for this session
         return session
 
     def get(self, path: str, params: list[tuple[str, Any]] | dict | None = None, *,
@@ -285,9 +286,9 @@ class StripeClient:
 
     def _environment(self, session: requests.Session, url: str) -> dict[str, Any]:
         """Proxies, CA bundle and client certificate for `url` from the environment, once per
-        session and host (`Session.request` works them out on every call)."""
+        thread's session and host (`Session.request` works them out on every call)."""
         host = urlsplit(url)[:2]
-        cache = session.__dict__.setdefault("tap_stripe_environment", {})
+        cache: dict[tuple[str, str], dict[str, Any]] = self._local.environment
         settings = cache.get(host)
         if settings is None:
             settings = session.merge_environment_settings(url, {}, None, session.verify, None)

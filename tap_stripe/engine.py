@@ -41,7 +41,7 @@ class Run:
         self.planner = Planner(scope, state, settings, summary)
         self.scheduler = Scheduler(client, settings.max_workers)
         self.fetcher = Fetcher(client=client, scope=scope, settings=settings, state=state, summary=summary,
-                               render=sinks.render, executor_submit=self.scheduler.submit,
+                               render=sinks.render, submit_task=self.scheduler.submit,
                                paging=self.scheduler.paging, stop=self.stop)
         self.emission = Emission(sinks, state, summary, settings.on_permission_error)
         self.feeds: list[Feed] = []

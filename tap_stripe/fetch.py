@@ -29,11 +29,11 @@ from tap_stripe.windows import created_params, split_if_dense
 
 
 class Fetcher:
-    """Fetches segments for the scheduler; `executor_submit` runs child and event tasks."""
+    """Fetches segments for the scheduler; `submit_task` runs child and event tasks."""
 
     def __init__(self, *, client: StripeClient, scope: Scope, settings: Any, state: State, summary: RunSummary,
                  render: Mapping[str, Callable[[dict, str, int | None], bytes]],
-                 executor_submit: Callable[..., Future], paging: Paging, stop: threading.Event):
+                 submit_task: Callable[..., Future], paging: Paging, stop: threading.Event):
         self.client = client
         self.scope = scope
         self.settings = settings
@@ -41,7 +41,7 @@ class Fetcher:
         self.summary = summary
         self.render = render
         self.expand = settings.expand
-        self.executor_submit = executor_submit
+        self.submit_task = submit_task
         self.paging = paging
         self.stop = stop
         self.children = Children(client, scope.shapers, self.expand, summary)
@@ -87,7 +87,7 @@ class Fetcher:
         return rendered
 
     def submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
-        return self.executor_submit(lambda: self.rendered(fn(*args), version, from_events))
+        return self.submit_task(lambda: self.rendered(fn(*args), version, from_events))
 
     def _segment(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec

@@ -50,6 +50,34 @@ def test_responses_are_asked_for_compressed_and_read_decompressed(requests_mock)
     assert "gzip" in requests_mock.last_request.headers["Accept-Encoding"]
 
 
+def test_the_environments_proxy_reaches_every_request(requests_mock, monkeypatch):
+    """`HTTPS_PROXY` (and `NO_PROXY`) apply as with `requests.get`: the client works them out
+    once per thread and host, and sends every request with them."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "files.stripe.test")
+    sent = []
+    real_send = requests.Session.send
+
+    def send(session, request, **kwargs):
+        sent.append((request.url.split("?")[0], kwargs.get("proxies")))
+        return real_send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    requests_mock.get(f"{API}/v1/charges", json={"data": [], "has_more": False})
+    requests_mock.get("https://files.stripe.test/v1/files", json={"data": [], "has_more": False})
+    client = make_client()
+    for _ in range(2):
+        client.get("/v1/charges")
+    client.request("GET", "/v1/files", base_url="https://files.stripe.test")
+    assert [(url, (proxies or {}).get("https")) for url, proxies in sent] == [
+        (f"{API}/v1/charges", "http://proxy.internal:3128"),
+        (f"{API}/v1/charges", "http://proxy.internal:3128"),
+        ("https://files.stripe.test/v1/files", None),  # NO_PROXY, for its own host
+    ]
+
+
 def test_no_account_header_for_the_keys_own_account(requests_mock):
     requests_mock.get(f"{API}/v1/charges", json={"data": [], "has_more": False})
     make_client().get("/v1/charges")

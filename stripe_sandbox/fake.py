@@ -109,6 +109,13 @@ def ts(delta: int = 0) -> PH:
     return PH("ts", delta)
 
 
+def settles(delta: int) -> PH:
+    """A balance transaction's `status`: `pending` until `delta` seconds after its created (its
+    `available_on`), `available` from then on, by the sandbox's clock and with no event, as
+    Stripe settles funds."""
+    return PH("settle", delta)
+
+
 def tok(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(ALPHABET) for _ in range(n))
 

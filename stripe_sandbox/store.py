@@ -534,6 +534,8 @@ class Store:
                         out.append(bb)
                 elif kind == "ts":
                     out.append(str(created + ph.arg).encode())
+                elif kind == "settle":
+                    out.append(b'"pending"' if created + ph.arg > self.clock else b'"available"')
                 elif kind == "id":
                     if oid is None:
                         oid = make_id(pfx, salt, acct, i)

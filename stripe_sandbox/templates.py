@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from .fake import BRANDS, PH, PRODUCTS, address, amount, metadata, person, phone, tok, ts
+from .fake import BRANDS, PH, PRODUCTS, address, amount, metadata, person, phone, settles, tok, ts
 
 LINK = PH("link")
 
@@ -151,7 +151,7 @@ def balance_transaction(rng):
     amt = amount(rng) * (-1 if kind in ("refund", "payout", "stripe_fee") else 1)
     fee = max(0, int(abs(amt) * 0.029) + 30) if kind == "charge" else 0
     return {"amount": amt, "fee": fee, "net": amt - fee, "currency": "usd", "type": kind, "reporting_category": kind if kind != "stripe_fee" else "fee",
-            "status": rng.choice(["available", "available", "pending"]), "available_on": ts(2 * 86400),
+            "status": settles(2 * 86400), "available_on": ts(2 * 86400),
             "description": rng.choice([None, "Payment for invoice", "STRIPE PAYOUT", "Refund for order"]),
             "exchange_rate": None,
             "fee_details": [{"amount": fee, "application": None, "currency": "usd", "description": "Stripe processing fees", "type": "stripe_fee"}] if fee else []}

@@ -84,17 +84,54 @@ class Emission:
             if had_output and feed.progress_lo is None:
                 feed.progress_lo = segment.lo  # where the data starts, for progress lines
             if feed.resync:
-                self.state.set(name, account, "resync", {"version": feed.version, "created": segment.hi,
-                                                         "started": feed.started})
+                resync = {**(self.state.get(name, account, "resync") or {}), "version": feed.version,
+                          "created": segment.hi, "started": feed.started}
+                done = _after(resync.pop("done", None), segment.hi)
+                self.state.set(name, account, "resync", {**resync, "done": done} if done else resync)
             else:
                 for member in feed.live_members():
                     self.state.advance(member.spec.name, account, "created", segment.hi)
+                    self.state.set(member.spec.name, account, "done",
+                                   _after(self.state.get(member.spec.name, account, "done"), segment.hi))
+                self.advance_pending(feed, segment)
         elif segment.kind == "report":
             self.state.set(name, account, "report", segment.task.bookmark_after)
             if segment.task.pending_after is not None:  # single-payout reports: [] drops the key
                 self.state.set(name, account, "report_pending", list(segment.task.pending_after) or None)
-        elif segment.kind == "events" and segment.hi is not None and segment.advances and not feed.resync:
-            self.state.advance(name, account, "events", segment.hi)
+        elif segment.kind == "events" and segment.hi is not None and segment.advances and not feed.full_read:
+            # Each member that received the events: one deselected or skipped catches up later.
+            for member in feed.live_members():
+                self.state.advance(member.spec.name, account, "events", segment.hi)
+        self.state_dirty = True
+
+    def advance_pending(self, feed: Feed, segment: Segment) -> None:
+        """A stream whose objects can change without an event (`StreamSpec.unsettled`): every
+        object created before `pending` is settled, so the next run re-reads from there."""
+        root = feed.root
+        if not root.spec.unsettled or not root.selected or root.skipped or segment.hi is None:
+            return
+        if segment.pending is not None:
+            feed.pending_seen = min(segment.pending, feed.pending_seen or segment.pending)
+        pending = segment.hi if feed.pending_seen is None else min(feed.pending_seen, segment.hi)
+        self.state.set(root.spec.name, feed.account, "pending", pending)
+
+    def record_done(self, feed: Feed, segment: Segment) -> None:
+        """A window written to its end ahead of an unfinished one before it: saved as done, so
+        a run killed before the bookmark reaches it does not read it again. A window holding
+        objects that can still change is left to the bookmark."""
+        segment.recorded = True
+        if segment.lo is None or segment.hi is None or segment.pending is not None:
+            return
+        span = [segment.lo, segment.hi]
+        name, account = feed.name, feed.account
+        if feed.resync:
+            resync = self.state.get(name, account, "resync")
+            if resync is not None:
+                self.state.set(name, account, "resync", {**resync, "done": _merged(resync.get("done"), span)})
+        else:
+            for member in feed.live_members():
+                self.state.set(member.spec.name, account, "done",
+                               _merged(self.state.get(member.spec.name, account, "done"), span))
         self.state_dirty = True
 
     def announce(self, stream: str, need: int) -> None:
@@ -114,15 +151,21 @@ class Emission:
         self.announced[stream] = revision
 
     def finish(self, feed: Feed) -> None:
-        """A feed's every segment was emitted: activate its table version if it has one."""
-        if feed.resync:
-            self.state.set(feed.name, feed.account, "resync", None)
-            for member in feed.live_members():
-                self.state.set(member.spec.name, feed.account, "created", feed.hi)
+        """A feed's every segment was emitted: end its full read (unless end_date bounded it),
+        activate its table version if it has one."""
+        name, account = feed.name, feed.account
+        if feed.full_read and not feed.bounded:
+            if feed.resync:
+                self.state.set(name, account, "resync", None)
+                for member in feed.live_members():
+                    self.state.advance(member.spec.name, account, "created", feed.hi)
             if not feed.root.skipped:
-                self.state.set(feed.name, feed.account, "version", feed.version)
+                self.state.set(name, account, "version", feed.version)
                 if feed.spec.event_types:  # every event before the run's bound is reflected now
-                    self.state.set(feed.name, feed.account, "events", feed.hi)
+                    for member in feed.live_members():
+                        self.state.advance(member.spec.name, account, "events", feed.hi)
+                if feed.resync or feed.spec.event_types:
+                    self.state.set(name, account, "reconciled", feed.started or feed.hi)
         if feed.activate and feed.version is not None and self.sinks.activate_versions:
             for member in feed.live_members():
                 self.sinks.write_message({"type": "ACTIVATE_VERSION", "stream": member.spec.name,
@@ -172,3 +215,21 @@ def skip_reason(exc: StripeError) -> str:
 def stream_message(feed: Feed, exc: StripeError) -> str:
     text = str(exc)
     return text if text.startswith("stream ") else f"stream {feed.label()}: {text}"
+
+
+def _after(spans: list | None, cursor: int) -> list | None:
+    """Done spans still ahead of a bookmark now at `cursor` (None: none left)."""
+    kept = [span for span in spans or () if span[1] > cursor]
+    return kept or None
+
+
+def _merged(spans: list | None, span: list[int]) -> list[list[int]]:
+    """`spans` (sorted, disjoint) with `span` added, touching spans joined."""
+    result: list[list[int]] = []
+    lo, hi = span
+    for a, b in sorted([*(spans or ()), [lo, hi]]):
+        if result and a <= result[-1][1]:
+            result[-1][1] = max(result[-1][1], b)
+        else:
+            result.append([a, b])
+    return result

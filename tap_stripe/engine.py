@@ -120,11 +120,12 @@ class Run:
                                    fanout=split.fanout_of(lo, hi), types=segment.types, advances=segment.advances)
                            for lo, hi in split.windows]
                 tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
-                               types=segment.types, advances=segment.advances,
+                               types=segment.types, advances=segment.advances, pending=result.pending,
                                output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
                 _splice(feed.segments, position, [*windows, tail])
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
+            segment.pending = result.pending
             segment.nbytes = 0 if segment.kind == "window" else result.nbytes  # a window's pages went out as they came
             if result.next_cursor:
                 feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor,
@@ -173,6 +174,9 @@ class Run:
                 self.emission.write(feed, output)
                 segment.output, segment.subs, segment.nbytes, segment.written = [], [], 0, True
                 wrote = True
+            if segment.ready and not segment.recorded and not segment.parts and not segment.output \
+                    and not segment.subs and segment is not feed.segments[0]:
+                self.emission.record_done(feed, segment)
         return wrote
 
     def _complete(self, feed: Feed, rendered: Rendered, subs: list) -> Rendered | None:

@@ -72,6 +72,10 @@ class Segment:
     written: bool = False
     ready: bool = False
     nbytes: int = 0  # response bytes behind `output`
+    # A window: the oldest `created` of its objects that can still change without an event
+    # (`StreamSpec.unsettled`), and whether its progress was recorded before it reached the head.
+    pending: int | None = None
+    recorded: bool = False
 
 
 @dataclass
@@ -84,6 +88,7 @@ class SegmentResult:
     tasks: list | None = None  # report_plan: the report runs to read, in order
     nbytes: int = 0
     objects: int = 0  # objects fetched (for the size estimate)
+    pending: int | None = None  # see Segment.pending
     rendered: bool = False  # output already holds finished lines (see Fetcher.rendered)
 
 
@@ -119,7 +124,14 @@ class Feed:
         self.segments: deque[Segment] = deque()
         self.version: int | None = None  # the table version its records carry
         self.activate = False  # whether its end activates that version (full reads only)
+        # A full read as a new table version (a resync, or a full table's pages): its events move
+        # no bookmark, its end sets them. `resync`: of a list read in created-time windows.
+        self.full_read = False
         self.resync = False
+        # Its upper bound is end_date, before Stripe's clock: a full read it makes is incomplete
+        # (no ACTIVATE_VERSION, no end of the resync) and no bookmark is set back to it.
+        self.bounded = False
+        self.pending_seen: int | None = None  # the oldest Segment.pending of the windows emitted
         self.events_types: tuple[str, ...] = ()
         self.hi = hi
         self.emitted_hi: int | None = None

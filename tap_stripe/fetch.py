@@ -166,6 +166,8 @@ class Fetcher:
                         self.paging.notify()  # wake the main loop: this window can be shared
                     segment.reached, segment.read = page[-1].get(created_field), result.objects
             part = self._parents(feed, page[::-1])
+            if part.pending is not None:
+                result.pending = min(part.pending, result.pending or part.pending)
             rendered = self.rendered(part.output, feed.version)
             with self.paging.lock:
                 segment.parts.append((rendered, part.subs))
@@ -186,11 +188,14 @@ class Fetcher:
         root = feed.root
         shaper = self.scope.shapers[root.spec.name]
         created_field = root.spec.created_field
+        unsettled = root.spec.unsettled
         for obj in objects:
             created = obj.get(created_field) if created_field else None
             changed = obj.get("updated") or created
             if root.selected and root.wanted(created):
                 result.output.append((root.spec.name, shaper.shape(obj, feed.account)))
+                if unsettled and isinstance(created, int) and any(obj.get(f) == v for f, v in unsettled):
+                    result.pending = created if result.pending is None else min(result.pending, created)
             for child in root.children:
                 if child.skipped or not child.wanted(created):
                     continue

@@ -27,6 +27,7 @@ from tap_stripe.windows import FIRST_FANOUT
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
 EVENTS_SAFETY_MARGIN = 86400
+UNSETTLED_DAYS = 14
 
 
 @dataclass
@@ -45,6 +46,9 @@ class Scope:
     # worker that renders it, and returns the schema revision it needs (None: no evolution, the
     # shapers drop fields their schemas lack).
     admit: Callable[[str, dict], int] | None = None
+    # The upper bound is end_date, before Stripe's clock: full reads are incomplete (no
+    # ACTIVATE_VERSION, no end of a resync) and none begins for the periodic reconciliation.
+    bounded: bool = False
 
 
 class Planner:
@@ -81,6 +85,7 @@ class Planner:
 
     def plan_feed(self, feed: Feed) -> None:
         spec, account, settings = feed.spec, feed.account, self.settings
+        feed.bounded = self.scope.bounded
         if spec.kind == "singleton":
             feed.segments.append(Segment("singleton"))
             return
@@ -88,50 +93,125 @@ class Planner:
             feed.segments.append(Segment("report_plan"))
             return
         if not spec.replication_key:
-            feed.version, feed.activate = self.new_version(), True
-            feed.segments.append(Segment("pages"))
+            self.plan_table(feed)
             return
         # A resync in progress is finished whatever the settings say now: its records carry
-        # a table version, and only its end sets the bookmarks an incremental run needs.
-        feed.resync = spec.name in settings.full_resync_streams or \
-            self.state.get(spec.name, account, "resync") is not None
+        # a table version, and only its end sets the bookmarks an incremental run needs. A
+        # periodic one begins on the first run past the interval (not in a run bounded by end_date).
+        feed.resync = self.state.get(spec.name, account, "resync") is not None or \
+            (spec.name in settings.full_resync_streams and self.due(feed) and not feed.bounded)
         events_from = None
         if not feed.resync and spec.event_types:
             events_from = self.plan_events(feed)
-            if events_from is not None and events_from - settings.lookback < self.scope.now - EVENTS_RETENTION \
-                    + EVENTS_SAFETY_MARGIN:
-                LOGGER.warning(
-                    "Stream %s%s: its events bookmark (%s) is older than Stripe keeps events (30 days, "
-                    "less a day of margin); re-reading the whole list instead, as a new table version, so "
-                    "no change is missed and deleted objects can be dropped.",
-                    spec.name, f" account {account}" if account else "", rfc3339(events_from))
-                self.summary.note(spec.name, "events bookmark older than 30 days: full re-read")
+            if events_from is not None and self.expired(events_from):
+                self.warn_expired(feed, events_from)
                 feed.resync, events_from = True, None
         if feed.resync:
+            feed.full_read = True
             lo, events_lo = self.plan_resync(feed), feed.deletions_from
+            done = (self.state.get(spec.name, account, "resync") or {}).get("done") or []
         else:
             lo = self.plan_floors(feed)
             feed.events_types = self.event_types(feed)
             # Incremental records carry the version of the stream's last full read, so the next
             # full read's ACTIVATE_VERSION lets targets drop what it no longer finds.
-            feed.version = self.state.get(spec.name, account, "version")
-            if feed.version is None:
-                feed.version = self.new_version()
-                self.state.set(spec.name, account, "version", feed.version)
+            feed.version = self.current_version(feed)
             events_lo = events_from - settings.lookback if events_from is not None else None
+            done = _common_done([self.state.get(m.spec.name, account, "done") or []
+                                 for m in feed.root.walk() if m.selected])
         if lo is None or lo < feed.hi:
-            # From the beginning or start_date, nothing says where the data begins: an open window.
-            is_open = lo is None or lo == settings.start
-            feed.segments.append(Segment("window", lo if lo is not None else 0, feed.hi,
-                                         fanout=FIRST_FANOUT if is_open else None))
-            floors = [m.floor or 0 for m in feed.root.walk() if m.selected]
-            feed.listed_from = max([lo or 0, *floors])
+            self.plan_windows(feed, lo, done)
         if events_lo is not None and events_lo < feed.hi:
-            # Over the same span, one group of types after the other: only the last group's
-            # windows move the bookmark, when every group before it was read to the end.
-            groups = _type_groups(feed.events_types)
-            for i, types in enumerate(groups):
-                feed.segments.append(Segment("events", events_lo, feed.hi, types=types, advances=i == len(groups) - 1))
+            self.plan_event_windows(feed, events_lo)
+
+    def plan_windows(self, feed: Feed, lo: int | None, done: list[list[int]]) -> None:
+        """Created-time windows from `lo` to the run's bound, less the spans a killed run
+        completed (`done`, each less the lookback at its end)."""
+        lookback, start = self.settings.lookback, self.settings.start
+        floors = [m.floor or 0 for m in feed.root.walk() if m.selected]
+        feed.listed_from = max([lo or 0, *floors])
+        cursor = lo if lo is not None else 0
+        for done_lo, done_hi in done:
+            done_hi = min(done_hi - lookback, feed.hi)
+            if done_hi <= max(done_lo, cursor):
+                continue
+            if done_lo > cursor:
+                self.add_window(feed, cursor, done_lo, is_open=cursor == (lo or 0) and (lo is None or lo == start))
+            cursor = done_hi
+            # Objects in a span a killed run read may have changed since: their events count.
+            feed.listed_from = max(feed.listed_from, done_hi)
+        if cursor < feed.hi:
+            self.add_window(feed, cursor, feed.hi, is_open=cursor == (lo or 0) and (lo is None or lo == start))
+
+    def add_window(self, feed: Feed, lo: int, hi: int, is_open: bool) -> None:
+        # From the beginning or start_date, nothing says where the data begins: an open window.
+        feed.segments.append(Segment("window", lo, hi, fanout=FIRST_FANOUT if is_open else None))
+
+    def plan_event_windows(self, feed: Feed, events_lo: int) -> None:
+        """Over the same span, one group of types after the other: only the last group's
+        windows move the bookmark, when every group before it was read to the end."""
+        groups = _type_groups(feed.events_types)
+        for i, types in enumerate(groups):
+            feed.segments.append(Segment("events", events_lo, feed.hi, types=types, advances=i == len(groups) - 1))
+
+    def plan_table(self, feed: Feed) -> None:
+        """A list without a `created` filter: read whole as a new table version. One with
+        events is read whole once and then every `full_resync_every_days` (the reconciliation);
+        in between only its events are read: its changes, and deletions also for several accounts."""
+        spec, account, lookback = feed.spec, feed.account, self.settings.lookback
+        feed.bounded = False  # no created filter: end_date does not bound the read
+        # Every selected member must have read the table whole (a member new to the selection has
+        # no events bookmark of its own yet).
+        own = [self.state.get(m.spec.name, account, "events") for m in feed.root.walk() if m.selected]
+        events_from = min(own) if spec.event_types and None not in own else None
+        if events_from is not None and not self.due(feed) and not self.expired(events_from):
+            feed.version = self.current_version(feed)
+            feed.events_types = self.event_types(feed)
+            self.plan_event_windows(feed, events_from - lookback)
+            return
+        feed.version, feed.activate, feed.full_read = self.new_version(), True, True
+        feed.segments.append(Segment("pages"))
+        if not spec.event_types:
+            return
+        since = self.events_since(feed)
+        # A member's events begin where its first read does; saved at once, so a read killed
+        # before its end is followed by the deletions since.
+        for member in feed.root.walk():
+            if member.selected and self.state.get(member.spec.name, account, "events") is None:
+                self.state.set(member.spec.name, account, "events", feed.hi)
+        if since is None:
+            return
+        deleted = tuple(t for t in (spec.deleted_event, *(m.spec.deleted_event for m in feed.root.children)) if t)
+        if deleted:
+            feed.events_types, feed.deletions_only = deleted, True
+            self.plan_event_windows(feed, max(since - lookback, self.scope.now - EVENTS_RETENTION))
+
+    def due(self, feed: Feed) -> bool:
+        """Whether a stream's periodic full re-read is due: never done, or done longer ago than
+        `full_resync_every_days`."""
+        reconciled = self.state.get(feed.name, feed.account, "reconciled")
+        return reconciled is None or self.scope.now - reconciled >= self.settings.full_resync_every
+
+    def expired(self, events_from: int) -> bool:
+        """Whether events since `events_from` (less the lookback) are older than Stripe keeps
+        (30 days, less a day of margin)."""
+        return events_from - self.settings.lookback < self.scope.now - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN
+
+    def warn_expired(self, feed: Feed, events_from: int) -> None:
+        LOGGER.warning(
+            "Stream %s%s: its events bookmark (%s) is older than Stripe keeps events (30 days, "
+            "less a day of margin); re-reading the whole list instead, as a new table version, so "
+            "no change is missed and deleted objects can be dropped.",
+            feed.name, f" account {feed.account}" if feed.account else "", rfc3339(events_from))
+        self.summary.note(feed.name, "events bookmark older than 30 days: full re-read")
+
+    def current_version(self, feed: Feed) -> int:
+        """The table version of the stream's last full read (a new one, saved, if none)."""
+        version = self.state.get(feed.name, feed.account, "version")
+        if version is None:
+            version = self.new_version()
+            self.state.set(feed.name, feed.account, "version", version)
+        return version
 
     def plan_resync(self, feed: Feed) -> int | None:
         """A full re-read as one table version, resumed where a killed one stopped.
@@ -145,9 +225,9 @@ class Planner:
         """
         spec, account, start, lookback = feed.spec, feed.account, self.settings.start, self.settings.lookback
         resync = self.state.get(spec.name, account, "resync")
-        events_from = self.state.get(spec.name, account, "events")
+        events_from = self.events_since(feed)
         oldest = self.scope.now - EVENTS_RETENTION + EVENTS_SAFETY_MARGIN
-        feed.activate = True
+        feed.activate = not feed.bounded
         if resync:
             # A resync begun by a tap that did not record `started`: the newest time known to be
             # safe (the last events or created bookmark), else the oldest event Stripe keeps.
@@ -163,6 +243,7 @@ class Planner:
                            {"version": feed.version, "created": start, "started": feed.started})
         for member in feed.root.walk():
             member.floor = start
+        assert feed.started is not None  # set above on both paths
         if resync and spec.event_types:
             feed.events_types = self.event_types(feed)
             since = min(feed.started, events_from) if events_from is not None else feed.started
@@ -185,9 +266,9 @@ class Planner:
 
     def plan_floors(self, feed: Feed) -> int | None:
         """Each member's floor (records created before it are not emitted) from its own
-        `created` bookmark, less the lookback (or `reread_days`); an unselected member's floor is the
-        lowest of the selected
-        ones below it. The feed's windows start at the root's floor."""
+        `created` bookmark, less the lookback (or `reread_days`, or back to the oldest object
+        that could still change without an event); an unselected member's floor is the lowest
+        of the selected ones below it. The feed's windows start at the root's floor."""
         account, start, settings = feed.account, self.settings.start, self.settings
 
         def floor(member: Member) -> tuple[bool, int | None]:
@@ -196,7 +277,12 @@ class Planner:
                 # Streams whose objects change without events are re-read `reread_days` back.
                 lookback = max(settings.lookback, int(settings.reread_days.get(member.spec.name, 0) * 86400))
                 cursor = self.state.get(member.spec.name, account, "created")
-                floors.append(_max(start, cursor - lookback if cursor is not None else None))
+                own = cursor - lookback if cursor is not None else None
+                if own is not None and member.spec.unsettled:
+                    pending = self.state.get(member.spec.name, account, "pending")
+                    # A state without `pending` (none recorded yet): the 14 days earlier versions re-read.
+                    own = min(own, pending if pending is not None else cursor - UNSETTLED_DAYS * 86400)
+                floors.append(_max(start, own))
             for child in member.children:
                 has_selected, child_floor = floor(child)
                 if has_selected:
@@ -209,25 +295,57 @@ class Planner:
 
         return floor(feed.root)[1]
 
+    def member_events(self, feed: Feed, member: Member) -> int | None:
+        """Where a member's events start: its own events bookmark. A state from before each
+        member kept one: the family's (its root's); one from before events were kept: the
+        oldest `created` bookmark of the family (the list was read then). None: a first load."""
+        account = feed.account
+        own = self.state.get(member.spec.name, account, "events")
+        if own is not None:
+            return own
+        family = self.state.get(feed.name, account, "events")
+        if family is not None and self.state.get(member.spec.name, account, "created") is not None:
+            return family
+        created = [c for m in feed.root.walk() if m.selected
+                   if (c := self.state.get(m.spec.name, account, "created")) is not None]
+        if self.state.get(member.spec.name, account, "created") is None:
+            return None
+        return min(created, default=None)
+
+    def events_since(self, feed: Feed) -> int | None:
+        """Where the family's events start: the oldest of its selected members' bookmarks, so
+        a member that missed the family's events (deselected, skipped, failed) catches up."""
+        found = [e for m in feed.root.walk() if m.selected if (e := self.member_events(feed, m)) is not None]
+        return min(found) if found else None
+
     def plan_events(self, feed: Feed) -> int | None:
         """Where this run's events start, or None when there are none to read.
 
-        First load: events start at this run's upper bound (the list covers what came before),
-        and that is saved at once, so a first load resumed later still reads the events since.
-        A stream with `created` bookmarks but no events bookmark (a state from before events
-        were kept) reads events from its oldest `created` bookmark: the list was read then.
+        A member's first load: its events start at this run's upper bound (the list covers
+        what came before), and that is saved at once, so a first load resumed later still
+        reads the events since. Each selected member keeps its own events bookmark; the
+        family reads from the oldest.
         """
-        spec, account = feed.spec, feed.account
-        events_from = self.state.get(spec.name, account, "events")
-        if events_from is not None:
-            return events_from
-        created = [c for m in feed.root.walk() if m.selected
-                   if (c := self.state.get(m.spec.name, account, "created")) is not None]
-        if created:
-            self.state.set(spec.name, account, "events", min(created))
-            return min(created)
-        self.state.set(spec.name, account, "events", feed.hi)
-        return None
+        account = feed.account
+        found = []
+        for member in feed.root.walk():
+            if not member.selected:
+                continue
+            events = self.member_events(feed, member)
+            self.state.set(member.spec.name, account, "events", events if events is not None else feed.hi)
+            if events is not None:
+                found.append(events)
+        return min(found) if found else None
+
+
+def _common_done(spans: list[list]) -> list[list[int]]:
+    """The spans every member completed (each member's sorted, disjoint `done` spans)."""
+    if not spans:
+        return []
+    common = [list(s) for s in spans[0]]
+    for other in spans[1:]:
+        common = [[max(a, c), min(b, d)] for a, b in common for c, d in other if max(a, c) < min(b, d)]
+    return sorted(common)
 
 
 def _type_groups(types: tuple[str, ...], size: int = 20) -> list[tuple[str, ...]]:

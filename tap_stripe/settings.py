@@ -21,10 +21,9 @@ from singer_sdk import typing as th
 from tap_stripe.streams.generated import API_VERSION
 
 DEFAULT_FULL_RESYNC = ("customers", "invoices")
-# Objects that change without an event of their own: a balance transaction goes from
-# `pending` to `available` on its `available_on` date, days after it was created (2 to 7
-# business days for most card payments, longer for new accounts and some countries).
-DEFAULT_REREAD_DAYS = {"balance_transactions": 14}
+# How often a stream of `full_resync_streams` (and a full table with events) is re-read in
+# full: the reconciliation that repairs anything events never reported. In between, events.
+DEFAULT_FULL_RESYNC_EVERY_DAYS = 7
 KEY_PATTERN = re.compile(r"^(sk|rk)_(live|test)_[0-9A-Za-z_]+$")
 
 CONFIG_SCHEMA = th.PropertiesList(
@@ -76,11 +75,14 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Upper bound on requests in flight. By default the tap keeps as many in flight as "
                             "the rate budget needs at the latency it observes (rate × latency, with headroom)."),
     th.Property("full_resync_streams", th.ArrayType(th.StringType), default=list(DEFAULT_FULL_RESYNC),
-                description="Streams re-read in full each run (with table versions) instead of events."),
+                description="Streams reconciled by a periodic full re-read (with table versions), every "
+                            "`full_resync_every_days`; events carry their changes in between."),
+    th.Property("full_resync_every_days", th.NumberType, default=DEFAULT_FULL_RESYNC_EVERY_DAYS,
+                description="Days between two full re-reads of a `full_resync_streams` stream or of a full "
+                            "table with events; the first run past the interval does it (0: every run)."),
     th.Property("reread_days", th.ObjectType(additional_properties=th.NumberType),
-                default=dict(DEFAULT_REREAD_DAYS),
                 description="Streams whose objects change without events, re-read this many days back each run "
-                            "(merged with the default; 0 turns one off)."),
+                            "(balance transactions need none: their pending ones are re-read until settled)."),
     th.Property("updates_mode", th.StringType, default="refetch", allowed_values=["refetch", "snapshot"],
                 description="Changed objects found in events: `refetch` them by id (pinned API version, "
                             "expansions) or emit the event's `snapshot`."),
@@ -174,6 +176,7 @@ class Settings:
     report_poll_timeout: float
     multi_account: bool  # several accounts: ids can repeat across them
     schema_evolution: bool = True
+    full_resync_every: int = DEFAULT_FULL_RESYNC_EVERY_DAYS * 86400  # seconds between two full re-reads
 
 
 @dataclass(frozen=True)
@@ -464,7 +467,8 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         max_rps_endpoint=_number(config, "max_requests_per_second_per_endpoint", allow_zero=False),
         max_workers=_number(config, "max_workers", integer=True, minimum=1),
         full_resync_streams=frozenset(full_resync),
-        reread_days={**DEFAULT_REREAD_DAYS, **reread},
+        reread_days=dict(reread),
+        full_resync_every=int(_number(config, "full_resync_every_days") * 86400),
         updates_mode=config.get("updates_mode") or _default("updates_mode"),
         oauth=oauth or None,
         oauth_url=_url(config, "oauth_url"),

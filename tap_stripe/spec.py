@@ -52,6 +52,9 @@ class StreamSpec:
     retrieve_path: str | None = None
     """`GET` path for one object by id, `{id}` placeholder, when Stripe has one."""
     paginated: bool = True
+    unsettled: tuple[tuple[str, str], ...] = ()
+    """Objects with these field values can still change without an event (a balance transaction
+    while `status` is `pending`): the stream is re-read from the oldest such object it emitted."""
     key_properties: tuple[str, ...] = ("id",)
     selected_by_default: bool = True
     oauth_readable: bool = True

@@ -6,11 +6,17 @@
      "accounts": {
        "<account id, or 'default' for the key's own account>": {
          "created": 1714521600,      # every object created before this second was emitted
-         "events": 1714521600,       # every event before this second was applied
+         "done": [[1714600000, 1714700000]],  # spans after `created` a killed run emitted whole
+         "events": 1714521600,       # every event before this second was applied (each stream of
+                                     # a parent/child family keeps its own)
+         "pending": 1714000000,      # streams whose objects change without events: every object
+                                     # created before this second is settled
+         "reconciled": 1714521600,   # when the last full re-read began (periodic reconciliation)
          "version": 1714521600000,   # the table version of the last full read: incremental
                                      # records carry it, so the next full read can drop rows
          "resync": {"version": 1714521600000, "created": 1714000000,   # a full re-read in
-                    "started": 1714521600},  # progress; `started` becomes `events` at its end
+                    "started": 1714521600,   # progress; `started` becomes `events` at its end
+                    "done": [[…, …]]},       # spans after its `created` it emitted whole
          "report": 1714521600,       # report streams: the end of the last interval read
          "report_pending": ["po_…"]  # single-payout reports: payouts before `report` still to read
        }}}},
@@ -52,7 +58,7 @@ def validate(state: Any) -> dict:
         for account, cursors in accounts.items():
             if not isinstance(cursors, dict):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}' must be an object")
-            for key in ("created", "events", "report", "version"):
+            for key in ("created", "events", "report", "version", "pending", "reconciled"):
                 value = cursors.get(key)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.{key}' must be "
@@ -62,6 +68,13 @@ def validate(state: Any) -> dict:
                                                                                for p in pending)):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.report_pending' must be "
                                  "a list of payout ids")
+            resync = cursors.get("resync")
+            spans = {"done": cursors.get("done"),
+                     "resync.done": resync.get("done") if isinstance(resync, dict) else None}
+            for where, done in spans.items():
+                if done is not None and not _spans(done):
+                    raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.{where}' must be a list of "
+                                     "[from, to] pairs of unix seconds")
             resync = cursors.get("resync")
             if resync is not None and not (isinstance(resync, dict) and isinstance(resync.get("version"), int)
                                            and isinstance(resync.get("started", 0), int)):
@@ -114,6 +127,13 @@ def adopt(state: Any, streams: set[str], account: str | None) -> tuple[Any, str 
     kind = "singer-io tap-stripe" if singer_io else "a Singer SDK tap"
     return {"bookmarks": ours}, (f"The state is from {kind}: continuing from its bookmarks of {len(ours)} "
                                  f"stream(s) ({', '.join(sorted(ours))}).")
+
+
+def _spans(value: Any) -> bool:
+    """Whether `value` is a list of [from, to] pairs of unix seconds."""
+    return isinstance(value, list) and all(
+        isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+        and span[0] < span[1] for span in value)
 
 
 def _cursors(bookmarks: dict, stream: str, account: str | None) -> dict:

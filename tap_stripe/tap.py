@@ -435,6 +435,7 @@ class TapStripe(Tap):
                 specs=self.specs, selected=selected, accounts=account_list,
                 platform_streams=accounts.platform_streams(settings),
                 hi=min(now, settings.end) if settings.end else now, now=now,
+                bounded=settings.end is not None and settings.end < now,
                 shapers=evolution.shapers(self.shapers) if evolution else self.shapers,
                 admit=evolution.admit if evolution else None)
             sinks = Sinks(emitters=emitters, render=render,

@@ -44,7 +44,8 @@ class Executor:
 def make_run(state=None, selected=("charges",), specs=None, activate=True, **settings):
     base = dict(report_interval="day", report_columns={}, report_timezone=None, report_versions={},
                 report_poll_timeout=60.0, files_url="http://files", max_workers=2, full_resync_streams=set(),
-                lookback=0, start=None, reread_days={}, on_permission_error="skip", updates_mode="refetch", expand={})
+                lookback=0, start=None, reread_days={}, on_permission_error="skip", updates_mode="refetch", expand={},
+                full_resync_every=7 * DAY)
     base.update(settings)
     messages, lines, records, extracted_at = [], [], [], []
     def emitter(name):
@@ -209,12 +210,13 @@ def test_an_emitted_window_moves_every_live_member_s_created_bookmark_to_its_end
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run.out.extracted[0])
     assert abs(time.mktime(time.strptime(run.out.extracted[0], "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime())) < 60
     assert cursors(run, "customers")["created"] == NOW - 8 * DAY
-    assert cursors(run, "customer_tax_ids") == {"created": NOW - 8 * DAY}
+    # (each member keeps its own events bookmark, set where a first load's events begin)
+    assert cursors(run, "customer_tax_ids") == {"created": NOW - 8 * DAY, "events": HI}
     assert feed.emitted_hi == NOW - 8 * DAY and feed.progress_lo == NOW - 9 * DAY
     assert run.emission.state_dirty
     assert run.summary.stream("customers").new == 1
     run.emission.emit_segment(feed, window, [])  # an empty window still moves the bookmarks
-    assert cursors(run, "customer_tax_ids") == {"created": HI}
+    assert cursors(run, "customer_tax_ids") == {"created": HI, "events": HI}
     assert feed.progress_lo == NOW - 9 * DAY
 
 
@@ -236,7 +238,8 @@ def test_skipped_streams_are_not_written_nor_moved():
     assert run.out.lines == [b"c\n"]
     assert run.out.records == [("customers", {"id": "cus_1"}, VERSION)]
     assert cursors(run, "customers")["created"] == NOW - DAY
-    assert cursors(run, "customer_tax_ids") is None
+    # Only where its first load's events begin, saved when the run was planned.
+    assert cursors(run, "customer_tax_ids") == {"events": HI}
 
 
 def test_a_window_of_a_resync_moves_the_resync_not_the_created_bookmark():
@@ -298,7 +301,8 @@ def test_the_end_of_a_resync_sets_created_version_and_events_at_once():
                    selected=("charges",), full_resync_streams={"charges"})
     feed = planned(run)
     run.emission.finish(feed)
-    assert cursors(run) == {"created": HI, "events": HI, "version": VERSION}
+    # `reconciled`: when this full re-read began, which the periodic reconciliation counts from.
+    assert cursors(run) == {"created": HI, "events": HI, "version": VERSION, "reconciled": HI}
     assert run.out.messages == [{"type": "ACTIVATE_VERSION", "stream": "charges", "version": VERSION}]
     assert run.emission.state_dirty
 
@@ -307,7 +311,7 @@ def test_the_end_of_a_resync_of_a_stream_without_events_sets_no_events_bookmark(
     run = make_run(selected=("balance_transactions",), full_resync_streams={"balance_transactions"})
     feed = planned(run, "balance_transactions")
     run.emission.finish(feed)
-    assert cursors(run, "balance_transactions") == {"created": HI, "version": VERSION}
+    assert cursors(run, "balance_transactions") == {"created": HI, "version": VERSION, "reconciled": HI}
 
 
 def test_a_skipped_resync_sets_neither_version_nor_events():
@@ -580,17 +584,19 @@ def test_a_resync_of_one_account_leaves_the_others_alone():
     run.emission.emit_segment(feed, Segment("window", NOW - 6 * DAY, NOW - 5 * DAY), [])
     assert cursors(run, account="acct_1")["resync"]["created"] == NOW - 5 * DAY
     run.emission.finish(feed)
-    assert cursors(run, account="acct_1") == {"created": HI, "events": HI, "version": 5}  # resumed: caught up to HI
+    assert cursors(run, account="acct_1") == {"created": HI, "events": HI, "version": 5,  # resumed: caught up to HI
+                                              "reconciled": NOW - 7 * DAY}  # counted from when it began
     assert cursors(run) == {"created": NOW - 9 * DAY, "events": NOW - 9 * DAY, "version": 9}
 
 
 # --------------------------------------------------------------------------- streams without events
 def test_a_stream_without_events_plans_only_its_window_and_keeps_no_events_bookmark():
-    run = make_run({"bookmarks": {"balance_transactions": {"accounts": {"default": {"created": NOW - DAY}}}}},
+    state = {"created": NOW - DAY, "pending": NOW - DAY}
+    run = make_run({"bookmarks": {"balance_transactions": {"accounts": {"default": dict(state)}}}},
                    selected=("balance_transactions",))
     feed = planned(run, "balance_transactions")
     assert segs(feed) == [("window", NOW - DAY, HI)]
-    assert cursors(run, "balance_transactions") == {"created": NOW - DAY, "version": VERSION}
+    assert cursors(run, "balance_transactions") == {**state, "version": VERSION}
     run = make_run(selected=("balance_transactions",))
     assert segs(planned(run, "balance_transactions")) == [("window", 0, HI)]
     assert cursors(run, "balance_transactions") == {"version": VERSION}

@@ -325,22 +325,30 @@ def test_sigterm_mid_run_writes_whole_lines_a_true_last_state_and_exits_non_zero
 
 
 def test_balance_transactions_that_settle_without_an_event_are_re_read(sandbox, run_tap):
+    """A balance transaction goes from `pending` to `available` with no event: the state keeps
+    the oldest pending one, each run re-reads from it (no further), so the target sees it settle."""
     catalog = catalog_for(["balance_transactions"])
     first = run_tap(tap_config(sandbox), catalog=catalog)
     assert first.returncode == 0, first.stderr
-    recent = [t for t in sandbox.truth("balance_transactions") if t["created"] > SANDBOX_NOW - 5 * DAY]
-    assert recent
-    sandbox.advance(2 * DAY)
-    sandbox.update("balance_transactions", recent[0]["id"],
-                   {"status": "available"} if recent[0]["status"] != "available" else {"status": "pending"})
-    sandbox.advance(60)
+    pending = [t for t in sandbox.truth("balance_transactions") if t["status"] == "pending"]
+    assert pending
+
+    def kept(run):
+        return run.last_state["bookmarks"]["balance_transactions"]["accounts"]["default"]["pending"]
+
+    assert kept(first) == min(t["created"] for t in pending)
+    sandbox.advance(3 * DAY)  # they settle, with no event
     second = run_tap(tap_config(sandbox), catalog=catalog, state=first.last_state)
     assert second.returncode == 0, second.stderr
     model = TargetModel().apply(first.messages).apply(second.messages)
     assert_matches(model, sandbox, ["balance_transactions"])
-    off = run_tap(tap_config(sandbox, reread_days={"balance_transactions": 0}), catalog=catalog,
-                  state=second.last_state)
-    assert len(off.records("balance_transactions")) < len(second.records("balance_transactions"))
+    assert {r["id"] for r in second.records("balance_transactions")} >= {t["id"] for t in pending}
+    # None pending any more: the next run re-reads only the lookback.
+    assert not [t for t in sandbox.truth("balance_transactions") if t["status"] == "pending"]
+    assert kept(second) == second.last_state["bookmarks"]["balance_transactions"]["accounts"]["default"]["created"]
+    sandbox.advance(60)
+    third = run_tap(tap_config(sandbox), catalog=catalog, state=second.last_state)
+    assert third.returncode == 0 and not third.records("balance_transactions")
 
 
 # ----- found by the simulation test ---------------------------------------------------------------

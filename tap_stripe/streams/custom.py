@@ -14,6 +14,13 @@ class SubscriptionsStream(generated.SubscriptionsStream):
     list_params = (("status", "all"),)
 
 
+class BalanceTransactionsStream(generated.BalanceTransactionsStream):
+    """A balance transaction goes from `pending` to `available` on its `available_on` date, with
+    no event: pending ones are read again each run until they settle."""
+
+    unsettled = (("status", "pending"),)
+
+
 # Columns Stripe returns only when expanded (Striim's reader leaves them empty). Line items of
 # payment links and quotes come through their child streams instead.
 

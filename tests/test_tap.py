@@ -11,7 +11,7 @@ from conftest import ROOT, SANDBOX_KEY, catalog_for
 from jsonschema import Draft202012Validator, FormatChecker
 
 from tap_stripe.records import RecordShaper
-from tap_stripe.reports import REPORTS_BY_NAME
+from tap_stripe.reports.columns import REPORTS_BY_NAME
 from tap_stripe.streams import STREAMS
 from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
 from tap_stripe.writer import FastWriter

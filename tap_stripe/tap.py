@@ -63,6 +63,7 @@ from tap_stripe.evolution import FieldPolicy, SchemaEvolution
 from tap_stripe.pagination import list_pages
 from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
+from tap_stripe.sensitive.scan import format_report, scan_records, scan_report
 from tap_stripe.settings import (
     CONFIG_SCHEMA,
     DEFAULT_FULL_RESYNC,
@@ -330,7 +331,7 @@ class TapStripe(Tap):
             _fail(f"sensitive-data scan failed: {exc}")
         with open(value, "w") as handle:
             json.dump(report, handle, indent=2)
-        print(sensitive.format_report(report))
+        print(format_report(report))
         print(f"JSON report written to {value}", file=sys.stderr)
         ctx.exit()
 
@@ -351,8 +352,8 @@ class TapStripe(Tap):
                 continue
             shaper = RecordShaper(self.streams[spec.name].schema, spec.created_field)
             records = [shaper.shape(obj, None) for obj in first.get("data") or []]
-            findings[spec.name] = sensitive.scan_records(spec.name, records, classification)
-        return sensitive.scan_report(findings)
+            findings[spec.name] = scan_records(spec.name, records, classification)
+        return scan_report(findings)
 
     # ----- sync ----------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ from tap_stripe.state import validate as validate_state
 from tap_stripe.streams import SPECS, STREAM_CLASSES, StripeStream, configured
 from tap_stripe.streams.base import load_schema  # noqa: F401  (tests and tools import it from here)
 from tap_stripe.summary import RunSummary
-from tap_stripe.writer import SDKMessageWriter, record_line
+from tap_stripe.output.writer import SDKMessageWriter, record_line
 
 if _GC_ENABLED:
     gc.enable()
@@ -395,14 +395,14 @@ class TapStripe(Tap):
         """Run the engine over the selected streams (or only `only`), writing Singer messages."""
         settings = self.settings
         batching = None
-        if sink is None and self.config.get("batch_config"):  # tap_stripe.batch only when batching
-            from tap_stripe.batch import BatchWriter, batch_config
+        if sink is None and self.config.get("batch_config"):  # tap_stripe.output.batch only when batching
+            from tap_stripe.output.batch import BatchWriter, batch_config
 
             batching = batch_config(self.config.get("batch_config"))
         # Through the SDK's own stream sync (`collect`: its test harness), the SDK counts records.
         summary = MeteredSummary(settings.progress_interval, record_metrics=sink is None)
         writer: Any = sink or cast(Any, self.message_writer).fast
-        if batching is not None:  # every stream's records go to batch files (tap_stripe.batch)
+        if batching is not None:  # every stream's records go to batch files (tap_stripe.output.batch)
             writer = BatchWriter(writer, batching, self.name)
         selected: set[str] = set()
         client = self.client()

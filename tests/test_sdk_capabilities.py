@@ -15,7 +15,7 @@ from conftest import SANDBOX_KEY, TargetModel, catalog_for, comparable, expected
 from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._flattening import flatten_record
 
-from tap_stripe.batch import STATE_DELAY_SECONDS, BatchWriter, batch_config
+from tap_stripe.output.batch import STATE_DELAY_SECONDS, BatchWriter, batch_config
 from tap_stripe.tap import SPECS
 
 STREAMS = ["charges", "customers", "invoices", "invoice_line_items"]

@@ -14,7 +14,7 @@ from tap_stripe.records import RecordShaper
 from tap_stripe.reports.columns import REPORTS_BY_NAME
 from tap_stripe.streams import STREAMS
 from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
-from tap_stripe.writer import FastWriter
+from tap_stripe.output.writer import FastWriter
 
 
 def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_path):

@@ -145,3 +145,26 @@ def catalog_metadata(classification_for_stream: Mapping[str, str]) -> list[tuple
         if top not in classification_for_stream:
             entries.append((("properties", top), {NESTED_METADATA_KEY: sorted(cats)}))
     return entries
+
+
+def mark_catalog(catalog: dict, classification: Mapping[str, Mapping[str, str]]) -> dict:
+    """`catalog` (a catalog dict, changed in place) with each sensitive property's metadata
+    marked by its category (`catalog_metadata`)."""
+    for entry in catalog["streams"]:
+        by_breadcrumb = {tuple(m["breadcrumb"]): m["metadata"] for m in entry["metadata"]}
+        properties = entry["schema"].get("properties", {})
+        for breadcrumb, extra in catalog_metadata(classification.get(entry["tap_stream_id"], {})):
+            if breadcrumb in by_breadcrumb:
+                by_breadcrumb[breadcrumb].update(extra)
+            elif breadcrumb[1] in properties:  # a nested field (a report's unrequested column is not)
+                entry["metadata"].append({"breadcrumb": list(breadcrumb), "metadata": dict(extra)})
+    return catalog
+
+
+def with_custom_streams(classification: dict[str, dict[str, str]],
+                        stream_classes: Mapping[str, type]) -> dict[str, dict[str, str]]:
+    """The classification with the `custom_streams` setting's streams: a stream whose schema
+    is a known table's (`schema_source`) is classified as that table."""
+    extra = {name: classification.get(getattr(cls, "schema_source", None) or "", {})
+             for name, cls in stream_classes.items() if name not in classification}
+    return {**classification, **extra}

@@ -1,16 +1,26 @@
-"""The `--scan-sensitive` scanner: samples records, looks for values that *look* personal
-(emails, phones, IPs, Luhn-valid card numbers) and says whether the classification covers the
-field they were found in (`scan_records`, `scan_report`, `format_report`).
+"""The `--scan-sensitive` scanner: samples records (`scan_first_pages`: the first page of each
+selected top-level list), looks for values that *look* personal (emails, phones, IPs,
+Luhn-valid card numbers) and says whether the classification covers the field they were found
+in (`scan_records`, `scan_report`, `format_report`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient
+from tap_stripe.pagination import list_pages
+from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.protect import mask_email, mask_ip, mask_phone
+from tap_stripe.spec import StreamSpec
+
+LOGGER = logging.getLogger("tap_stripe")
 
 # Removed from text before detection, so they cannot look like phones or cards.
 _NOISE = re.compile(
@@ -141,3 +151,32 @@ def format_report(report: Mapping) -> str:
         f"{report['covered']} covered field(s) hold personal-looking values"
     )
     return "\n".join(lines)
+
+
+def scan_first_pages(client: StripeClient, specs: Iterable[StreamSpec], expand: dict[str, list[str]],
+                     schema_of: Callable[[str], dict], classification: Mapping[str, Mapping[str, str]]) -> dict:
+    """Sample the first page of each top-level list of `specs` (as the run would read it, with
+    `expand`, shaped with the stream's schema `schema_of(name)`) and scan it: `scan_report`."""
+    findings = {}
+    for spec in specs:
+        if spec.parent or spec.kind != "list":
+            continue
+        params = spec.list_query(expand)
+        try:
+            first = next(list_pages(client, spec.path, params, account=client.credentials.account_id,
+                                    endpoint=spec.path, stream=spec.name, paginated=spec.paginated))
+        except (PermissionDenied, ProductNotSetUp) as exc:
+            LOGGER.warning("Not scanning %s: %s", spec.name, exc)
+            continue
+        shaper = RecordShaper(schema_of(spec.name), spec.created_field)
+        records = [shaper.shape(obj, None) for obj in first.get("data") or []]
+        findings[spec.name] = scan_records(spec.name, records, classification)
+    return scan_report(findings)
+
+
+def write_report(report: Mapping, path: str) -> None:
+    """The report as JSON to `path`, and as a table (`format_report`) to stdout."""
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(format_report(report))
+    print(f"JSON report written to {path}", file=sys.stderr)

@@ -25,8 +25,7 @@ def message_dict(message: Any) -> dict:
     return {f.name: value for f in dataclasses.fields(message) if (value := getattr(message, f.name)) is not None}
 
 
-def protected_schema(stream: Stream, protector: Protector, schema: dict,
-                      maps: list | None = None) -> dict:
+def protected_schema(stream: Stream, protector: Protector, schema: dict, maps: list | None = None) -> dict:
     """The SCHEMA's schema under the sensitive-data policies. When the SDK flattens, the
     policies apply to the nested schema and the result is flattened (they name nested
     paths, `billing_details.email`, which a flattened schema no longer has)."""

@@ -465,7 +465,7 @@ def generate(source: tuple[dict, dict[str, list[str]]], out: Path) -> list[str]:
         target = schema_dir / f"{name}.json"
         target.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
         written.append(str(target))
-    from tap_stripe.sensitive import write_classification  # reviewed rules, see that module
+    from tap_stripe.sensitive.classify import write_classification  # reviewed rules: tap_stripe.sensitive.rules
 
     write_classification(schema_dir, out / "sensitive_fields.json")
     written.append(str(out / "sensitive_fields.json"))

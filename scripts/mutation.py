@@ -92,7 +92,7 @@ MODULES: dict[str, dict] = {
                   "functions": ["xǁSchedulerǁsteal__*"],
                   "unit": ["tests/test_engine_bookmarks.py"],
                   "e2e": [SHARED_WINDOW, BURST, KILLED_RESUMED]},
-    "reports": {"file": "tap_stripe/reports.py",
+    "reports": {"file": "tap_stripe/reports/plan.py",
                 "functions": ["x_next_day_boundary__*", "x_day_boundaries__*", "x_plan_report__*"],
                 "unit": ["tests/test_report_intervals.py"],
                 # in-process but each against a sandbox (seconds apiece), so stage 2 as well

@@ -74,7 +74,7 @@ def streams_table() -> str:
 
 
 def reports_table() -> str:
-    from tap_stripe.reports import REPORT_STREAMS
+    from tap_stripe.reports.columns import REPORT_STREAMS
 
     runs = {"interval": "one run per day (or per sync) from the bookmark",
             "interval_end": "one snapshot per day boundary (or per sync)",

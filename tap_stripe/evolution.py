@@ -21,7 +21,7 @@ column), without a SCHEMA change; with flattening, the SDK's flattener keeps onl
 flattened schema's columns, as before.
 
 Sensitive data and secrets: a new field is classified by the same reviewed rules as the
-generated schemas (`sensitive.classify_schema`, by its name), and its category's policy
+generated schemas (`sensitive.classify.classify_schema`, by its name), and its category's policy
 applies (`hash`, `mask`; `drop` leaves it out). A `sensitive_data.fields` rule naming it wins
 (applied with the stream's other rules). A field whose name looks like a credential
 (`secret`, `client_secret`, `password`, `api_key`, `access_token`, `cvc`, …) is never added,
@@ -45,8 +45,9 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from tap_stripe import sensitive
 from tap_stripe.records import mapped
+from tap_stripe.sensitive.classify import classify_schema
+from tap_stripe.sensitive.protect import Protector
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -178,7 +179,7 @@ class StreamEvolution:
         self.published: tuple[int, list[dict]] = (0, [])  # the newest revision and its SCHEMA messages
         self.changes: list[tuple[int, str]] = []  # (revision, what changed), for the run summary
         self.protected: dict[str, str] = {}  # added field -> category, protected by `protector`
-        self.protector: sensitive.Protector | None = None
+        self.protector: Protector | None = None
 
 
 class FieldPolicy:
@@ -193,7 +194,7 @@ class FieldPolicy:
     def category(self, stream: str, name: str, siblings: Iterable[str]) -> str | None:
         """The category the reviewed rules give a top-level field of this name."""
         schema = {"properties": {**{k: {} for k in siblings}, name: {"type": ["string", "null"]}}}
-        return sensitive.classify_schema(schema, stream).get(name)
+        return classify_schema(schema, stream).get(name)
 
     def decide(self, stream: str, name: str, siblings: Iterable[str]) -> tuple[str, str | None]:
         """("reject", why), ("protect", category) or ("keep", None) for a new field."""
@@ -297,7 +298,7 @@ class SchemaEvolution:
                 return False
             if verdict == "protect" and detail:
                 protected = {**state.protected, key: detail}
-                state.protector = sensitive.Protector.from_config(
+                state.protector = Protector.from_config(
                     {"categories": state.policy.categories}, state.policy.hash_key, {state.name: protected})
                 state.protected = protected
             return True

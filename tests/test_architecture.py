@@ -46,6 +46,27 @@ def test_each_engine_module_imports_alone(module):
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=PACKAGE.parent)
 
 
+@pytest.mark.parametrize("module", ["tap_stripe.run", "tap_stripe.process", "tap_stripe.output.emitter",
+                                    "tap_stripe.output.metrics", "tap_stripe.output.batch",
+                                    "tap_stripe.reports.columns", "tap_stripe.reports.plan", "tap_stripe.reports.run",
+                                    "tap_stripe.reports.parse", "tap_stripe.sensitive.classify",
+                                    "tap_stripe.sensitive.protect", "tap_stripe.sensitive.scan"])
+def test_each_output_report_and_sensitive_module_imports_alone(module):
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=PACKAGE.parent)
+
+
+def test_declaring_the_streams_imports_no_http_client():
+    """The stream classes (report streams included: `tap_stripe.reports.columns`) are declared
+    without the tap's HTTP client or the modules that call it: discovery needs none of them.
+    (`requests` itself comes with the SDK: `singer_sdk` imports its REST streams.)"""
+    http = ("tap_stripe.client", "tap_stripe.pagination", "tap_stripe.reports.task", "tap_stripe.reports.plan",
+            "tap_stripe.reports.run")
+    code = f"import sys, tap_stripe.streams; print(sorted(m for m in {http!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent,
+                            capture_output=True, text=True).stdout.strip()
+    assert loaded == "[]", f"importing tap_stripe.streams imports {loaded}"
+
+
 def test_no_import_cycles():
     cycles = []
 

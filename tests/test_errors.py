@@ -84,7 +84,7 @@ def assert_state_never_ahead(messages, sandbox, streams=STREAMS, *, state=None, 
 
     `state` is the state the run started from, `start` its `start_date` (unix seconds). Each kind
     in `exercised` must have checked something (an object, an event or a report run) in some STATE."""
-    from tap_stripe.reports import REPORTS_BY_NAME
+    from tap_stripe.reports.columns import REPORTS_BY_NAME
     from tap_stripe.tap import SPECS
 
     truth, first = _Truth(sandbox), start

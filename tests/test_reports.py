@@ -8,19 +8,21 @@ import jsonschema
 import pytest
 from conftest import SANDBOX_KEY, SANDBOX_NOW
 
-from tap_stripe import reports
-from tap_stripe.client import Credentials, StripeClient
+from tap_stripe.client import Credentials, StripeClient, StripeError
 from tap_stripe.ratelimit import RateLimiter
-from tap_stripe.reports import (
+from tap_stripe.records import rfc3339
+from tap_stripe.reports import plan as report_plan
+from tap_stripe.reports.columns import (
     REPORT_STREAMS,
     REPORTS_BY_NAME,
-    ReportFailed,
-    ReportOptions,
-    plan_report,
+    column_schema,
     report_key_properties,
     report_schema,
-    run_report,
 )
+from tap_stripe.reports.parse import parse_report_csv
+from tap_stripe.reports.plan import plan_report
+from tap_stripe.reports.run import run_report
+from tap_stripe.reports.task import ReportFailed, ReportOptions, ReportTask
 
 DAY = 86400
 ACTIVITY = REPORTS_BY_NAME["report_balance_change_from_activity_itemized"]
@@ -82,7 +84,7 @@ def test_schema_offline(spec):
     for key in report_key_properties(spec):
         assert key in schema["properties"]
     for column, kind in spec.columns:
-        assert schema["properties"][column] == reports.column_schema(kind)
+        assert schema["properties"][column] == column_schema(kind)
     assert schema["properties"]["_account_id"] == {"type": ["string", "null"]}
     assert schema["properties"]["_updated_at"]["format"] == "date-time"
     custom = report_schema(spec, ["gross", "payment_metadata[order]", "created_utc"])
@@ -134,23 +136,23 @@ def test_newest_version_default_columns_and_exact_decimals(rsb):
         txn = truth[record["balance_transaction_id"]]
         assert isinstance(record["gross"], Decimal) and record["gross"] == Decimal(txn["amount"]) / 100
         assert record["net"] == Decimal(txn["net"]) / 100 and record["fee"] == Decimal(txn["fee"]) / 100
-        assert record["created_utc"] == reports.rfc3339(txn["created"]) == record["created"]
+        assert record["created_utc"] == rfc3339(txn["created"]) == record["created"]
         assert record["_row_id"] == txn["id"]
-        assert record["_interval_end"] in (reports.rfc3339(rsb.now - DAY), reports.rfc3339(rsb.now))
+        assert record["_interval_end"] in (rfc3339(rsb.now - DAY), rfc3339(rsb.now))
     assert any(r["gross"] == Decimal("%.2f" % (truth[r["balance_transaction_id"]]["amount"] / 100)) for r in records)
 
 
 def test_decimal_string_is_exact():
-    task = reports.ReportTask(ACTIVITY, None, "balance_change_from_activity.itemized.3",
+    task = ReportTask(ACTIVITY, None, "balance_change_from_activity.itemized.3",
                               {"interval_start": 0, "interval_end": DAY, "columns": ["balance_transaction_id", "gross",
                                                                                     "created", "count"]}, DAY)
     body = b"balance_transaction_id,gross,created,count\ntxn_1,12.34,2026-01-01 01:02:03,7\ntxn_2,,,\n"
-    rows = reports.parse_report_csv(task, body, "frr_1", 100)
+    rows = parse_report_csv(task, body, "frr_1", 100)
     assert rows[0]["gross"] == Decimal("12.34") and str(rows[0]["gross"]) == "12.34"
     assert rows[0]["created"] == "2026-01-01T01:02:03Z" and rows[0]["count"] == 7
     assert rows[1]["gross"] is None and rows[1]["created"] is None
     with pytest.raises(ReportFailed, match="row 1 column gross"):
-        reports.parse_report_csv(task, body.replace(b"12.34", b"12.3.4"), "frr_1", 100)
+        parse_report_csv(task, body.replace(b"12.34", b"12.3.4"), "frr_1", 100)
 
 
 def test_pinned_version_and_columns(rsb):
@@ -242,7 +244,7 @@ def test_failed_run_then_retry(rsb):
     message = str(failure.value)
     assert "\n" not in message and "failed: Something broke while generating" in message
     assert ACTIVITY.name in message and "retries this interval" in message
-    assert isinstance(failure.value, reports.StripeError)
+    assert isinstance(failure.value, StripeError)
 
     # Right away, the same key replays the same failed run: no second run is created.
     with pytest.raises(ReportFailed):
@@ -309,7 +311,7 @@ def test_sandbox_400_is_a_stripe_error(rsb):
     client = make_client(rsb)
     task = plan_report(client, ACTIVITY, None, None, rsb.now - DAY, options(rsb))[0]
     task.parameters["interval_end"] = rsb.now + DAY  # beyond data_available_end
-    with pytest.raises(reports.StripeError, match="data_available_end"):
+    with pytest.raises(StripeError, match="data_available_end"):
         run_report(client, task, options(rsb))
 
 
@@ -537,7 +539,7 @@ def test_remembered_payout_failed_canceled_or_missing_is_forgotten(rsb):
 
 
 def test_remembered_payouts_are_bounded(rsb, monkeypatch):
-    monkeypatch.setattr(reports, "MAX_PENDING_PAYOUTS", 2)
+    monkeypatch.setattr(report_plan, "MAX_PENDING_PAYOUTS", 2)
     only_new_payouts(rsb)
     now = rsb.now
     p0 = payout(rsb, "paid", now - 30 * DAY, now - 29 * DAY)

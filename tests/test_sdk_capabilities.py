@@ -15,7 +15,7 @@ from conftest import SANDBOX_KEY, TargetModel, catalog_for, comparable, expected
 from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.helpers._flattening import flatten_record
 
-from tap_stripe.batch import STATE_DELAY_SECONDS, BatchWriter, batch_config
+from tap_stripe.output.batch import STATE_DELAY_SECONDS, BatchWriter, batch_config
 from tap_stripe.tap import SPECS
 
 STREAMS = ["charges", "customers", "invoices", "invoice_line_items"]
@@ -99,7 +99,7 @@ def test_records_are_flattened_as_the_schema_says(sandbox, run_tap, tmp_path, pa
             source = copy.deepcopy(expected[record["id"]])
             if path == "stream_map" and stream == "charges":
                 source["amount_major"] = source["amount"] / 100
-            # The SDK's flattener, restricted to the SCHEMA's keys (see tap_stripe.tap._flattener:
+            # The SDK's flattener, restricted to the SCHEMA's keys (see tap_stripe.output.emitter._flattener:
             # an SDK tap drops fields its schema lacks before flattening, and the flattener adds
             # `key: null` for a null object whose columns are `key__*`).
             flat = flatten_record(source, flattened_schema=schemas[stream], max_level=depth)

@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from tap_stripe.reports import REPORT_STREAMS
+from tap_stripe.reports.columns import REPORT_STREAMS
 from tap_stripe.sensitive import (
     CATEGORIES,
     POLICIES,
     Protector,
     catalog_metadata,
     classify_schema,
-    format_report,
-    scan_records,
-    scan_report,
     validate_policy,
     write_classification,
 )
+from tap_stripe.sensitive.scan import format_report, scan_records, scan_report
 
 PKG = Path(__file__).resolve().parents[1] / "tap_stripe"
 SCHEMAS = {p.stem: json.loads(p.read_text()) for p in sorted((PKG / "schemas").glob("*.json"))}

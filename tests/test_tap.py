@@ -10,11 +10,12 @@ import pytest
 from conftest import ROOT, SANDBOX_KEY, catalog_for
 from jsonschema import Draft202012Validator, FormatChecker
 
+from tap_stripe.output.emitter import Emitter
+from tap_stripe.output.writer import FastWriter
 from tap_stripe.records import RecordShaper
-from tap_stripe.reports import REPORTS_BY_NAME
+from tap_stripe.reports.columns import REPORTS_BY_NAME
 from tap_stripe.streams import STREAMS
-from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
-from tap_stripe.writer import FastWriter
+from tap_stripe.tap import SPECS, TapStripe, load_schema
 
 
 def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_path):

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 WRITER = """
 import signal, sys
-from tap_stripe.writer import FastWriter
+from tap_stripe.output.writer import FastWriter
 signal.signal(signal.SIGTERM, lambda signum, frame: None)  # as the tap's handler: note it, go on
 writer = FastWriter()
 for i in range(2000):

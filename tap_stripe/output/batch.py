@@ -35,8 +35,8 @@ import orjson
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage, StorageTarget
 
 from tap_stripe.errors import FatalRunError
+from tap_stripe.output.writer import json_default
 from tap_stripe.settings import ConfigError
-from tap_stripe.writer import json_default
 
 STATE_DELAY_SECONDS = 30.0
 _COMPRESS_BYTES = 1 << 20  # encoded lines are compressed in blocks of about this size

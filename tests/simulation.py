@@ -363,7 +363,7 @@ def generate(seed: int, max_steps: int = 22) -> History:
 
 def _random_step(rng: random.Random, mode: str):
     kind = rng.choices(("create", "update", "delete", "child", "advance", "fault", "setting", "run", "select",
-                        "revoke"), weights=(10, 14, 8, 8, 16, 9, 9, 22, 5, 3))[0]
+                        "revoke"), weights=(10, 14, 8, 8, 16, 9, 9, 22, 9, 6))[0]
     account = rng.randrange(MAX_ACCOUNTS) if mode == "connected" else 0
     pick = rng.randrange(1000)
     if kind == "create":

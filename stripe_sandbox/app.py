@@ -217,6 +217,9 @@ class App:
             resp = self.fault_response(fault, key, acct, path)
             if resp is not None:
                 return resp, acct, endpoint
+        if path == "/v1/account" and req.method == "GET":  # the account the request acts for
+            with st_.lock:
+                return Response(200, orjson.dumps(st_.own_account(acct))), acct, "GET /v1/account"
         # --- Reporting API (stripe_sandbox/reporting.py): report types, runs (POST), result files ---
         if path.startswith(("/v1/reporting/", "/v1/files/")):
             resp = self.reporting.handle(req, acct, path, query)

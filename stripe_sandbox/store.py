@@ -791,6 +791,16 @@ class Store:
             return "acct_" + random_token(self.seed ^ 0xACC7, 16)
         return self.oid(0, self.streams["accounts"], acct - 1)
 
+    def own_account(self, acct: int) -> dict:
+        """`GET /v1/account`: the account a request acts for (the key's own, or the one its
+        Stripe-Account header names), as Stripe retrieves it."""
+        st = self.streams["accounts"]
+        if acct:
+            return orjson.loads(self.render(0, st, acct - 1))
+        own = orjson.loads(self.render_base(0, st, 0, created=self.start))
+        own.update(id=self.account_id(0), type="standard", controller={"type": "account"})
+        return own
+
     def account_number(self, account: int | str | None) -> int:
         """An account given as an index (0 = the platform) or an `acct_…` id, as an index."""
         if isinstance(account, str):

@@ -1,21 +1,27 @@
 """Simulation testing of the tap, the way FoundationDB and Jepsen test databases.
 
 A *history* is a seeded, random sequence of steps against a fresh sandbox: creates, updates,
-deletes and child changes in several accounts, clock jumps of a second up to 40 days, faults
-for the next run (5xx, 429, resets, cut bodies, 400, a 403 or "not set up" on a list), settings
-a user may switch between runs (full_resync_streams, end_date, accounts added, shards with a
-process and a state each), and tap runs killed with SIGKILL or SIGTERM at a line drawn from
-the lines a clean run of the same state writes. Every run's output goes into `Target`, a
+deletes and child changes in several accounts (windowed, full-resync, full-table and child
+streams), clock jumps of a second up to 40 days, faults for the next run (5xx, 429, resets, cut
+bodies, 400, a 403 or "not set up" on a list), pipeline changes between runs (streams
+deselected and selected again: a parent, a child, a family; a permission removed for a run or
+more, then restored: a 403 on any list), settings a user may switch between runs
+(full_resync_streams, end_date, accounts added, shards with a process and a state each), tap
+runs killed with SIGKILL or SIGTERM at a line drawn from the lines a clean run of the same
+state writes, and first loads killed again and again every K records (`KillLoop`: the runs
+and records it took are the Outcome's `progress`). Every run's output goes into `Target`, a
 model of target-postgres; every run resumes from the last complete STATE line the target
-received. After the history one last clean run (faults cleared, no kill, no end_date) must
-leave the target equal to the sandbox's truth for every selected stream and account:
+received. After the history one last clean run (faults cleared, permissions restored, every
+stream selected, no kill, no end_date) must leave the target equal to the sandbox's truth for
+every stream and account:
 
 - every live object present at its newest version (conftest.expected_rows / comparable),
 - no deleted object (nor a child of a deleted parent), nothing created before start_date,
 
 except for exactly one documented limit (`Simulation._note_expired_deletions`). While the
 history runs every STATE is checked as well (`StateChecker`): a bookmark never moves past a
-record not yet written, and no bookmark the run started with disappears. Output lines that
+record not yet written, no bookmark the run started with disappears or goes back, and no run
+removes the row of an object still live (`live-row-dropped`). Output lines that
 are not JSON (a cut line) are mismatches too, unless the run was SIGKILLed and it is the last.
 
 Histories come from `generate(seed)` (scripts/soak.py) or from the hypothesis strategy
@@ -63,20 +69,26 @@ HUNG_SECONDS = 300  # a tap run still going after this long is killed and report
 
 # What the simulated user selects: a modest set with every mechanism in it (windows, events,
 # deletions, full resync, children embedded and fetched, an immutable stream).
+# Full-table streams (lists without `created`, read whole each run): test clocks, whose deletions
+# Stripe announces (`test_helpers.test_clock.deleted`); tax ids, announced as
+# `customer.tax_id.deleted`; webhook endpoints, of which Stripe sends no event at all.
+FULL_TABLE = ("test_clocks", "tax_ids", "webhook_endpoints")
 STREAMS = ("charges", "customers", "customer_tax_ids", "invoices", "invoice_line_items", "subscriptions",
-           "subscription_items", "products", "prices", "coupons", "refunds", "balance_transactions")
+           "subscription_items", "products", "prices", "coupons", "refunds", "balance_transactions", *FULL_TABLE)
 CHILDREN = {"customer_tax_ids": "customers", "invoice_line_items": "invoices", "subscription_items": "subscriptions"}
 TOP_LEVEL = tuple(s for s in STREAMS if s not in CHILDREN)
 VOLUMES = {"charges": 14, "customers": 6, "invoices": 7, "subscriptions": 4, "products": 4, "prices": 5,
            "coupons": 3, "refunds": 4, "balance_transactions": 14, "events": 20, "invoice_items": 6,
-           "payment_intents": 8, "plans": 3}
+           "payment_intents": 8, "plans": 3, "test_clocks": 3, "tax_ids": 3, "webhook_endpoints": 3}
 
 # Changes the sandbox can make, per kind (Stripe's own rules: charges and refunds are never
 # deleted, a subscription's deletion is its cancellation, balance transactions never change).
+# Test clocks and tax ids have no metadata and never change (Stripe updates neither that way).
 CREATABLE = ("customers", "products", "prices", "coupons", "invoices", "subscriptions", "charges", "refunds",
-             "balance_transactions")
-UPDATABLE = ("customers", "products", "prices", "coupons", "invoices", "subscriptions", "charges", "refunds")
-DELETABLE = ("customers", "products", "prices", "coupons", "invoices", "subscriptions")
+             "balance_transactions", *FULL_TABLE)
+UPDATABLE = ("customers", "products", "prices", "coupons", "invoices", "subscriptions", "charges", "refunds",
+             "webhook_endpoints")
+DELETABLE = ("customers", "products", "prices", "coupons", "invoices", "subscriptions", *FULL_TABLE)
 CHILD_CREATABLE = ("invoice_line_items", "subscription_items", "customer_tax_ids")
 CHILD_UPDATABLE = ("invoice_line_items", "subscription_items")
 CHILD_DELETABLE = ("invoice_line_items", "subscription_items", "customer_tax_ids")
@@ -90,6 +102,19 @@ FAULT_PATHS = ("/v1/*", "/v1/events", "/v1/customers*", "/v1/invoices*", "/v1/ch
                "/v1/products*")
 # Child lists (a 403 there is a permission the key lacks) and one top-level list.
 PERMISSION_PATHS = ("/v1/customers/*/tax_ids", "/v1/invoices/*/lines", "/v1/subscription_items", "/v1/refunds")
+# A 403 for the next run(s): a permission removed from the key, then restored. Any list, child
+# lists included (a prefix covers what is under it: /v1/customers is the whole customer family).
+REVOKE_PATHS = ("/v1/customers/*/tax_ids", "/v1/invoices/*/lines", "/v1/subscription_items", "/v1/refunds",
+                "/v1/charges", "/v1/customers", "/v1/invoices", "/v1/subscriptions", "/v1/products", "/v1/prices",
+                "/v1/coupons", "/v1/balance_transactions", "/v1/test_helpers/test_clocks", "/v1/tax_ids",
+                "/v1/webhook_endpoints")
+# Streams deselected between runs (the rest stay selected): a parent alone (its child still
+# selected), a child alone, a whole family, a top-level stream, a full-table stream.
+SELECTION_CHOICES: tuple[tuple[str, ...], ...] = (
+    ("customers",), ("invoices",), ("subscriptions",), ("customer_tax_ids",), ("invoice_line_items",),
+    ("subscription_items",), ("customers", "customer_tax_ids"), ("invoices", "invoice_line_items"),
+    ("subscriptions", "subscription_items"), ("charges", "refunds"), ("products", "prices"), ("tax_ids",),
+    ("test_clocks", "webhook_endpoints"), ("customer_tax_ids", "invoice_line_items", "coupons"))
 RESYNC_CHOICES: tuple[tuple[str, ...], ...] = ((), ("customers", "invoices"), ("customers",), ("invoices", "products"))
 DEFAULT_RESYNC = ("customers", "invoices")  # tap_stripe.settings.DEFAULT_FULL_RESYNC
 
@@ -229,8 +254,46 @@ class Run:
             f" (sharded: process {self.shard} mod N)" if self.shard else "")
 
 
+@dataclass(frozen=True)
+class Select:
+    """The streams deselected from the next run on (the catalog selects the others); () selects
+    every stream again."""
+
+    off: tuple[str, ...] = ()
+
+    def __str__(self):
+        return f"deselect {', '.join(self.off)}" if self.off else "select every stream again"
+
+
+@dataclass(frozen=True)
+class Revoke:
+    """A permission removed from the key for the next `runs` runs, then restored: every request
+    under `path` answers 403."""
+
+    path: str
+    runs: int = 1
+
+    def __str__(self):
+        return f"revoke the permission of {self.path} (403) for the next {self.runs} run(s)"
+
+
+@dataclass(frozen=True)
+class KillLoop:
+    """Runs killed again and again until one ends: each is sent SIG`kill` once it has written
+    `every` per mille of the records an uninterrupted run of the first state writes (a first
+    load that never gets a quiet moment). Progress is measured: the runs needed and the records
+    written, against (records needed / K) + 1 runs and 1.5x the records."""
+
+    kill: str = "TERM"
+    every: int = 200
+
+    def __str__(self):
+        return f"run the tap again and again, SIG{self.kill} after each {self.every / 10:.0f}% of the records"
+
+
 STEP_TYPES = {cls.__name__: cls for cls in (Create, Update, Delete, ChildCreate, ChildUpdate, ChildDelete, Advance,
-                                            Fault, Latency, SetResync, SetEndDate, AddAccount, Shard, Run)}
+                                            Fault, Latency, SetResync, SetEndDate, AddAccount, Shard, Run, Select,
+                                            Revoke, KillLoop)}
 Step = Any
 
 
@@ -260,8 +323,8 @@ class History:
         head = (f"History(seed={self.seed}, {self.mode}{accounts}, start_date=now-{self.start_days}d, "
                 f"max_workers={self.workers}), {len(self.steps)} steps:")
         lines = [head] + [f"  {i + 1:2d}. {step}" for i, step in enumerate(self.steps)]
-        lines.append(f"  {len(self.steps) + 1:2d}. (final) clear faults, remove end_date, clock +1 s, clean run, "
-                     "compare")
+        lines.append(f"  {len(self.steps) + 1:2d}. (final) clear faults, restore permissions, select every stream, "
+                     "remove end_date, clock +1 s, clean run, compare")
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -274,9 +337,7 @@ class History:
         data = json.loads(text)
         steps = []
         for name, args in data.pop("steps"):
-            if name == "SetResync":
-                args = {"streams": tuple(args["streams"])}
-            steps.append(STEP_TYPES[name](**args))
+            steps.append(STEP_TYPES[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}))
         return cls(**data, steps=tuple(steps))
 
     def __repr__(self):
@@ -291,8 +352,9 @@ def generate(seed: int, max_steps: int = 22) -> History:
     steps: list = []
     if rng.random() < 0.4:
         steps.append(SetResync(rng.choice(RESYNC_CHOICES)))  # the user's setting from the start
-    if rng.random() < 0.8:
-        steps.append(Run())  # most pipelines start with a first load
+    if rng.random() < 0.8:  # most pipelines start with a first load; some are killed again and again
+        steps.append(Run() if rng.random() < 0.85
+                     else KillLoop(rng.choice(("TERM", "KILL")), rng.choice((100, 200, 300))))
     for _ in range(rng.randint(4, max_steps)):
         steps.append(_random_step(rng, mode))
     return History(seed=seed, mode=mode, accounts=rng.choice((1, 2)), start_days=rng.choice((40, 60, 80)),
@@ -300,8 +362,8 @@ def generate(seed: int, max_steps: int = 22) -> History:
 
 
 def _random_step(rng: random.Random, mode: str):
-    kind = rng.choices(("create", "update", "delete", "child", "advance", "fault", "setting", "run"),
-                       weights=(10, 14, 8, 8, 16, 9, 9, 22))[0]
+    kind = rng.choices(("create", "update", "delete", "child", "advance", "fault", "setting", "run", "select",
+                        "revoke"), weights=(10, 14, 8, 8, 16, 9, 9, 22, 9, 6))[0]
     account = rng.randrange(MAX_ACCOUNTS) if mode == "connected" else 0
     pick = rng.randrange(1000)
     if kind == "create":
@@ -333,13 +395,17 @@ def _random_step(rng: random.Random, mode: str):
         which = rng.choice(("resync", "resync", "end", "end", "account", "shard", "latency"))
         if which == "resync":
             return SetResync(rng.choice(RESYNC_CHOICES))
-        if which == "end":
-            return SetEndDate(rng.choice((None, rng.randint(1, 45))))
+        if which == "end":  # up to the middle of the history (full resyncs bounded by it)
+            return SetEndDate(rng.choice((None, rng.randint(1, 45), rng.randint(1, 80))))
         if which == "account":
             return AddAccount()
         if which == "shard":
             return Shard(rng.choice((2, 3)))
         return Latency(rng.choice((0, 2, 8)))
+    if kind == "select":
+        return Select(rng.choice(SELECTION_CHOICES) if rng.random() < 0.6 else ())
+    if kind == "revoke":
+        return Revoke(rng.choice(REVOKE_PATHS), rng.choice((1, 1, 2, 3)))
     killed = rng.random() < 0.5
     return Run(rng.choice(("KILL", "KILL", "TERM")) if killed else None, rng.randint(1, 999), rng.randrange(3))
 
@@ -364,14 +430,22 @@ def histories(max_runs: int = 5, max_between: int = 4):
                       st.builds(Fault, st.sampled_from(PERMISSION_FAULTS), st.sampled_from(PERMISSION_PATHS),
                                 st.none(), st.just(0)))
     setting = st.one_of(st.builds(SetResync, st.sampled_from(RESYNC_CHOICES)),
-                        st.builds(SetEndDate, st.one_of(st.none(), st.integers(1, 45))),
+                        st.builds(SetEndDate, st.one_of(st.none(), st.integers(1, 45), st.integers(1, 80))),
                         st.builds(AddAccount), st.builds(Shard, st.sampled_from((2, 3))),
                         st.builds(Latency, st.sampled_from((0, 2, 8))))
     # one_of picks a branch about uniformly: changes and clock jumps are listed more than once
+    # pipeline changes: the selection, a permission removed for a run or more
+    change = st.one_of(st.builds(Select, st.one_of(st.sampled_from(SELECTION_CHOICES), st.just(()))),
+                       st.builds(Revoke, st.sampled_from(REVOKE_PATHS), st.integers(1, 3)))
     between = st.one_of(update, st.builds(Advance, seconds), create, delete, child, update,
-                        st.builds(Advance, seconds), fault, setting, setting)
+                        st.builds(Advance, seconds), fault, setting, setting, change)
     run = st.builds(Run, st.sampled_from((None, "KILL", "TERM")), st.integers(1, 999), st.integers(0, 2))
-    phases = st.lists(st.tuples(st.lists(between, max_size=max_between), run), min_size=1, max_size=max_runs)
+    # the first load may be killed again and again (KillLoop), a quarter of the time
+    first_run = st.one_of(run, run, run, st.builds(KillLoop, st.sampled_from(("TERM", "KILL")),
+                                                   st.sampled_from((100, 200, 300))))
+    phase = st.tuples(st.lists(between, max_size=max_between), run)
+    phases = st.tuples(st.tuples(st.lists(between, max_size=max_between), first_run),
+                       st.lists(phase, max_size=max_runs - 1)).map(lambda p: [p[0], *p[1]])
     steps = phases.map(lambda ps: tuple(step for before, run_ in ps for step in (*before, run_)))
     return st.builds(History, seed=st.integers(0, 10_000), mode=st.sampled_from(("platform", "connected")),
                      accounts=st.sampled_from((1, 2)), start_days=st.sampled_from((60, 40, 80)),
@@ -428,7 +502,9 @@ class TapRunner:
                 self._zygote.wait()
             self._zygote = None
 
-    def run(self, argv: list[str], cwd: Path, kill_at: int | None = None, sig: str = "KILL") -> ProcessResult:
+    def run(self, argv: list[str], cwd: Path, kill_at: int | None = None, sig: str = "KILL",
+            kill_records: int | None = None) -> ProcessResult:
+        """Run the tap; kill it once it has written `kill_at` lines, or `kill_records` records."""
         self.processes += 1
         read_fd, write_fd = os.pipe()
         with suppress(AttributeError, OSError):
@@ -452,6 +528,7 @@ class TapRunner:
         lines: list[bytes] = []
         partial = b""
         sent = None
+        records = 0
         # A safety net only (nothing is decided by time): a run that never ends is killed.
         hung = threading.Event()
 
@@ -468,6 +545,10 @@ class TapRunner:
                         partial = line
                         break
                     lines.append(line)
+                    if kill_records is not None and line.startswith(b'{"type":"RECORD"'):
+                        records += 1
+                        if records >= kill_records:
+                            kill_at = kill_at or len(lines)
                     if kill_at is not None and sent is None and len(lines) >= kill_at:
                         sent = sig
                         os.kill(pid, signal.SIGKILL if sig == "KILL" else signal.SIGTERM)
@@ -541,6 +622,9 @@ class Target:
         self.keys: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple, tuple[dict, int | None]]] = {}
         self.seen: dict[tuple, set] = {}  # (stream, account, id) -> versions it was ever written with
+        # `_account_id` values that name the account kept under another key: the key's own
+        # account, as the tap may name it (`GET /v1/account`) or not (null), is one account
+        self.aliases: dict[str | None, str | None] = {}
 
     def apply(self, message: dict) -> None:
         kind, stream = message.get("type"), message.get("stream")
@@ -551,13 +635,14 @@ class Target:
             if stream not in self.keys:
                 raise AssertionError(f"RECORD of {stream} before its SCHEMA")
             record = message["record"]
-            key = (record.get("_account_id"), *(record.get(k) for k in self.keys[stream]))
+            account = self.aliases.get(record.get("_account_id"), record.get("_account_id"))
+            key = (account, *(record.get(k) for k in self.keys[stream]))
             if record.get("deleted") is True:
                 self.tables[stream].pop(key, None)
             else:
                 version = message.get("version")
                 self.tables[stream][key] = (record, version)
-                self.seen.setdefault((stream, record.get("_account_id"), record.get("id")), set()).add(version)
+                self.seen.setdefault((stream, account, record.get("id")), set()).add(version)
         elif kind == "ACTIVATE_VERSION":
             table = self.tables.get(stream, {})
             for key in [k for k, (_, v) in table.items() if v is not None and v < message["version"]]:
@@ -575,6 +660,8 @@ CATEGORIES = (  # in the order a history's failure is named by (hypothesis shrin
     "hung",                # a run did not end (killed after HUNG_SECONDS)
     "clean-run-failed",    # a run without fault or kill did not exit 0
     "state-ahead",         # a STATE moved a bookmark past a record not yet written
+    "bookmark-backwards",  # a STATE moved a created/events bookmark below where the run began
+    "live-row-dropped",    # a run removed the row of an object still live (e.g. ACTIVATE_VERSION)
     "missing",             # a live object is not in the target
     "stale",               # in the target, but not at its newest version
     "before-start",        # created before start_date, yet in the target
@@ -582,6 +669,7 @@ CATEGORIES = (  # in the order a history's failure is named by (hypothesis shrin
     "deleted-child-kept",  # a child object deleted in Stripe, still in the target
     "orphan-child-kept",   # a child of a deleted parent (gone from Stripe), still in the target
     "stopped-exit-0",      # a run stopped by SIGTERM before its end exited 0
+    "no-progress",         # runs killed every K records: more than needed/K + 1 runs, or > 1.5x records
     "unknown-extra",       # in the target, never in Stripe
 )
 
@@ -608,6 +696,8 @@ class Outcome:
     rows_checked: int = 0
     allowed_extra: int = 0  # rows kept by the documented limits (README, Known limits)
     seconds: float = 0.0
+    # KillLoop steps: (records an uninterrupted run writes, records written, runs, K, finished)
+    progress: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -626,6 +716,9 @@ class Outcome:
                  + ", ".join(f"{c} x{len(by_category[c])}" for c in self.categories), "", repr(self.history), "",
                  "what happened:"]
         lines += [f"  {line}" for line in self.log]
+        for needed, written, runs, every, finished in self.progress:
+            lines.append(f"progress: {runs} runs killed every {every} records wrote {written} records for {needed} "
+                         f"({written / max(1, needed):.2f}x){'' if finished else ', never finished'}")
         lines += ["", "mismatches:"]
         shown = 0
         for category in self.categories:
@@ -650,13 +743,14 @@ def rfc3339(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-@lru_cache(maxsize=1)
-def catalog_json() -> str:
-    """The catalog of the selected streams alone (a pruned catalog, as many Singer users keep
-    one: the same run as the full catalog with only these selected, a second faster)."""
+@lru_cache(maxsize=64)
+def catalog_json(off: tuple[str, ...] = ()) -> str:
+    """The catalog of the simulated user's streams alone (a pruned catalog, as many Singer users
+    keep one: the same run as the full catalog with only these selected, a second faster), with
+    the streams in `off` deselected."""
     from conftest import catalog_for
 
-    catalog = catalog_for(list(STREAMS))
+    catalog = catalog_for([s for s in STREAMS if s not in off])
     return json.dumps({"streams": [e for e in catalog["streams"] if e["tap_stream_id"] in STREAMS]})
 
 
@@ -717,6 +811,10 @@ class SandboxProbe:
         st, index = self._index(stream, oid)
         return self.sb.store.oid(account, st.parent, index >> SLOT_BITS)
 
+    def own_account(self) -> str:
+        """The id `GET /v1/account` answers with for the key's own account."""
+        return self.sb.store.account_id(0)
+
     @contextmanager
     def faults_set_aside(self):
         faults = self.sb.app.faults
@@ -742,6 +840,8 @@ class Simulation:
         self.n_accounts = history.accounts if history.mode == "connected" else 0
         self.procs = [Proc(0, None)]
         self.faults: list[Fault] = []
+        self.off: tuple[str, ...] = ()  # streams deselected (Select)
+        self.revoked: dict[str, int] = {}  # path -> runs it still answers 403 (Revoke)
         self.ops: dict[tuple, list[Op]] = {}  # (stream, account index, id) -> changes
         self.deletions: list[tuple[str, int, str, int]] = []  # (stream, account index, id, at)
         self.child_added: set[str] = set()  # child ids created by the history (not in the data's own history)
@@ -802,18 +902,22 @@ class Simulation:
         with Sandbox(seed=self.h.seed, scale=0.02, volumes=VOLUMES, accounts=MAX_ACCOUNTS, now=SANDBOX_NOW,
                      history_days=HISTORY_DAYS) as self.sb:
             self.probe = SandboxProbe(self.sb)
-            (self.workdir / "catalog.json").write_text(catalog_json())
+            if self.h.mode == "platform":  # rows of the key's own account: named by its id, or null
+                self.target.aliases[self.probe.own_account()] = None
             for number, step in enumerate(self.h.steps, 1):
-                if isinstance(step, Run):  # its processes' lines follow
+                if isinstance(step, (Run, KillLoop)):  # its processes' lines follow
                     self.outcome.log.append(f"{number:2d}. {step}")
                 note = self.apply(step)
                 if note:
                     self.outcome.log.append(f"{number:2d}. {note}")
             self.sb.clear_faults()
             self.faults.clear()
+            self.revoked.clear()
+            self.off = ()
             self.end = None
             self.sb.advance(1)  # a run's upper bound is exclusive: the last changes' second must be over
-            self.outcome.log.append("final: clear faults, no end_date, clock +1 s")
+            self.outcome.log.append("final: clear faults, restore permissions, select every stream, no end_date, "
+                                    "clock +1 s")
             self.outcome.runs += 1
             for proc in self.procs:
                 self.run_process(proc, None, 0, final=True)
@@ -858,19 +962,64 @@ class Simulation:
             state = self.procs[0].state
             self.procs = [Proc(i, step.n, copy.deepcopy(state)) for i in range(step.n)]
             return str(step)
-        if isinstance(step, Run):
+        if isinstance(step, Select):
+            self.off = tuple(step.off)
+            return str(step)
+        if isinstance(step, Revoke):
+            self.revoked[step.path] = max(step.runs, self.revoked.get(step.path, 0))
+            return str(step)
+        if isinstance(step, (Run, KillLoop)):
             self.outcome.runs += 1
+            for path in self.revoked:
+                self.faults.append(Fault("403", path))
             for rule in self.faults:
                 self.sb.add_fault(rule.path, rule.kind, count=rule.count, skip=rule.skip,
                                   rate=None if rule.count is not None else 1.0,
                                   permission="rak_simulated_read" if rule.kind == "403" else None)
-            victim = step.shard % len(self.procs)
-            for proc in self.procs:
-                self.run_process(proc, step.kill if proc.index == victim else None, step.at)
+            if isinstance(step, KillLoop):
+                for proc in self.procs:
+                    self.kill_loop(proc, step)
+            else:
+                victim = step.shard % len(self.procs)
+                for proc in self.procs:
+                    self.run_process(proc, step.kill if proc.index == victim else None, step.at)
             self.sb.clear_faults()
             self.faults.clear()
+            self.revoked = {path: n - 1 for path, n in self.revoked.items() if n > 1}
             return None
         raise TypeError(step)
+
+    def readable(self, stream: str) -> bool:
+        """Whether this run reads `stream`'s list: selected, its permission not revoked."""
+        path = f"/v1/{stream}"
+        return stream not in self.off and not any(
+            path.startswith(rule.path.rstrip("*")) for rule in self.faults if rule.kind in PERMISSION_FAULTS)
+
+    def kill_loop(self, proc: Proc, step: KillLoop) -> None:
+        """Runs of `proc` killed every K records until one ends, and the progress they made."""
+        faulty = bool(self.faults)
+        needed = self.count_records(proc)
+        every = max(1, math.ceil(step.every / 1000 * needed))
+        bound = needed // every + 1
+        written = runs = 0
+        finished = False
+        while runs < 3 * bound + 3:
+            runs += 1
+            records, returncode, signalled = self.run_process(proc, step.kill, 0, kill_records=every)
+            written += records
+            if returncode == 0:
+                finished = True
+                break
+            if not signalled:  # failed by a fault, not stopped: the next Run resumes
+                break
+        self.outcome.progress.append((needed, written, runs, every, finished))
+        self.outcome.log.append(f"    {proc.label}: {runs} runs killed every {every} records wrote {written} "
+                                f"records for {needed}" + ("" if finished else ", never finished"))
+        if not faulty and (not finished or runs > bound or written > 1.5 * needed):
+            self.finding("no-progress", "-", f"{proc.label}: killed every {every} records, {runs} runs "
+                         f"{'finished' if finished else 'did not finish'} a load of {needed} records (at most "
+                         f"{bound} runs expected) and wrote {written} records ({written / max(1, needed):.2f}x, "
+                         "at most 1.5x expected)")
 
     def change(self, step) -> str:
         sb, account = self.sb, self.sandbox_index(step.account)
@@ -925,19 +1074,34 @@ class Simulation:
         self.ops.setdefault((stream, account, oid), []).append(Op(kind, at, self.seq))
 
     # -- one tap process
-    def run_process(self, proc: Proc, kill: str | None, at: int, final: bool = False) -> None:
+    def _argv(self, proc: Proc) -> tuple[Path, dict, list[str]]:
         folder = self.workdir / f"proc{proc.index}"
         folder.mkdir(exist_ok=True)
         config = self.config(proc)
         (folder / "config.json").write_text(json.dumps(config))
-        argv = ["--config", str(folder / "config.json"), "--catalog", str(self.workdir / "catalog.json")]
+        (folder / "catalog.json").write_text(catalog_json(self.off))  # only the selected streams selected
+        argv = ["--config", str(folder / "config.json"), "--catalog", str(folder / "catalog.json")]
         if proc.state is not None:
             (folder / "state.json").write_text(json.dumps(proc.state))
             argv += ["--state", str(folder / "state.json")]
+        return folder, config, argv
+
+    def count_records(self, proc: Proc) -> int:
+        """The records a clean run of `proc`'s state writes (faults set aside: GETs change nothing)."""
+        folder, _, argv = self._argv(proc)
+        with self.probe.faults_set_aside():
+            dry = self.runner.run(argv, folder)
+        self.outcome.processes += 1
+        return sum(1 for line in dry.lines if line.startswith(b'{"type":"RECORD"'))
+
+    def run_process(self, proc: Proc, kill: str | None, at: int, final: bool = False,
+                    kill_records: int | None = None) -> tuple[int, int, str | None]:
+        """One tap process; returns (records written, exit code, signal sent)."""
+        folder, config, argv = self._argv(proc)
         kill_at = None
-        note = ""
+        note = f", SIG{kill} after {kill_records} records" if kill_records is not None else ""
         dry_records = None
-        if kill:
+        if kill and kill_records is None:
             # The kill point is drawn from the lines this very run writes: a clean run of the
             # same state, with the faults set aside (GETs change nothing in the sandbox).
             with self.probe.faults_set_aside():
@@ -951,7 +1115,7 @@ class Simulation:
         multi = several_accounts(config)
         input_state = copy.deepcopy(proc.state or {})
         self._note_expired_deletions(proc, input_state, multi)
-        result = self.runner.run(argv, folder, kill_at, kill or "KILL")
+        result = self.runner.run(argv, folder, kill_at, kill or "KILL", kill_records)
         self.outcome.processes += 1
         number = self.outcome.processes
         (folder / f"run{number:03d}.out").write_bytes(b"".join(result.lines) + result.partial)
@@ -960,6 +1124,7 @@ class Simulation:
             self.outcome.kills += 1
         checker = StateChecker(self, proc, input_state, multi)
         states = records = 0
+        held = {stream: set(table) for stream, table in self.target.tables.items() if stream in STREAMS}
         for number, raw in enumerate(result.lines, 1):
             try:
                 message = json.loads(raw)
@@ -975,11 +1140,13 @@ class Simulation:
                 proc.state = message["value"]
         if not multi:
             self._note_activations(proc, input_state, result.returncode == 0)
+        self._check_dropped(proc, held)
         if result.partial and result.signalled != "KILL":  # only SIGKILL may cut a line
             how = "stopped by SIGTERM" if result.signalled else "not killed"
             self.finding("malformed-line", "-", f"{proc.label}: a run {how} ended with a cut line "
                          f"{result.partial[:80]!r} (exit {result.returncode})")
-        if result.signalled == "TERM" and result.returncode == 0 and not self.faults and records < dry_records:
+        if result.signalled == "TERM" and result.returncode == 0 and not self.faults and dry_records is not None \
+                and records < dry_records:
             self.finding("stopped-exit-0", "-", f"{proc.label}: stopped by SIGTERM after {records} of its "
                          f"{dry_records} records, yet exit 0 (an orchestrator takes the run for a success)")
         if result.hung:
@@ -992,6 +1159,21 @@ class Simulation:
             f"{states} STATEs, exit {result.returncode}"
             + (", cut last line" if result.partial else "")
             + (f" [{_last_error(result.stderr)}]" if result.returncode not in (0, -9, -15) else ""))
+        return records, result.returncode, result.signalled
+
+    def _check_dropped(self, proc: Proc, held: dict[str, set]) -> None:
+        """No run removes the row of an object still live in Stripe (created after start_date):
+        not a deletion record, not an ACTIVATE_VERSION of a re-read that did not read it (one
+        bounded by end_date, say). Changes happen between runs, so the truth is the run's."""
+        accounts = {self.account_id(a): a for a in self.proc_accounts(proc)}
+        for stream, keys in held.items():
+            gone = keys - set(self.target.tables.get(stream, {}))
+            for account_id, oid in sorted((k[0], k[-1]) for k in gone if k[0] in accounts):
+                live = self.truth(stream, accounts[account_id]).get(oid)
+                if live is not None and live[0] >= self.start:
+                    self.finding("live-row-dropped", stream, f"{proc.label}: the row of {oid} of "
+                                 f"{_label(account_id)}, live in Stripe, was removed"
+                                 f"{' (end_date ' + rfc3339(self.end) + ')' if self.end else ''}")
 
     def _note_activations(self, proc: Proc, input_state: dict, ended: bool) -> None:
         """A resync that ends, or is carried in the state to a run that ends it, activates its
@@ -1005,7 +1187,7 @@ class Simulation:
 
         for account in self.proc_accounts(proc):
             account_id = self.account_id(account)
-            for stream in self.resync_streams():
+            for stream in filter(self.readable, self.resync_streams()):
                 before, after = version(input_state, stream, account_id), version(proc.state, stream, account_id)
                 began = self.resync_began.setdefault((stream, account, before), self.seq) if before else self.seq
                 if after is not None:
@@ -1032,7 +1214,7 @@ class Simulation:
         is: not a single account (the tap can version its re-read), not a deletion still in
         Stripe's retention, not a stream without an events bookmark."""
         account_ids = {self.account_id(a): a for a in self.proc_accounts(proc)}
-        resync = self.resync_streams()
+        resync = [s for s in self.resync_streams() if self.readable(s)]
         for account in account_ids.values():
             for stream in resync:
                 self.resync_runs.setdefault((stream, account), []).append((self.sb.now, self.seq))
@@ -1155,6 +1337,8 @@ class StateChecker:
     """Checks every STATE a process writes, as the target receives it.
 
     - regressed: each (stream, account) bookmark the run started with is still there;
+    - backwards: no `created` or `events` bookmark goes below the value the run started with
+      (a re-read bounded by end_date must not pull them back);
     - created cursors (and a resync's `created`, per table version): when one moves to c,
       every live object created in [start_date, c) — for a child stream, every child of a
       parent created there, except children added later, which come through the parent's
@@ -1176,6 +1360,7 @@ class StateChecker:
                 for key in ("created", "events"):
                     self.last[(stream, account, key)] = cursors.get(key)
                 self.last[(stream, account, "resync")] = (cursors.get("resync") or {}).get("created")
+        self.began = {key: value for key, value in self.last.items() if key[2] != "resync" and isinstance(value, int)}
         self._truth: dict = {}
 
     def truth(self, stream, account):
@@ -1195,6 +1380,13 @@ class StateChecker:
                     return
         if not bookmarks:
             return
+        for (stream, account, name), began in list(self.began.items()):
+            value = ((bookmarks.get(stream) or {}).get("accounts", {}).get(account) or {}).get(name)
+            if isinstance(value, int) and value < began:
+                sim.finding("bookmark-backwards", stream, f"{self.proc.label}: STATE moved {name} of {account} back "
+                            f"from {rfc3339(began)} to {rfc3339(value)}"
+                            + (f" (end_date {rfc3339(sim.end)})" if sim.end else ""))
+                del self.began[(stream, account, name)]  # once per run
         for account in self.accounts:
             account_id = sim.account_id(account)
             key = account_id or "default"
@@ -1430,6 +1622,12 @@ def asdict_shallow(history: History) -> dict:
 def _simpler(step) -> list:
     if isinstance(step, Run) and step.kill:
         return [Run()]
+    if isinstance(step, KillLoop):
+        return [Run()]
+    if isinstance(step, Revoke) and step.runs > 1:
+        return [Revoke(step.path, 1)]
+    if isinstance(step, Select) and len(step.off) > 1:
+        return [Select(step.off[:1]), Select(step.off[1:])]
     if isinstance(step, Advance) and step.seconds > 1:
         return [Advance(1)] + ([Advance(DAY)] if step.seconds > DAY else [])
     if isinstance(step, (Update, Delete, ChildCreate, ChildUpdate, ChildDelete)) and step.pick:

@@ -51,6 +51,20 @@ def test_histories_replay_from_their_json_and_seeds_are_stable():
         assert str(seed) in repr(history) and "replay: python scripts/soak.py --replay" in repr(history)
 
 
+def test_pipeline_changes_replay_from_json_and_shrink_to_simpler_steps():
+    steps = (sim.KillLoop("KILL", 200), sim.Select(("customers", "customer_tax_ids")), sim.Revoke("/v1/charges", 3),
+             sim.Select(()), sim.Run())
+    history = sim.History(seed=5, mode="connected", accounts=2, steps=steps)
+    assert sim.History.from_json(history.to_json()) == history
+    assert sim._simpler(sim.KillLoop("TERM", 100)) == [sim.Run()]
+    assert sim._simpler(sim.Revoke("/v1/charges", 3)) == [sim.Revoke("/v1/charges", 1)]
+    assert sim._simpler(sim.Select(("customers", "customer_tax_ids"))) == [
+        sim.Select(("customers",)), sim.Select(("customer_tax_ids",))]
+    drawn = [sim.generate(seed) for seed in range(1, 60)]
+    kinds = {type(step).__name__ for h in drawn for step in h.steps}
+    assert {"KillLoop", "Select", "Revoke", "SetEndDate"} <= kinds
+
+
 class ForgetsDeletions(sim.Target):
     """A broken target: ignores `deleted: true`."""
 

@@ -176,6 +176,15 @@ def test_stripe_account_separation(client, session_sandbox):
     assert r.status_code == 403
 
 
+def test_the_account_a_request_acts_for(client, session_sandbox):
+    # GET /v1/account: the key's own account, or the connected account Stripe-Account names.
+    own = client.get("/v1/account").json()
+    assert own["object"] == "account" and own["id"].startswith("acct_")
+    assert own["id"] not in session_sandbox.account_ids()
+    connected = session_sandbox.account_ids()[1]
+    assert client.get("/v1/account", **{"Stripe-Account": connected}).json()["id"] == connected
+
+
 def test_balance(client):
     b = client.get("/v1/balance").json()
     assert b["object"] == "balance" and b["available"][0]["currency"]

@@ -24,6 +24,9 @@ from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
 STATE_INTERVAL = 1.0
+# ... or sooner, once this many records were written since the last STATE: a run killed without
+# warning (SIGKILL, an out-of-memory kill) keeps its progress however fast it writes.
+STATE_RECORDS = 1000
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Emission:
         self.summary = summary
         self.on_permission_error = on_permission_error
         self._last_state = 0.0
+        self._written = 0  # records written since the last STATE
         self.state_dirty = False
         self.announced: dict[str, int] = {}  # per stream, the schema revision its last SCHEMA carried
 
@@ -75,6 +79,7 @@ class Emission:
                 for record in payload:
                     emit(record, extracted, version)
         self.summary.count(output, skipped)
+        self._written += sum(count for stream, _, _, count in output if stream not in skipped)
 
     def advance_bookmarks(self, feed: Feed, segment: Segment, had_output: object) -> None:
         """The segment and every one before it were written: move the bookmarks past it."""
@@ -191,7 +196,8 @@ class Emission:
             feed.segments.clear()
 
     def maybe_write_state(self) -> None:
-        if self.state_dirty and time.monotonic() - self._last_state >= STATE_INTERVAL:
+        if self.state_dirty and (self._written >= STATE_RECORDS or
+                                 time.monotonic() - self._last_state >= STATE_INTERVAL):
             self.write_state()
 
     def write_state(self, force: bool = False) -> None:
@@ -199,6 +205,7 @@ class Emission:
             self.sinks.write_message({"type": "STATE", "value": self.state.data})
             self.state_dirty = False
             self._last_state = time.monotonic()
+            self._written = 0
 
 
 def skip_reason(exc: StripeError) -> str:

@@ -160,6 +160,8 @@ class Planner:
         in between only its events are read: its changes, and deletions also for several accounts."""
         spec, account, lookback = feed.spec, feed.account, self.settings.lookback
         feed.bounded = False  # no created filter: end_date does not bound the read
+        for member in feed.root.walk():
+            member.floor = self.settings.start  # objects created before start_date are not emitted
         # Every selected member must have read the table whole (a member new to the selection has
         # no events bookmark of its own yet).
         own = [self.state.get(m.spec.name, account, "events") for m in feed.root.walk() if m.selected]

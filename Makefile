@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test generate bench clean
+.PHONY: install demo test generate bench bench-cost clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench: install
 	$(BIN)/python benchmarks/cpu_per_record.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/sandbox_speed.py
+
+# Requests, records and seconds of a first load, a quiet run and a run after a few changes, at the
+# default settings (20 requests/s for a test key); then the demo's data and the freshness runs.
+# About 20 minutes; BENCH_COST_ARGS="--n 100 --scales 1" for a quick look.
+bench-cost: install
+	$(BIN)/python benchmarks/run_cost.py $(or $(BENCH_COST_ARGS),--all)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output

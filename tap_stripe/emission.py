@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from tap_stripe import reports
 from tap_stripe.client import PermissionDenied, StripeError
 from tap_stripe.errors import FatalRunError
@@ -24,9 +26,10 @@ from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
 STATE_INTERVAL = 1.0
-# ... or sooner, once this many records were written since the last STATE: a run killed without
-# warning (SIGKILL, an out-of-memory kill) keeps its progress however fast it writes.
-STATE_RECORDS = 1000
+# ... or sooner, once this many records were written since the last STATE (more for a large
+# state: a STATE costs at most about a tenth of the ~2 KB records it follows), so a run killed
+# without warning (SIGKILL, an out-of-memory kill) keeps its progress however fast it writes.
+STATE_RECORDS = 100
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Emission:
         self.on_permission_error = on_permission_error
         self._last_state = 0.0
         self._written = 0  # records written since the last STATE
+        self._state_records = STATE_RECORDS  # how many records call for a STATE (see STATE_RECORDS)
         self.state_dirty = False
         self.announced: dict[str, int] = {}  # per stream, the schema revision its last SCHEMA carried
 
@@ -120,23 +124,20 @@ class Emission:
         pending = segment.hi if feed.pending_seen is None else min(feed.pending_seen, segment.hi)
         self.state.set(root.spec.name, feed.account, "pending", pending)
 
-    def record_done(self, feed: Feed, segment: Segment) -> None:
-        """A window written to its end ahead of an unfinished one before it: saved as done, so
-        a run killed before the bookmark reaches it does not read it again. A window holding
-        objects that can still change is left to the bookmark."""
-        segment.recorded = True
-        if segment.lo is None or segment.hi is None or segment.pending is not None:
+    def record_done(self, feed: Feed, lo: int, hi: int) -> None:
+        """Every object of `[lo, hi)` was written, ahead of where the bookmark is: saved as a
+        done span, so a run killed before the bookmark reaches it does not read it again."""
+        if lo >= hi:
             return
-        span = [segment.lo, segment.hi]
         name, account = feed.name, feed.account
         if feed.resync:
             resync = self.state.get(name, account, "resync")
             if resync is not None:
-                self.state.set(name, account, "resync", {**resync, "done": _merged(resync.get("done"), span)})
+                self.state.set(name, account, "resync", {**resync, "done": _merged(resync.get("done"), [lo, hi])})
         else:
             for member in feed.live_members():
                 self.state.set(member.spec.name, account, "done",
-                               _merged(self.state.get(member.spec.name, account, "done"), span))
+                               _merged(self.state.get(member.spec.name, account, "done"), [lo, hi]))
         self.state_dirty = True
 
     def announce(self, stream: str, need: int) -> None:
@@ -196,13 +197,15 @@ class Emission:
             feed.segments.clear()
 
     def maybe_write_state(self) -> None:
-        if self.state_dirty and (self._written >= STATE_RECORDS or
+        if self.state_dirty and (self._written >= self._state_records or
                                  time.monotonic() - self._last_state >= STATE_INTERVAL):
             self.write_state()
 
     def write_state(self, force: bool = False) -> None:
         if self.state_dirty or force:
-            self.sinks.write_message({"type": "STATE", "value": self.state.data})
+            message = {"type": "STATE", "value": self.state.data}
+            self.sinks.write_message(message)
+            self._state_records = max(STATE_RECORDS, len(orjson.dumps(message)) // 200)
             self.state_dirty = False
             self._last_state = time.monotonic()
             self._written = 0

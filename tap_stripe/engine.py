@@ -143,6 +143,7 @@ class Run:
                 return True
             self.emission.emit_segment(feed, head, output)
             feed.segments.popleft()
+            self.emission.maybe_write_state()
             progressed = True
         if failure is not None:
             raise FatalRunError(stream_message(feed, failure))
@@ -158,14 +159,19 @@ class Run:
         for segment in feed.segments:
             if segment.kind != "window":
                 break
-            while segment.parts and all(f.done() and not f.cancelled() for f in segment.parts[0][1]):
+            while segment.parts and all(f.done() and not f.cancelled() for f in segment.parts[0].subs):
                 with self.scheduler.paging.lock:
-                    rendered, subs = segment.parts.pop(0)
-                output = self._complete(feed, rendered, subs)
+                    part = segment.parts.pop(0)
+                output = self._complete(feed, part.rendered, part.subs)
                 if output is None:
                     return None
                 self.emission.write(feed, output)
                 segment.written = wrote = True
+                # Pages come newest first: the window is written from `written_from` up.
+                segment.unsettled |= part.pending is not None
+                if not segment.unsettled and segment.hi is not None:
+                    self.emission.record_done(feed, part.written_from, segment.hi)
+                self.emission.maybe_write_state()
             if segment.ready and (segment.output or segment.subs) and \
                     all(f.done() and not f.cancelled() for f in segment.subs):
                 output = self._complete(feed, segment.output, segment.subs)
@@ -176,7 +182,10 @@ class Run:
                 wrote = True
             if segment.ready and not segment.recorded and not segment.parts and not segment.output \
                     and not segment.subs and segment is not feed.segments[0]:
-                self.emission.record_done(feed, segment)
+                segment.recorded = True
+                if segment.pending is None and not segment.unsettled and segment.lo is not None \
+                        and segment.hi is not None:
+                    self.emission.record_done(feed, segment.lo, segment.hi)
         return wrote
 
     def _complete(self, feed: Feed, rendered: Rendered, subs: list) -> Rendered | None:

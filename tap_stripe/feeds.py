@@ -46,6 +46,18 @@ class Member:
             yield from child.walk()
 
 
+@dataclass
+class Part:
+    """A page of a window being paged, as its worker finished it: its records, its children's
+    fetches, and what writing it completes: every object of the window created at or after
+    `written_from`. `pending`: see Segment.pending."""
+
+    rendered: Rendered
+    subs: list[Future]
+    written_from: int
+    pending: int | None = None
+
+
 @dataclass(eq=False)  # segments are found by identity (deque.index), never compared by value
 class Segment:
     kind: str  # "window" | "events" | "pages" | "singleton" | "report_plan" | "report"
@@ -68,7 +80,7 @@ class Segment:
     output: Rendered = field(default_factory=list)
     # A window's pages as its worker finishes them, each with its children's fetches, for the
     # main thread to write at once (under Paging.lock); `written`: its output went out early.
-    parts: list[tuple[Rendered, list[Future]]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
     written: bool = False
     ready: bool = False
     nbytes: int = 0  # response bytes behind `output`
@@ -76,6 +88,7 @@ class Segment:
     # (`StreamSpec.unsettled`), and whether its progress was recorded before it reached the head.
     pending: int | None = None
     recorded: bool = False
+    unsettled: bool = False  # a page written held such objects: its progress is left to the bookmark
 
 
 @dataclass

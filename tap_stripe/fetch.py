@@ -19,7 +19,7 @@ from tap_stripe.children import Children
 from tap_stripe.client import StripeClient
 from tap_stripe.errors import Stopped
 from tap_stripe.evolution import SCHEMA_CHANGE
-from tap_stripe.feeds import Feed, Output, Paging, Rendered, Segment, SegmentResult
+from tap_stripe.feeds import Feed, Output, Paging, Part, Rendered, Segment, SegmentResult
 from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
 from tap_stripe.plan import Scope
 from tap_stripe.records import rfc3339
@@ -165,12 +165,14 @@ class Fetcher:
                     if segment.reached is None:
                         self.paging.notify()  # wake the main loop: this window can be shared
                     segment.reached, segment.read = page[-1].get(created_field), result.objects
+                # Once this page is written, every object of the window from here up is.
+                written_from = lo if segment.closed or not page else _created(page[-1], created_field, lo) + 1
             part = self._parents(feed, page[::-1])
             if part.pending is not None:
                 result.pending = min(part.pending, result.pending or part.pending)
             rendered = self.rendered(part.output, feed.version)
             with self.paging.lock:
-                segment.parts.append((rendered, part.subs))
+                segment.parts.append(Part(rendered, part.subs, written_from, part.pending))
                 self.paging.notify()  # wake the main loop: a page to write
             if segment.closed:
                 break

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SANDBOX_KEY, catalog_for
+from conftest import OPENAPI_DIR, ROOT, SANDBOX_KEY, catalog_for
 from jsonschema import Draft202012Validator, FormatChecker
 
 from tap_stripe.records import RecordShaper
@@ -97,9 +97,9 @@ def test_about_lists_settings_and_marks_secrets():
     assert settings["api_version"]["default"] == "2026-10-28.endive"
 
 
-def test_fixture_objects_validate_after_the_record_path(openapi_dir):
+def test_fixture_objects_validate_after_the_record_path():
     """Stripe's example object for each resource, shaped by the tap, fits the stream's schema."""
-    fixtures = json.loads((openapi_dir / "fixtures3.json").read_text())["resources"]
+    fixtures = json.loads((OPENAPI_DIR / "fixtures3.json").read_text())["resources"]
     checked = 0
     for spec in STREAMS:
         for object_type in spec.object_types:

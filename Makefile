@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test generate bench clean
+.PHONY: install demo test test-fast generate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# Lint and types first (a few seconds), then the tests.
+# Lint and types first (a few seconds), then the tests: every tier (unit, e2e, external;
+# pyproject.toml and tests/conftest.py), the slowest 15 named at the end.
 test: install lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+
+# Lint, types and the `unit` tier only: under a minute on two cores.
+test-fast: install lint
+	$(BIN)/python -m pytest -n 2 --dist load -m unit
 
 .PHONY: lint
 lint: install

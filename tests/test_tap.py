@@ -17,6 +17,7 @@ from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
 from tap_stripe.writer import FastWriter
 
 
+@pytest.mark.e2e
 def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"api_key": SANDBOX_KEY, "api_url": "http://127.0.0.1:9"}))

@@ -85,7 +85,7 @@ def project(tmp_path, meltano_exe):
     """A copy of the project with tap-stripe and target-jsonl installed by Meltano; returns a runner."""
     root = tmp_path / "project"
     root.mkdir()
-    for name in ("meltano.yml", "pyproject.toml", "README.md"):
+    for name in ("meltano.yml", "pyproject.toml", "README.md", "LICENSE"):
         if (ROOT / name).exists():
             shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "tap_stripe", root / "tap_stripe", ignore=shutil.ignore_patterns("__pycache__"))

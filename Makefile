@@ -26,10 +26,13 @@ test: install lint
 test-fast: install lint
 	$(BIN)/python -m pytest -n 2 --dist load -m unit
 
+# The CI workflows are checked against GitHub's workflow schema that check-jsonschema carries (no
+# network; a file that is not valid YAML fails too).
 .PHONY: lint
 lint: install
 	$(BIN)/ruff check tap_stripe stripe_sandbox scripts benchmarks tests
 	$(BIN)/mypy
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # A bounded soak of the simulation test (tests/simulation.py): SOAK_ARGS="--seeds 200" or "--minutes 30".
 .PHONY: soak

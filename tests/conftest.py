@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # module (it needs PostgreSQL, DuckDB, Meltano or a package build), `e2e` when it runs the tap or
 # a sandbox end to end (a fixture that starts one, or a module all of whose tests do), else `unit`.
 TIERS = ("unit", "e2e", "external")
-EXTERNAL_MODULES = {"test_targets", "test_meltano", "test_packaging"}
+EXTERNAL_MODULES = {"test_targets", "test_meltano", "test_packaging", "test_demo"}
 E2E_MODULES = {
     "test_sdk_standard",  # the SDK's suite on a sandbox started at import
     "test_simulation",  # random histories run through the tap into a target model

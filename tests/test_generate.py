@@ -50,7 +50,7 @@ def _compare(fresh, committed):
     assert not mismatch and not errors, f"schemas drifted: {mismatch[:5]}: run `make generate`"
 
 
-@pytest.mark.e2e
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_generated_files_match_the_generator(sdk, tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
@@ -63,7 +63,7 @@ def test_the_generated_version_is_the_pinned_packages(sdk):
     assert generated.API_VERSION == reader.api_version == spec["info"]["version"]
 
 
-@pytest.mark.e2e
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_an_openapi_file_gives_the_same_format(tmp_path):
     """`--openapi FILE` (here the extract of Stripe's 2023-08-16 spec) goes through the same rules into the
     same files."""
@@ -140,7 +140,7 @@ def test_the_unix_time_rule_matches_the_2023_spec():
         "check_in_at", "clearing_date", "departure_at", "expected_availability_date", "subscription_proration_date"}
 
 
-@pytest.mark.e2e
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_api_versions_doc_is_current():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "api_versions.py"), "--check"],
                             capture_output=True, text=True)

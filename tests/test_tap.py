@@ -17,7 +17,7 @@ from tap_stripe.tap import SPECS, Emitter, TapStripe, load_schema
 from tap_stripe.writer import FastWriter
 
 
-@pytest.mark.e2e
+@pytest.mark.e2e  # runs the tap as a process
 def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"api_key": SANDBOX_KEY, "api_url": "http://127.0.0.1:9"}))
@@ -46,6 +46,7 @@ def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_pat
     assert "id" not in {m["metadata"].get("replication-key") for s in streams.values() for m in s["metadata"]}
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_discover_lists_the_current_versions_new_streams_with_schemas(tmp_path):
     """Lists Stripe added after 2023-08-16 are streams, with schemas generated from the pinned
     `stripe` package (tests/test_generate.py checks they are the generator's)."""
@@ -85,6 +86,7 @@ def test_multi_account_keys_include_the_account(tmp_path):
     assert tap.streams["charges"].primary_keys == ["_account_id", "id"]
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_about_lists_settings_and_marks_secrets():
     out = subprocess.run([sys.executable, "-m", "tap_stripe", "--about", "--format", "json"],
                          capture_output=True, text=True, check=True).stdout

@@ -216,7 +216,7 @@ def generator_inputs() -> tuple[Path, Path]:
     return OPENAPI_DIR, sdk
 
 
-@pytest.mark.e2e
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_generated_model_matches_the_generator(generator_inputs, tmp_path):
     openapi_dir, sdk = generator_inputs
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_sandbox.py"), "--openapi-dir",

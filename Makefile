@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test generate bench bench-cost clean
+.PHONY: install demo test test-fast generate bench bench-cost clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,22 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# Lint and types first (a few seconds), then the tests.
+# Lint and types first (a few seconds), then the tests: every tier (unit, e2e, external;
+# pyproject.toml and tests/conftest.py), the slowest 15 named at the end.
 test: install lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
+# Lint, types and the `unit` tier only: under a minute on two cores.
+test-fast: install lint
+	$(BIN)/python -m pytest -n 2 --dist load -m unit
+
+# The CI workflows are checked against GitHub's workflow schema that check-jsonschema carries (no
+# network; a file that is not valid YAML fails too).
 .PHONY: lint
 lint: install
 	$(BIN)/ruff check tap_stripe stripe_sandbox scripts benchmarks tests
 	$(BIN)/mypy
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # A bounded soak of the simulation test (tests/simulation.py): SOAK_ARGS="--seeds 200" or "--minutes 30".
 .PHONY: soak

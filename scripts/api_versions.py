@@ -6,13 +6,12 @@ API version of the pinned `stripe` package, stream by stream.
     python scripts/api_versions.py --check  # exit 1 if it is out of date (tests run this)
 
 Both sides go through scripts/generate.py's rules, so the streams and fields compared are the
-tap's own. The 2023 spec comes from the project's shared folder (`../shared/stripe-openapi`,
-or `$STRIPE_OPENAPI_DIR`), which is not part of the repo.
+tap's own. The 2023 spec is the repo's extract of it, `data/stripe-openapi/spec3-extract.json`
+(data/stripe-openapi/README.md).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import build, load_openapi, load_sdk
 from refresh import refresh
 
-OPENAPI_DIR = Path(os.environ.get("STRIPE_OPENAPI_DIR", ROOT.parent / "shared" / "stripe-openapi"))
+SPEC_2023 = ROOT / "data" / "stripe-openapi" / "spec3-extract.json"
 DOC = ROOT / "docs" / "api-versions.md"
 OURS = {"_account_id", "_sdc_deleted_at", "_updated_at", "deleted"}  # the tap's own fields
 DEPTH = 3  # levels compared: `a`, `a.b` and (only to find where a field went) `a.b.c`
@@ -74,7 +73,7 @@ def _leaf(path: str) -> str:
 
 
 def changes(old_version: str, new_version: str) -> str:
-    old_specs, old_schemas = build(load_openapi(OPENAPI_DIR / "spec3.json"))
+    old_specs, old_schemas = build(load_openapi(SPEC_2023))
     new_specs, new_schemas = build(load_sdk())
     old_by, new_by = {s["name"]: s for s in old_specs}, {s["name"]: s for s in new_specs}
     lines = [f"Streams compared: {len(old_by)} of `{old_version}`, {len(new_by)} of `{new_version}`.", ""]
@@ -122,6 +121,4 @@ def render(text: str) -> str:
 
 
 if __name__ == "__main__":
-    if not (OPENAPI_DIR / "spec3.json").exists():
-        sys.exit(f"needs Stripe's 2023-08-16 spec at {OPENAPI_DIR} (set STRIPE_OPENAPI_DIR)")
     sys.exit(refresh(DOC, render, "scripts/api_versions.py"))

@@ -4,7 +4,8 @@
     python scripts/meltano_settings.py          # rewrite meltano.yml in place
     python scripts/meltano_settings.py --check  # exit 1 when it is out of date
 
-tests/test_meltano.py checks the block against `--about` too. Kinds: string → string
+tests/test_meltano.py checks the block against `--about` too; scripts/meltano_hub.py writes the
+same settings into the Meltano Hub definition. Kinds: string → string
 (`date_iso8601` for date-times), integer, number → decimal, boolean, array, object, and an
 `enum` → options. Defaults stay the tap's own.
 """
@@ -38,25 +39,40 @@ def about_settings() -> dict:
     return json.loads(out)["settings"]["properties"]
 
 
-def block() -> str:
-    lines = ["    settings:"]
-    for name, prop in about_settings().items():
+def settings(props: dict | None = None) -> list[dict]:
+    """Meltano setting definitions (meltano.yml, the Meltano Hub definition) of `--about`'s settings."""
+    out = []
+    for name, prop in (about_settings() if props is None else props).items():
         kinds = prop.get("type") or "object"
         kind = next(t for t in (kinds if isinstance(kinds, list) else [kinds]) if t != "null")
-        lines += [f"    - name: {name}"]
+        setting: dict = {"name": name}
         if "enum" in prop:
-            lines.append("      kind: options")
+            setting["kind"] = "options"
         elif kind == "string":
-            lines.append(f"      kind: {'date_iso8601' if prop.get('format') == 'date-time' else 'string'}")
+            setting["kind"] = "date_iso8601" if prop.get("format") == "date-time" else "string"
         else:
-            lines.append(f"      kind: {KINDS[kind]}")
-        lines.append(f"      label: {json.dumps(prop.get('title') or label(name))}")
-        lines.append(f"      description: {json.dumps(prop.get('description', ''), ensure_ascii=False)}")
+            setting["kind"] = KINDS[kind]
+        setting["label"] = prop.get("title") or label(name)
+        setting["description"] = prop.get("description", "")
         if prop.get("secret"):
-            lines.append("      sensitive: true")
+            setting["sensitive"] = True
         if "enum" in prop:
+            setting["options"] = [{"label": v, "value": v} for v in prop["enum"]]
+        out.append(setting)
+    return out
+
+
+def block() -> str:
+    lines = ["    settings:"]
+    for setting in settings():
+        lines += [f"    - name: {setting['name']}", f"      kind: {setting['kind']}",
+                  f"      label: {json.dumps(setting['label'])}",
+                  f"      description: {json.dumps(setting['description'], ensure_ascii=False)}"]
+        if setting.get("sensitive"):
+            lines.append("      sensitive: true")
+        if "options" in setting:
             lines.append("      options:")
-            lines += [f"      - {{label: {v}, value: {v}}}" for v in prop["enum"]]
+            lines += [f"      - {{label: {o['label']}, value: {o['value']}}}" for o in setting["options"]]
     return "\n".join(lines) + "\n"
 
 

@@ -12,19 +12,46 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_OPENAPI = Path(os.environ.get("STRIPE_OPENAPI_DIR", ROOT.parent / "shared" / "stripe-openapi"))
+# Test tiers (pyproject.toml registers the markers): `make test-fast` runs `-m unit`, `make test`
+# all three. A test marked with a tier keeps it; every other test gets one here: `external` by
+# module (it needs PostgreSQL, DuckDB, Meltano or a package build), `e2e` when it runs the tap or
+# a sandbox end to end (a fixture that starts one, or a module all of whose tests do), else `unit`.
+TIERS = ("unit", "e2e", "external")
+EXTERNAL_MODULES = {"test_targets", "test_meltano", "test_packaging", "test_demo"}
+E2E_MODULES = {
+    "test_sdk_standard",  # the SDK's suite on a sandbox started at import
+    "test_simulation",  # random histories run through the tap into a target model
+}
+E2E_FIXTURES = {"run_tap", "sandbox", "session_sandbox", "sb", "client", "c"}
 
 
-@pytest.fixture(scope="session")
-def openapi_dir() -> Path:
-    """Stripe's OpenAPI material from the project's shared folder. A fresh clone without it
-    skips these tests; CI always has it, so under CI=true its absence fails them."""
-    if not (SHARED_OPENAPI / "spec3.json").exists():
-        message = f"needs Stripe's OpenAPI spec at {SHARED_OPENAPI} (../shared, not in the repo)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " — CI must run the generator-drift tests")
-        pytest.skip(message)
-    return SHARED_OPENAPI
+def tier_of(module: str, fixtures: set[str] | list[str], marked: list[str]) -> str:
+    """The one tier of a test in `module` using `fixtures`, already marked with `marked` tiers."""
+    if len(marked) > 1:
+        raise pytest.UsageError(f"marked with several tiers: {', '.join(marked)}")
+    if marked:
+        return marked[0]
+    if module in EXTERNAL_MODULES:
+        return "external"
+    if module in E2E_MODULES or E2E_FIXTURES & set(fixtures):
+        return "e2e"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marked = [m.name for m in item.iter_markers() if m.name in TIERS]
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        try:
+            tier = tier_of(module, item.fixturenames, marked)
+        except pytest.UsageError as error:
+            raise pytest.UsageError(f"{item.nodeid}: {error}") from None
+        if not marked:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+# Stripe's OpenAPI material the generators and their tests read (data/stripe-openapi/README.md).
+OPENAPI_DIR = ROOT / "data" / "stripe-openapi"
 
 
 @dataclass

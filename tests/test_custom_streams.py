@@ -100,6 +100,7 @@ def discover(tmp_path, config: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=tmp_path)
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_discovery_lists_custom_streams_without_a_request(tmp_path):
     config = {"api_key": SANDBOX_KEY, "api_url": "http://127.0.0.1:9",
               "custom_streams": [WIDGETS, {"name": "coupon_list", "path": "/v1/coupons", "key": ["id"]}]}
@@ -116,6 +117,7 @@ def test_discovery_lists_custom_streams_without_a_request(tmp_path):
     assert len(entries) == len(SPECS) + 2
 
 
+@pytest.mark.e2e  # runs the tap as a process
 @pytest.mark.parametrize("entry, message", [
     ({"name": "charges", "path": "/v1/charges"}, "'charges' is a built-in stream"),
     ({"name": "widgets", "path": "/v2/widgets"}, "'path' must be a list path starting with /v1/"),
@@ -135,6 +137,7 @@ def test_a_bad_custom_stream_stops_with_one_line(tmp_path, entry, message):
     assert lines[-1].startswith("tap-stripe: error: setting 'custom_streams") and message in lines[-1]
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_schema_evolution_setting_reads_like_the_others():
     from tap_stripe.settings import validate
 

@@ -168,6 +168,7 @@ def test_more_than_ten_thousand_objects_in_one_second(sandbox, run_tap):
 KILLS = 3  # killed attempts per seed before the run that goes to the end
 
 
+@pytest.mark.e2e  # kills and resumes the tap as a process against a sandbox
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_killed_at_a_random_point_then_resumed_loses_nothing(tmp_path, seed):
     """SIGKILL mid-run, resume from the last STATE the target received, three times; then a run

@@ -6,13 +6,12 @@ import ast
 import filecmp
 import importlib.metadata
 import json
-import os
 import re
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import OPENAPI_DIR, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -20,6 +19,9 @@ import generate
 from stripe_sdk_source import UNIX_TIME_NAME, SdkReader
 
 from tap_stripe.streams import generated
+
+# Stripe's 2023-08-16 spec, the part the generator reads (scripts/openapi_extract.py).
+SPEC_2023 = OPENAPI_DIR / "spec3-extract.json"
 
 
 def _pinned_stripe() -> str:
@@ -48,6 +50,7 @@ def _compare(fresh, committed):
     assert not mismatch and not errors, f"schemas drifted: {mismatch[:5]}: run `make generate`"
 
 
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_generated_files_match_the_generator(sdk, tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
@@ -60,10 +63,12 @@ def test_the_generated_version_is_the_pinned_packages(sdk):
     assert generated.API_VERSION == reader.api_version == spec["info"]["version"]
 
 
-def test_an_openapi_file_gives_the_same_format(openapi_dir, tmp_path):
-    """`--openapi FILE` (here Stripe's 2023-08-16 spec) goes through the same rules into the same files."""
+@pytest.mark.e2e  # runs a generator over the whole API as a process
+def test_an_openapi_file_gives_the_same_format(tmp_path):
+    """`--openapi FILE` (here the extract of Stripe's 2023-08-16 spec) goes through the same rules into the
+    same files."""
     subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--openapi",
-                    str(openapi_dir / "spec3.json"), "--out", str(tmp_path)], check=True, capture_output=True)
+                    str(SPEC_2023), "--out", str(tmp_path)], check=True, capture_output=True)
     source = (tmp_path / "streams" / "generated.py").read_text()
     assert 'API_VERSION = "2023-08-16"' in source and 'GENERATED_FROM = "openapi"' in source
     classes = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
@@ -95,14 +100,14 @@ def test_the_new_lists_are_streams_with_their_rules():
     assert "usage_record_summaries" not in specs and "issuing_settlements" not in specs  # gone from Stripe
 
 
-def test_event_objects_agree_with_stripes_event_catalog(sdk, openapi_dir):
+def test_event_objects_agree_with_stripes_event_catalog(sdk):
     """The object each event type is about, by the generator's rule (the SDK's event classes,
     else the type's name, EVENT_OBJECTS where neither tells), is the one Stripe's catalog
     names, for the pinned package's types and for the 2023 spec's."""
     from stripe_sdk_source import event_types
 
     reader, spec = sdk
-    catalog = {e["type"]: e["object"] for e in json.loads((openapi_dir / "event-types.json").read_text())["events"]}
+    catalog = {e["type"]: e["object"] for e in json.loads((OPENAPI_DIR / "event-types.json").read_text())["events"]}
     types, related = event_types(reader)
     objects = {generate.object_value(c, n) for n, c in spec["components"]["schemas"].items()}
     checked = 0
@@ -112,19 +117,19 @@ def test_event_objects_agree_with_stripes_event_catalog(sdk, openapi_dir):
             assert generate.event_object(event_type, related, objects) == expected, event_type
             checked += 1
     assert checked > 200
-    _old_spec, old_events = generate.load_openapi(openapi_dir / "spec3.json")
-    in_spec = {e["type"]: e["object"] for e in json.loads((openapi_dir / "event-types.json").read_text())["events"]
+    _old_spec, old_events = generate.load_openapi(SPEC_2023)
+    in_spec = {e["type"]: e["object"] for e in json.loads((OPENAPI_DIR / "event-types.json").read_text())["events"]
                if e["in_spec"]}
     assert {t: o for o, ts in old_events.items() for t in ts} == \
         {t: o for t, o in in_spec.items() if t not in ("order.created", "sku.created", "sku.deleted", "sku.updated",
                                                        "recipient.created", "recipient.deleted", "recipient.updated")}
 
 
-def test_the_unix_time_rule_matches_the_2023_spec(openapi_dir):
+def test_the_unix_time_rule_matches_the_2023_spec():
     """The SDK marks only some unix times in its docstrings; the rest by name. Every integer the
     2023 spec marks `unix-time` has such a name, and the names it matches that the spec left
     unmarked are all times too (read their descriptions)."""
-    components = json.loads((openapi_dir / "spec3.json").read_text())["components"]["schemas"]
+    components = json.loads(SPEC_2023.read_text())["components"]["schemas"]
     marked, unmarked = set(), set()
     for component in components.values():
         for name, prop in (component.get("properties") or {}).items():
@@ -135,7 +140,31 @@ def test_the_unix_time_rule_matches_the_2023_spec(openapi_dir):
         "check_in_at", "clearing_date", "departure_at", "expected_availability_date", "subscription_proration_date"}
 
 
-def test_api_versions_doc_is_current(openapi_dir):
+@pytest.mark.e2e  # runs a generator over the whole API as a process
+def test_api_versions_doc_is_current():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "api_versions.py"), "--check"],
-                            capture_output=True, text=True, env={**os.environ, "STRIPE_OPENAPI_DIR": str(openapi_dir)})
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_2023_extract_names_its_source_and_holds_only_what_the_extractor_keeps():
+    """The extract says where it came from, and running the extractor on it changes nothing: no
+    field the generator does not read has been added to it by hand."""
+    import openapi_extract
+
+    extract = json.loads(SPEC_2023.read_text())
+    made = extract["info"]["x-extract"]
+    assert made["repository"] == "stripe/openapi" and made["commit"] == openapi_extract.SOURCE["commit"]
+    assert made["commit"] in (OPENAPI_DIR / "README.md").read_text()
+    again = openapi_extract.extract(extract, made["sha256"])
+    again["info"]["x-extract"] = made
+    assert again == extract
+
+
+def test_nothing_in_the_repo_reads_outside_it():
+    """Every input of the generators and tests is in the repository (data/stripe-openapi)."""
+    outside = "../" + "shared"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    hits = [name for name in tracked.decode().split("\0") if name and (ROOT / name).is_file()
+            and outside.encode() in (ROOT / name).read_bytes()]
+    assert not hits, f"{outside} is named in {hits}"

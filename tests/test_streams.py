@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, SANDBOX_KEY
 
 from tap_stripe.streams import SPECS, STREAM_CLASSES, generated
@@ -92,6 +93,7 @@ class WidgetListParams(RequestOptions):
 '''
 
 
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_a_new_stripe_list_added_by_the_recipe_appears_in_discovery(tmp_path):
     """docs/streams.md, "Add a Stripe table": a list in a newer `stripe` package, the generator,
     and the tap discovers it, with one generated class and its schema (here the installed

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SANDBOX_KEY, catalog_for
+from conftest import OPENAPI_DIR, ROOT, SANDBOX_KEY, catalog_for
 from jsonschema import Draft202012Validator, FormatChecker
 
 from tap_stripe.output.emitter import Emitter
@@ -18,6 +18,7 @@ from tap_stripe.streams import STREAMS
 from tap_stripe.tap import SPECS, TapStripe, load_schema
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"api_key": SANDBOX_KEY, "api_url": "http://127.0.0.1:9"}))
@@ -46,6 +47,7 @@ def test_discover_offline_lists_every_stream_with_keys_method_and_schema(tmp_pat
     assert "id" not in {m["metadata"].get("replication-key") for s in streams.values() for m in s["metadata"]}
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_discover_lists_the_current_versions_new_streams_with_schemas(tmp_path):
     """Lists Stripe added after 2023-08-16 are streams, with schemas generated from the pinned
     `stripe` package (tests/test_generate.py checks they are the generator's)."""
@@ -85,6 +87,7 @@ def test_multi_account_keys_include_the_account(tmp_path):
     assert tap.streams["charges"].primary_keys == ["_account_id", "id"]
 
 
+@pytest.mark.e2e  # runs the tap as a process
 def test_about_lists_settings_and_marks_secrets():
     out = subprocess.run([sys.executable, "-m", "tap_stripe", "--about", "--format", "json"],
                          capture_output=True, text=True, check=True).stdout
@@ -98,9 +101,9 @@ def test_about_lists_settings_and_marks_secrets():
     assert settings["api_version"]["default"] == "2026-10-28.endive"
 
 
-def test_fixture_objects_validate_after_the_record_path(openapi_dir):
+def test_fixture_objects_validate_after_the_record_path():
     """Stripe's example object for each resource, shaped by the tap, fits the stream's schema."""
-    fixtures = json.loads((openapi_dir / "fixtures3.json").read_text())["resources"]
+    fixtures = json.loads((OPENAPI_DIR / "fixtures3.json").read_text())["resources"]
     checked = 0
     for spec in STREAMS:
         for object_type in spec.object_types:

@@ -8,9 +8,9 @@ makes.
 - the sandbox imports and serves with `tap_stripe` and `stripe` unimportable and their files
   unreadable (a subprocess with a `sys.meta_path` blocker): a fresh clone serves from the
   committed generated modules;
-- `scripts/generate_sandbox.py`, run on the installed `stripe` and ../shared, gives the
-  committed `resources.py` and `components.py` byte for byte (skipped without ../shared or
-  with another `stripe` than the one the model was read from; both fail under CI=true).
+- `scripts/generate_sandbox.py`, run on the installed `stripe` and data/stripe-openapi, gives the
+  committed `resources.py` and `components.py` byte for byte (skipped with another `stripe` than
+  the one the model was read from, which fails under CI=true).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED_OPENAPI
+from conftest import OPENAPI_DIR, ROOT
 
 PACKAGE = ROOT / "stripe_sandbox"
 GENERATED = ("resources.py", "components.py")
@@ -193,13 +193,9 @@ def test_generated_model_is_marked():
         assert MARK in (PACKAGE / name).read_text().splitlines()[0], name
 
 
-# What the generator reads from ../shared (Stripe's example objects, event types' objects).
-SHARED_INPUTS = ("fixtures3.json", "event-types.json")
-
-
 def _unavailable(message: str):
-    """A fresh clone without ../shared, or with another `stripe`, skips; CI has both (the test
-    extra pins `stripe`), so under CI=true their absence fails."""
+    """Another `stripe` than the model's skips; CI installs the test extra, which pins it, so
+    under CI=true it fails."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " — CI must run the generator-drift test")
     pytest.skip(message)
@@ -207,11 +203,8 @@ def _unavailable(message: str):
 
 @pytest.fixture
 def generator_inputs() -> tuple[Path, Path]:
-    """(../shared/stripe-openapi, the installed stripe package) when they are the ones the
+    """(data/stripe-openapi, the installed stripe package) when the package is the one the
     committed model was generated from."""
-    missing = [n for n in SHARED_INPUTS if not (SHARED_OPENAPI / n).exists()]
-    if missing:
-        _unavailable(f"needs {', '.join(missing)} at {SHARED_OPENAPI} (../shared, not in the repo)")
     spec = importlib.util.find_spec("stripe")
     if spec is None or not spec.submodule_search_locations:
         _unavailable("needs Stripe's Python SDK (`stripe`, the test extra) installed")
@@ -220,9 +213,10 @@ def generator_inputs() -> tuple[Path, Path]:
     from stripe_sandbox.resources import SDK_VERSION
     if version != SDK_VERSION:
         _unavailable(f"stripe {version} is installed; the sandbox's model was read from stripe {SDK_VERSION}")
-    return SHARED_OPENAPI, sdk
+    return OPENAPI_DIR, sdk
 
 
+@pytest.mark.e2e  # runs a generator over the whole API as a process
 def test_generated_model_matches_the_generator(generator_inputs, tmp_path):
     openapi_dir, sdk = generator_inputs
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_sandbox.py"), "--openapi-dir",
@@ -235,9 +229,9 @@ def test_generated_model_matches_the_generator(generator_inputs, tmp_path):
 
 
 def test_the_generator_says_what_it_needs(tmp_path):
-    """Without ../shared it names the folder; it never falls back to the tap's files."""
+    """Without its inputs it names them and the repo's folder; it never falls back to the tap's files."""
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_sandbox.py"), "--openapi-dir",
                            str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "../shared/stripe-openapi" in proc.stderr and "fixtures3.json" in proc.stderr
+    assert proc.returncode == 2 and "data/stripe-openapi" in proc.stderr and "fixtures3.json" in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -72,7 +72,7 @@ class Children:
                 if not grandchild.skipped:
                     output.extend(self.records(feed, grandchild, obj, changed))
             if member.selected:
-                record = shaper.shape(obj, feed.account, updated_at or obj.get("created"))
+                record = shaper.shape(obj, feed.record_account, updated_at or obj.get("created"))
                 if spec.parent_via and spec.parent_param and spec.parent_param not in record and \
                         spec.parent_param in shaper.known:
                     record[spec.parent_param] = parent_obj.get("id")

@@ -141,7 +141,7 @@ def apply_event(ctx: EventContext, feed: Feed, event: dict) -> Output:
     if obj is None or obj.get("deleted") is True:
         if root.selected:
             output.append((spec.name, shaper.deletion(snapshot["id"], snapshot.get("object", ""), changed_at,
-                                                       feed.account)))
+                                                       feed.record_account)))
         # Its child objects went with it (Stripe sends no event for them): those the
         # deleted object still embeds are deleted too.
         for child in root.children:
@@ -162,7 +162,7 @@ def _apply_child_event(ctx: EventContext, feed: Feed, event: dict, changed_at: i
         if not child.selected:
             return []
         record = ctx.shapers[child.spec.name].deletion(snapshot["id"], snapshot.get("object", ""), changed_at,
-                                                        feed.account)
+                                                        feed.record_account)
         return [(child.spec.name, record)]
     parent = parent_id(child.spec, snapshot)
     if parent is None or not feed.spec.retrieve_path or feed.deletions_only:
@@ -180,7 +180,7 @@ def _object_now(ctx: EventContext, feed: Feed, obj: dict, changed_at: int, previ
     root = feed.root
     output: Output = []
     if root.selected:
-        output.append((feed.spec.name, ctx.shapers[feed.spec.name].shape(obj, feed.account, changed_at)))
+        output.append((feed.spec.name, ctx.shapers[feed.spec.name].shape(obj, feed.record_account, changed_at)))
     for member in root.children:
         if member.skipped:
             continue
@@ -224,7 +224,7 @@ def _items(listing: Any) -> dict[str, dict]:
 def _deletions(ctx: EventContext, feed: Feed, member: Member, items: dict[str, dict], changed_at: int) -> Output:
     """Deletion records of a child stream's objects."""
     shaper = ctx.shapers[member.spec.name]
-    return [(member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.account))
+    return [(member.spec.name, shaper.deletion(item_id, item.get("object", ""), changed_at, feed.record_account))
             for item_id, item in items.items()]
 
 

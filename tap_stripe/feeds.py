@@ -133,7 +133,8 @@ class Feed:
 
     def __init__(self, root: Member, account: str | None, hi: int):
         self.root = root
-        self.account = account
+        self.account = account  # sent as Stripe-Account; None: the key's own account
+        self.record_account = account  # its records' `_account_id`: the key's own account's id too
         self.segments: deque[Segment] = deque()
         self.version: int | None = None  # the table version its records carry
         self.activate = False  # whether its end activates that version (full reads only)

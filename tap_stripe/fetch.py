@@ -96,7 +96,7 @@ class Fetcher:
             self.summary.page(spec.name)
             rows = body.get(spec.rows_field) or [] if spec.rows_field else [body]
             shaper, now = self.scope.shapers[spec.name], int(time.time())
-            return SegmentResult(output=[(spec.name, shaper.shape(row, feed.account, now)) for row in rows])
+            return SegmentResult(output=[(spec.name, shaper.shape(row, feed.record_account, now)) for row in rows])
         if segment.kind == "pages":
             page = get_page(self.client, spec.path, spec.list_query(self.expand), segment.cursor, segment.earlier,
                             account=feed.account, endpoint=spec.path, stream=spec.name, paginated=spec.paginated)
@@ -119,7 +119,9 @@ class Fetcher:
         if segment.kind == "report":
             rows = reports.run_report(self.client, segment.task, self.report_options)
             self.summary.page(spec.name)
-            return SegmentResult(output=[(spec.name, row) for row in rows])
+            account = feed.record_account
+            return SegmentResult(output=[(spec.name, {**row, "_account_id": row.get("_account_id") or account})
+                                         for row in rows])
         return self._list_window(feed, segment)
 
     def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
@@ -195,7 +197,7 @@ class Fetcher:
             created = obj.get(created_field) if created_field else None
             changed = obj.get("updated") or created
             if root.selected and root.wanted(created):
-                result.output.append((root.spec.name, shaper.shape(obj, feed.account)))
+                result.output.append((root.spec.name, shaper.shape(obj, feed.record_account)))
                 if unsettled and isinstance(created, int) and any(obj.get(f) == v for f, v in unsettled):
                     result.pending = created if result.pending is None else min(result.pending, created)
             for child in root.children:

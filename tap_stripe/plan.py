@@ -49,6 +49,7 @@ class Scope:
     # The upper bound is end_date, before Stripe's clock: full reads are incomplete (no
     # ACTIVATE_VERSION, no end of a resync) and none begins for the periodic reconciliation.
     bounded: bool = False
+    own_account: str | None = None  # the key's own account's id (`GET /v1/account`), when it may read it
 
 
 class Planner:
@@ -79,6 +80,7 @@ class Planner:
                 if root is None:
                     continue
                 feed = Feed(root, account, self.scope.hi)
+                feed.record_account = account or self.scope.own_account
                 self.plan_feed(feed)
                 feeds.append(feed)
         return feeds

@@ -98,6 +98,7 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
         scope = Scope(
             specs=tap.specs, selected=selected, accounts=account_list,
             platform_streams=accounts.platform_streams(settings),
+            own_account=None if settings.oauth else accounts.own_account_id(client),
             hi=min(now, settings.end) if settings.end else now, now=now,
             bounded=settings.end is not None and settings.end < now,
             shapers=evolution.shapers(tap.shapers) if evolution else tap.shapers,

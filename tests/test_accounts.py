@@ -34,7 +34,10 @@ def test_all_connected_accounts_are_read_and_tagged(platform, run_tap):
             assert got[account] == set(expected_rows(platform, stream, account)), (stream, account)
     # Connect's own table is read once, from the platform.
     assert {r["id"] for r in result.records("accounts")} == set(accounts)
-    assert {r["_account_id"] for r in result.records("accounts")} == {None}
+    # ... and names the platform's own account (GET /v1/account), not null.
+    own = platform.store.account_id(0)
+    assert own.startswith("acct_") and own not in accounts
+    assert {r["_account_id"] for r in result.records("accounts")} == {own}
     bookmarks = result.last_state["bookmarks"]["charges"]["accounts"]
     assert set(bookmarks) == set(accounts)
     schema = next(m for m in result.messages if m["type"] == "SCHEMA" and m["stream"] == "charges")

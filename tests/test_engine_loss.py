@@ -12,7 +12,7 @@ DAY = 86400
 def assert_matches(model: TargetModel, sandbox, streams, account=None):
     for stream in streams:
         expected = expected_rows(sandbox, stream, account)
-        got = {r["id"]: r for r in model.rows(stream).values() if r.get("_account_id") == account}
+        got = {r["id"]: r for r in model.rows(stream).values() if account is None or r.get("_account_id") == account}
         assert sorted(set(expected) - set(got)) == [], f"{stream}: missing rows"
         assert sorted(set(got) - set(expected)) == [], f"{stream}: rows of deleted objects"
         for key, record in expected.items():

@@ -39,6 +39,10 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def _events(spec) -> str:
+    return "events: " + (f"updates and `{spec.deleted_event}`" if spec.deleted_event else "updates")
+
+
 def streams_table() -> str:
     from tap_stripe.tap import SPECS
 
@@ -51,20 +55,21 @@ def streams_table() -> str:
         elif spec.parent:
             embedded = f" (embedded `{spec.embedded_field}`)" if spec.embedded_field else ""
             replication = f"child of `{spec.parent}`{embedded}"
-            changes = "re-read when the parent is emitted"
+            changes = "read with each new or changed parent"
         elif spec.kind == "singleton":
             replication = "snapshot each run"
             changes = "snapshot"
-        elif spec.name in DEFAULT_FULL_RESYNC:
-            replication = f"full resync each run (table versions); `{spec.replication_key}` windows"
-            changes = "full resync (or events, by `full_resync_streams`)"
         elif spec.replication_key:
             replication = f"incremental, `{spec.replication_key}` windows"
-            changes = ("events: " + (f"updates and `{spec.deleted_event}`" if spec.deleted_event else "updates")) \
-                if spec.event_types else "none (immutable or no events)"
+            if spec.name in DEFAULT_FULL_RESYNC:
+                replication += "; full re-read every `full_resync_every_days` (table versions)"
+            changes = _events(spec) if spec.event_types else "none (immutable or no events)"
+        elif spec.event_types:
+            replication = "full table, read whole on its first run and every `full_resync_every_days` (table versions)"
+            changes = _events(spec) + " in between"
         else:
-            replication = "full table each run (table versions)"
-            changes = "full table"
+            replication = "full table, read whole each run (table versions)"
+            changes = "the whole table each run"
         if not spec.selected_by_default and spec.kind != "report":
             replication += " (opt-in)"
         rows.append(f"| `{spec.name}` | `{spec.path}` | {key} | {replication} | {changes} |")

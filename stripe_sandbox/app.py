@@ -219,7 +219,8 @@ class App:
                 return resp, acct, endpoint
         if path == "/v1/account" and req.method == "GET":  # the account the request acts for
             with st_.lock:
-                return Response(200, orjson.dumps(st_.own_account(acct))), acct, "GET /v1/account"
+                resp = Response(200, orjson.dumps(st_.own_account(acct)))
+            return self.with_fault(resp, fault), acct, "GET /v1/account"
         # --- Reporting API (stripe_sandbox/reporting.py): report types, runs (POST), result files ---
         if path.startswith(("/v1/reporting/", "/v1/files/")):
             resp = self.reporting.handle(req, acct, path, query)
@@ -244,10 +245,15 @@ class App:
                 resp = self.list(acct, st, pparams, params, path)
             else:
                 resp = self.retrieve(acct, st, pparams, params)
+        return self.with_fault(resp, fault), acct, endpoint
+
+    @staticmethod
+    def with_fault(resp: Response, fault) -> Response:
+        """A response as a fault on the wire leaves it: late, cut short or reset."""
         if fault is not None and fault.kind in ("slow", "truncated", "reset"):
             resp.delay += fault.delay if fault.kind == "slow" else 0
             resp.action = {"truncated": "truncate", "reset": "reset"}.get(fault.kind)
-        return resp, acct, endpoint
+        return resp
 
     # ------------------------------------------------------------------ faults
     def fault_response(self, f, key, acct, path):

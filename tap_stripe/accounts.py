@@ -94,19 +94,6 @@ def resolve(client: StripeClient, settings: Settings) -> list[str | None]:
     return list(sorted(ids))
 
 
-def own_account_id(client: StripeClient) -> str | None:
-    """The id of the key's own account (`GET /v1/account`), which its records name in
-    `_account_id`; None, with one line, when the key may not read it."""
-    try:
-        body = client.get("/v1/account", stream="")
-    except StripeError as exc:
-        LOGGER.info("Could not read the key's own account id (%s); its records' _account_id is null.",
-                    str(exc).splitlines()[0][:200])
-        return None
-    account_id = body.get("id")
-    return account_id if isinstance(account_id, str) and account_id.startswith("acct_") else None
-
-
 def list_connected_accounts(client: StripeClient) -> list[str]:
     from tap_stripe.pagination import list_pages
 

@@ -89,7 +89,7 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
     selected: set[str] = set()
     client = tap.client()
     try:
-        now = server_time(client)
+        now, own_account = server_time(client)
         account_list = accounts.resolve(client, settings)
         selected = _readable(tap, {only} if only else {s.name for s in tap.selected_specs()}, summary)
         _write_schemas(tap, selected, writer, summary)
@@ -98,7 +98,7 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
         scope = Scope(
             specs=tap.specs, selected=selected, accounts=account_list,
             platform_streams=accounts.platform_streams(settings),
-            own_account=None if settings.oauth else accounts.own_account_id(client),
+            own_account=None if settings.oauth else own_account,
             hi=min(now, settings.end) if settings.end else now, now=now,
             bounded=settings.end is not None and settings.end < now,
             shapers=evolution.shapers(tap.shapers) if evolution else tap.shapers,
@@ -204,25 +204,30 @@ def connection_test(client: StripeClient) -> str:
     return "tap-stripe: connection test passed: Stripe accepted the key."
 
 
-def server_time(client: StripeClient) -> int:
-    """Stripe's clock (the `Date` header), so windows do not depend on this machine's clock.
+def server_time(client: StripeClient) -> tuple[int, str | None]:
+    """Stripe's clock (the `Date` header), so windows do not depend on this machine's clock,
+    and the key's own account id (`GET /v1/account`), which its records name in `_account_id`
+    (None when the key may not read it).
 
     The request also checks the key before any stream starts: a 401 stops the run here.
     Without Stripe's clock the run stops before reading anything: this machine's clock, if
     ahead of Stripe's by more than `lookback_seconds`, would move bookmarks past objects
     Stripe has not created yet, and they would never be read.
     """
-    failure = ""
+    failure, own = "", None
     try:
-        client.get("/v1/balance", stream="")
+        account = client.get("/v1/account", stream="").get("id")
+        own = account if isinstance(account, str) and account.startswith("acct_") else None
     except AuthenticationFailed:
         raise
     except StripeError as exc:
-        failure = str(exc)  # a key that may not read the balance still gets a Date header
+        failure = str(exc)  # a key that may not read its account still gets a Date header
+        LOGGER.info("The key may not read its own account (%s); its records' _account_id is null.",
+                    redact(failure.splitlines()[0])[:200])
     try:
-        return int(parsedate_to_datetime(client.last_response_date or "").timestamp())
+        return int(parsedate_to_datetime(client.last_response_date or "").timestamp()), own
     except (TypeError, ValueError):
-        raise FatalRunError("could not read Stripe's clock (the Date header of GET /v1/balance"
+        raise FatalRunError("could not read Stripe's clock (the Date header of GET /v1/account"
                             + (f": {failure}" if failure else "") + "); nothing was read, the state is "
                             "unchanged — run again when Stripe answers") from None
 

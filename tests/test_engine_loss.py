@@ -103,7 +103,7 @@ def test_the_30_day_guard_counts_from_stripes_clock_not_from_end_date(sandbox, r
 def test_without_stripes_clock_the_run_stops_before_reading_anything(sandbox, run_tap):
     # This machine's clock is months ahead of the sandbox's: a run on it would move the
     # bookmark past objects the sandbox creates later.
-    sandbox.add_fault("/v1/balance", "reset")
+    sandbox.add_fault("/v1/account", "reset")
     result = run_tap(tap_config(sandbox, max_retries=1), catalog=catalog_for(["charges"]))
     assert result.returncode == 1
     assert "could not read Stripe's clock" in result.stderr.splitlines()[-1]

@@ -318,12 +318,14 @@ class History:
     accounts: int = 1  # connected mode: account_ids at the start (1 or 2)
     start_days: int = 60  # start_date = SANDBOX_NOW - start_days (the data spans 90 days)
     workers: int = 4  # max_workers
+    resync_every: int = 7  # full_resync_every_days: how often full re-reads reconcile (0: every run)
     steps: tuple = ()
 
     def describe(self) -> str:
         accounts = f" with {self.accounts} account(s)" if self.mode == "connected" else ""
+        every = "" if self.resync_every == 7 else f", full_resync_every_days={self.resync_every}"
         head = (f"History(seed={self.seed}, {self.mode}{accounts}, start_date=now-{self.start_days}d, "
-                f"max_workers={self.workers}), {len(self.steps)} steps:")
+                f"max_workers={self.workers}{every}), {len(self.steps)} steps:")
         lines = [head] + [f"  {i + 1:2d}. {step}" for i, step in enumerate(self.steps)]
         lines.append(f"  {len(self.steps) + 1:2d}. (final) clear faults, restore permissions, select every stream, "
                      "remove end_date, clock +1 s, clean run, compare")
@@ -359,8 +361,10 @@ def generate(seed: int, max_steps: int = 22) -> History:
                      else KillLoop(rng.choice(("TERM", "KILL")), rng.choice((100, 200, 300))))
     for _ in range(rng.randint(4, max_steps)):
         steps.append(_random_step(rng, mode))
+    # Drawn apart, so each seed's other draws stay what they were.
+    every = random.Random(seed ^ 0x5EC0).choice((7, 7, 1, 0))
     return History(seed=seed, mode=mode, accounts=rng.choice((1, 2)), start_days=rng.choice((40, 60, 80)),
-                   workers=rng.choice((1, 4, 16)), steps=tuple(steps))
+                   workers=rng.choice((1, 4, 16)), resync_every=every, steps=tuple(steps))
 
 
 def _random_step(rng: random.Random, mode: str):
@@ -451,7 +455,7 @@ def histories(max_runs: int = 5, max_between: int = 4):
     steps = phases.map(lambda ps: tuple(step for before, run_ in ps for step in (*before, run_)))
     return st.builds(History, seed=st.integers(0, 10_000), mode=st.sampled_from(("platform", "connected")),
                      accounts=st.sampled_from((1, 2)), start_days=st.sampled_from((60, 40, 80)),
-                     workers=st.sampled_from((4, 1, 16)), steps=steps)
+                     workers=st.sampled_from((4, 1, 16)), resync_every=st.sampled_from((7, 1, 0)), steps=steps)
 
 
 # ---------------------------------------------------------------------------------------------- tap processes
@@ -895,6 +899,8 @@ class Simulation:
                             max_workers=self.h.workers)
         if self.resync is not None:
             config["full_resync_streams"] = list(self.resync)
+        if self.h.resync_every != 7:
+            config["full_resync_every_days"] = self.h.resync_every
         if self.end is not None:
             config["end_date"] = rfc3339(self.end)
         if self.h.mode == "connected":

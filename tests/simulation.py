@@ -6,8 +6,8 @@ streams), clock jumps of a second up to 40 days, faults for the next run (5xx, 4
 bodies, 400, a 403 or "not set up" on a list), pipeline changes between runs (streams
 deselected and selected again: a parent, a child, a family; a permission removed for a run or
 more, then restored: a 403 on any list), settings a user may switch between runs
-(full_resync_streams, end_date, accounts added; and per history the reconciliation interval
-`full_resync_every_days`), shards with a process and a state each), tap
+(full_resync_streams, end_date, accounts added, shards with a process and a state each; and
+per history the reconciliation interval `full_resync_every_days`), tap
 runs killed with SIGKILL or SIGTERM at a line drawn from the lines a clean run of the same
 state writes, and first loads killed again and again every K records (`KillLoop`: the runs
 and records it took are the Outcome's `progress`). Every run's output goes into `Target`, a

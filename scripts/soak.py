@@ -67,8 +67,10 @@ def soak(args, runner: sim.TapRunner) -> int:
         totals.update(seeds=1, histories=1, steps=len(history.steps), runs=outcome.runs,
                       processes=outcome.processes, kills=outcome.kills, changes=outcome.changes,
                       rows=outcome.rows_checked, allowed=outcome.allowed_extra)
-        for needed, written, loop_runs, _, finished in outcome.progress:
-            totals.update(loops=1, loop_runs=loop_runs, needed=needed, written=written, unfinished=not finished)
+        for needed, written, loop_runs, _, finished, measured in outcome.progress:
+            prefix = "" if measured else "fast_"  # SIGKILLs closer than a STATE's span: no progress promised
+            totals.update({f"{prefix}loops": 1, f"{prefix}loop_runs": loop_runs, f"{prefix}needed": needed,
+                           f"{prefix}written": written, f"{prefix}unfinished": not finished})
         status = "ok" if outcome.ok else "MISMATCH " + ", ".join(outcome.categories)
         print(f"seed {seed}: {len(history.steps)} steps, {outcome.runs} runs, {outcome.processes} processes, "
               f"{outcome.changes} changes, {outcome.seconds:.1f}s: {status}", flush=True)
@@ -87,11 +89,15 @@ def soak(args, runner: sim.TapRunner) -> int:
     print(f"runs:             {totals['runs']} ({totals['processes']} tap processes, {totals['kills']} killed)")
     print(f"changes checked:  {totals['changes']} ({totals['rows']} rows compared with the sandbox at the end; "
           f"{totals['allowed']} rows excused by the documented limits: 30-day event retention with several "
-          "accounts, children of a deleted object, children removed beyond the first embedded page)")
-    if totals["loops"]:
-        print(f"kill loops:       {totals['loops']} first loads killed every K records: {totals['loop_runs']} runs, "
-              f"{totals['written']} records written for {totals['needed']} needed "
-              f"({totals['written'] / max(1, totals['needed']):.2f}x), {totals['unfinished']} never finished")
+          "accounts, children of a deleted object, children removed beyond the first embedded page, full tables "
+          "deleted without an event with several accounts)")
+    for prefix, what in (("", "killed every K records (SIGTERM, or SIGKILL at least 1,000 apart)"),
+                         ("fast_", "SIGKILLed less than 1,000 records apart (no progress promised)")):
+        if totals[f"{prefix}loops"]:
+            print(f"kill loops:       {totals[f'{prefix}loops']} first loads {what}: {totals[f'{prefix}loop_runs']} "
+                  f"runs, {totals[f'{prefix}written']} records written for {totals[f'{prefix}needed']} needed "
+                  f"({totals[f'{prefix}written'] / max(1, totals[f'{prefix}needed']):.2f}x), "
+                  f"{totals[f'{prefix}unfinished']} never finished")
     seeds_failed = ", ".join(str(f[0]) for f in failures)
     print(f"mismatches:       {len(failures)}" + (f" — seeds {seeds_failed}" if failures else ""))
     kinds = Counter(c for _, categories, _, _ in failures for c in categories)

@@ -703,8 +703,9 @@ class Outcome:
     rows_checked: int = 0
     allowed_extra: int = 0  # rows kept by the documented limits (README, Known limits)
     seconds: float = 0.0
-    # KillLoop steps: (records an uninterrupted run writes, records written, runs, K, finished)
-    progress: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
+    # KillLoop steps: (records an uninterrupted run writes, records written, runs, K, finished,
+    # whether its progress is promised: see Simulation.kill_loop)
+    progress: list[tuple[int, int, int, int, bool, bool]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -723,7 +724,7 @@ class Outcome:
                  + ", ".join(f"{c} x{len(by_category[c])}" for c in self.categories), "", repr(self.history), "",
                  "what happened:"]
         lines += [f"  {line}" for line in self.log]
-        for needed, written, runs, every, finished in self.progress:
+        for needed, written, runs, every, finished, _ in self.progress:
             lines.append(f"progress: {runs} runs killed every {every} records wrote {written} records for {needed} "
                          f"({written / max(1, needed):.2f}x){'' if finished else ', never finished'}")
         lines += ["", "mismatches:"]
@@ -1031,13 +1032,13 @@ class Simulation:
                 break
             if not signalled:  # failed by a fault, not stopped: the next Run resumes
                 break
-        self.outcome.progress.append((needed, written, runs, every, finished))
+        measured = step.kill == "TERM" or every >= KILL_PROGRESS_RECORDS
+        self.outcome.progress.append((needed, written, runs, every, finished, measured))
         self.outcome.log.append(f"    {proc.label}: {runs} runs killed every {every} records wrote {written} "
                                 f"records for {needed}" + ("" if finished else ", never finished"))
         # A SIGKILL loses what was written since the last STATE (the tap writes one at least every
         # 100 records) and the page in flight: progress is promised for kills at least ten such
         # spans apart. SIGTERM ends with a true STATE, so its progress is checked at any K.
-        measured = step.kill == "TERM" or every >= KILL_PROGRESS_RECORDS
         if not faulty and measured and (not finished or runs > bound or written > 1.5 * needed):
             self.finding("no-progress", "-", f"{proc.label}: killed every {every} records, {runs} runs "
                          f"{'finished' if finished else 'did not finish'} a load of {needed} records (at most "

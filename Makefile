@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast generate bench bench-cost clean
+.PHONY: install demo test test-fast generate bench bench-cost bench-killed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,8 @@ bench-cost: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output
+
+# A first load killed every 4 s (SIGKILL), as an orchestrator's task timeout would: runs and records.
+.PHONY: bench-killed
+bench-killed: install
+	$(BIN)/python benchmarks/killed_load.py $(BENCH_KILLED_ARGS)

@@ -1,7 +1,7 @@
 """What the tap knows about one Stripe table: a `StreamSpec` is pure data.
 
 Each table's class (`tap_stripe.streams`: generated from Stripe's OpenAPI spec by
-`scripts/generate.py`, with the project's choices in `custom.py`) declares its spec as class
+`scripts/generate.py`, with the project's choices in `overrides.py`) declares its spec as class
 attributes; every mechanism (paging, windows, events, children) reads the `StreamSpec`.
 """
 

@@ -1,6 +1,6 @@
 """The kinds of Stripe table, as SDK stream classes. A table is a thin subclass of one kind
 that declares what Stripe says of it (`generated.py`) or what this project chose
-(`custom.py`); the class's `spec` is that declaration as data, which the engine reads.
+(`overrides.py`); the class's `spec` is that declaration as data, which the engine reads.
 
 | kind | read how |
 |---|---|

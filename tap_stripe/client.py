@@ -37,51 +37,20 @@ import urllib3
 from backoff.types import Details
 from requests.adapters import HTTPAdapter
 
+from tap_stripe.errors import (
+    AuthenticationFailed,
+    PermissionDenied,
+    ProductNotSetUp,
+    RetriesExhausted,
+    Retryable,
+    StripeError,
+)
 from tap_stripe.ratelimit import RateLimiter
 
 LOGGER = logging.getLogger("tap_stripe")
 
 PRODUCT_NOT_SET_UP_HINTS = ("not set up", "not enabled", "does not have access", "not activated",
                             "isn't enabled", "is not available", "must be enabled", "not been activated")
-
-
-class StripeError(Exception):
-    """A Stripe request that failed for good. `str()` is one line, without secrets."""
-
-    def __init__(self, message: str, *, status: int | None = None, path: str = "",
-                 error: dict | None = None, request_id: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.path = path
-        self.error = error or {}
-        self.request_id = request_id
-
-
-class AuthenticationFailed(StripeError):
-    """401: the key or token is wrong, expired or revoked."""
-
-
-class PermissionDenied(StripeError):
-    """403: the key may not read this endpoint."""
-
-
-class ProductNotSetUp(StripeError):
-    """400/404: the account does not use this Stripe product (Issuing, Treasury, …)."""
-
-
-class RetriesExhausted(StripeError):
-    """Retryable failures went on past `max_retries`."""
-
-
-class Retryable(Exception):
-    def __init__(self, reason: str, status: int | None = None, request_id: str | None = None,
-                 retry_after: float | None = None, error: dict | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.error = error or {}
 
 
 @dataclass

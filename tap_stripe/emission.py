@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from tap_stripe import reports
-from tap_stripe.client import PermissionDenied, StripeError
-from tap_stripe.errors import FatalRunError
+from tap_stripe.errors import FatalRunError, PermissionDenied, ReportFailed, StripeError
 from tap_stripe.evolution import SCHEMA_CHANGE
 from tap_stripe.feeds import Feed, Member, Rendered, Segment
 from tap_stripe.records import rfc3339
@@ -212,7 +210,7 @@ class Emission:
 
 
 def skip_reason(exc: StripeError) -> str:
-    if isinstance(exc, reports.ReportFailed):
+    if isinstance(exc, ReportFailed):
         return str(exc)
     message = exc.error.get("message") or str(exc)
     permission = re.search(r"'(rak_[a-z_]+)'", message)

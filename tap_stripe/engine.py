@@ -15,10 +15,18 @@ from collections import deque
 from concurrent.futures import wait
 from typing import Any
 
-from tap_stripe import reports
-from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
+from tap_stripe.client import StripeClient
 from tap_stripe.emission import Emission, Sinks, stream_message
-from tap_stripe.errors import FatalRunError, RunTerminated, Stopped, Termination
+from tap_stripe.errors import (
+    FatalRunError,
+    PermissionDenied,
+    ProductNotSetUp,
+    ReportFailed,
+    RunTerminated,
+    Stopped,
+    StripeError,
+    Termination,
+)
 from tap_stripe.feeds import Feed, Rendered, Segment, SegmentResult
 from tap_stripe.fetch import Fetcher
 from tap_stripe.plan import Planner, Scope
@@ -100,7 +108,7 @@ class Run:
                 result: SegmentResult = segment.future.result()
             except Stopped:
                 continue
-            except (PermissionDenied, ProductNotSetUp, reports.ReportFailed) as exc:
+            except (PermissionDenied, ProductNotSetUp, ReportFailed) as exc:
                 self.emission.skip(feed, feed.root, exc)
                 return True
             except StripeError as exc:

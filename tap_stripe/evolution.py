@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from tap_stripe.errors import Unaddable
 from tap_stripe.records import mapped
 from tap_stripe.sensitive.classify import classify_schema
 from tap_stripe.sensitive.protect import Protector
@@ -108,14 +109,6 @@ def scrubbed(value: Any) -> Any:
     if type(value) is list:
         return mapped(value, scrubbed)
     return value
-
-
-class Unaddable(Exception):
-    """The stream's output could not be rebuilt with these fields (`SchemaEvolution.widen`)."""
-
-    def __init__(self, keys: list[str]):
-        super().__init__(", ".join(keys))
-        self.keys = keys
 
 
 class Field:

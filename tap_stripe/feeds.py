@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from tap_stripe.client import StripeError
+from tap_stripe.errors import StripeError
 from tap_stripe.spec import StreamSpec
 from tap_stripe.windows import TARGET_RECORDS, Split
 

@@ -16,10 +16,10 @@ from singer_sdk import Stream
 
 from tap_stripe import accounts, process
 from tap_stripe.catalog import read_catalog
-from tap_stripe.client import AuthenticationFailed, ClientStats, Credentials, StripeClient, StripeError, redact
+from tap_stripe.client import ClientStats, Credentials, StripeClient, redact
 from tap_stripe.emission import Sinks
 from tap_stripe.engine import Run
-from tap_stripe.errors import FatalRunError, Termination
+from tap_stripe.errors import AuthenticationFailed, FatalRunError, StateError, StripeError, Termination
 from tap_stripe.evolution import FieldPolicy, SchemaEvolution
 from tap_stripe.output.emitter import Emitter, EvolvingOutput, message_dict, protected_schema
 from tap_stripe.output.metrics import MeteredSummary, http_request_metric
@@ -29,7 +29,7 @@ from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.protect import Protector
 from tap_stripe.settings import Settings
 from tap_stripe.spec import StreamSpec
-from tap_stripe.state import State, StateError
+from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")

@@ -6,15 +6,8 @@ import random
 import pytest
 import requests_mock as rm
 
-from tap_stripe.client import (
-    AuthenticationFailed,
-    Credentials,
-    PermissionDenied,
-    ProductNotSetUp,
-    RetriesExhausted,
-    StripeClient,
-    StripeError,
-)
+from tap_stripe.client import Credentials, StripeClient
+from tap_stripe.errors import AuthenticationFailed, PermissionDenied, ProductNotSetUp, RetriesExhausted, StripeError
 from tap_stripe.pagination import list_pages
 from tap_stripe.ratelimit import RateLimiter
 

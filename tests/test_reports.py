@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 from conftest import SANDBOX_KEY, SANDBOX_NOW
 
-from tap_stripe.client import Credentials, StripeClient, StripeError
+from tap_stripe.client import Credentials, StripeClient
+from tap_stripe.errors import ReportFailed, StripeError
 from tap_stripe.ratelimit import RateLimiter
 from tap_stripe.records import rfc3339
 from tap_stripe.reports import plan as report_plan
@@ -22,7 +23,7 @@ from tap_stripe.reports.columns import (
 from tap_stripe.reports.parse import parse_report_csv
 from tap_stripe.reports.plan import plan_report
 from tap_stripe.reports.run import run_report
-from tap_stripe.reports.task import ReportFailed, ReportOptions, ReportTask
+from tap_stripe.reports.task import ReportOptions, ReportTask
 
 DAY = 86400
 ACTIVITY = REPORTS_BY_NAME["report_balance_change_from_activity_itemized"]

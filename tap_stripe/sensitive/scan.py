@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient
+from tap_stripe.client import StripeClient
+from tap_stripe.errors import PermissionDenied, ProductNotSetUp
 from tap_stripe.pagination import list_pages
 from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.protect import mask_email, mask_ip, mask_phone

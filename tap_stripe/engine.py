@@ -27,7 +27,7 @@ from tap_stripe.errors import (
     StripeError,
     Termination,
 )
-from tap_stripe.feeds import Feed, Rendered, Segment, SegmentResult
+from tap_stripe.feeds import Feed, Rendered, Segment, SegmentKind, SegmentResult
 from tap_stripe.fetch import Fetcher
 from tap_stripe.plan import Planner, Scope
 from tap_stripe.scheduler import Scheduler
@@ -119,7 +119,7 @@ class Run:
             if result.objects:
                 feed.object_bytes = (feed.object_bytes + result.nbytes // result.objects) // 2
             if result.tasks is not None:
-                _splice(feed.segments, position, [Segment("report", task=task) for task in result.tasks])
+                _splice(feed.segments, position, [Segment(SegmentKind.REPORT, task=task) for task in result.tasks])
                 continue
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
@@ -134,9 +134,10 @@ class Run:
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.pending = result.pending
-            segment.nbytes = 0 if segment.kind == "window" else result.nbytes  # a window's pages went out as they came
+            # A window's pages went out as they came.
+            segment.nbytes = 0 if segment.kind == SegmentKind.WINDOW else result.nbytes
             if result.next_cursor:
-                feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor,
+                feed.segments.insert(position + 1, Segment(SegmentKind.PAGES, cursor=result.next_cursor,
                                                            earlier=result.earlier))
         written = self._write_windows(feed)
         if written is None:
@@ -165,7 +166,7 @@ class Run:
         None when the feed was skipped."""
         wrote = False
         for segment in feed.segments:
-            if segment.kind != "window":
+            if segment.kind != SegmentKind.WINDOW:
                 break
             while segment.parts and all(f.done() and not f.cancelled() for f in segment.parts[0].subs):
                 with self.scheduler.paging.lock:

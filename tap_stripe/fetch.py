@@ -18,8 +18,7 @@ from tap_stripe import reports
 from tap_stripe.children import Children
 from tap_stripe.client import StripeClient
 from tap_stripe.errors import Stopped
-from tap_stripe.evolution import SCHEMA_CHANGE
-from tap_stripe.feeds import Feed, Output, Paging, Part, Rendered, Segment, SegmentResult
+from tap_stripe.feeds import Feed, GroupKind, Output, Paging, Part, Rendered, Segment, SegmentKind, SegmentResult
 from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
 from tap_stripe.plan import Scope
 from tap_stripe.records import rfc3339
@@ -59,18 +58,19 @@ class Fetcher:
         result = self._segment(feed, segment)
         result.nbytes = self.client.received() - before
         if not result.rendered:
-            result.output = self.rendered(result.output, feed.version, segment.kind == "events")
+            result.output = self.rendered(result.output, feed.version, segment.kind == SegmentKind.EVENTS)
         return result
 
     def rendered(self, output: Output, version: int | None, from_events: bool = False) -> Rendered:
         """Finish records in this worker, so they wait in memory as compact bytes: one joined
         object per group (orjson's own results keep a large buffer each)."""
         extracted = rfc3339(int(time.time()))
-        groups: dict[tuple[str, str], list] = {}
+        fresh = GroupKind.UPDATED if from_events else GroupKind.NEW
+        groups: dict[tuple[str, GroupKind], list] = {}
         admit = self.scope.admit
-        needs: dict[tuple[str, str], int] = {}
+        needs: dict[tuple[str, GroupKind], int] = {}
         for stream, record in output:
-            kind = "deleted" if record.get("deleted") is True else ("updated" if from_events else "new")
+            kind = GroupKind.DELETED if record.get("deleted") is True else fresh
             if admit is not None:
                 # New fields: the schema revision this record needs. Admitted before it is
                 # rendered, so `render` (read after) is that of a schema with its fields.
@@ -82,7 +82,7 @@ class Fetcher:
         rendered: Rendered = []
         for (stream, kind), items in groups.items():
             if (stream, kind) in needs:  # its SCHEMA goes out before the group (emission)
-                rendered.append((stream, SCHEMA_CHANGE, needs[(stream, kind)], 0))
+                rendered.append((stream, GroupKind.SCHEMA, needs[(stream, kind)], 0))
             rendered.append((stream, kind, b"".join(items) if stream in self.render else items, len(items)))
         return rendered
 
@@ -91,13 +91,13 @@ class Fetcher:
 
     def _segment(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
-        if segment.kind == "singleton":
+        if segment.kind == SegmentKind.SINGLETON:
             body = self.client.get(spec.path, account=feed.account, stream=spec.name)
             self.summary.page(spec.name)
             rows = body.get(spec.rows_field) or [] if spec.rows_field else [body]
             shaper, now = self.scope.shapers[spec.name], int(time.time())
             return SegmentResult(output=[(spec.name, shaper.shape(row, feed.record_account, now)) for row in rows])
-        if segment.kind == "pages":
+        if segment.kind == SegmentKind.PAGES:
             page = get_page(self.client, spec.path, spec.list_query(self.expand), segment.cursor, segment.earlier,
                             account=feed.account, endpoint=spec.path, stream=spec.name, paginated=spec.paginated)
             self.summary.page(spec.name)
@@ -108,15 +108,15 @@ class Fetcher:
                                              paginated=spec.paginated)
             result.earlier = earlier_cursors(page, segment.cursor)
             return result
-        if segment.kind == "events":
+        if segment.kind == SegmentKind.EVENTS:
             return self._events_window(feed, segment)
-        if segment.kind == "report_plan":
+        if segment.kind == SegmentKind.REPORT_PLAN:
             bookmark = self.state.get(spec.name, feed.account, "report")
             pending = self.state.get(spec.name, feed.account, "report_pending")
             rspec = reports.REPORTS_BY_NAME[spec.name]
             return SegmentResult(tasks=reports.plan_report(self.client, rspec, feed.account, bookmark,
                                                            self.settings.start, self.report_options, pending))
-        if segment.kind == "report":
+        if segment.kind == SegmentKind.REPORT:
             rows = reports.run_report(self.client, segment.task, self.report_options)
             self.summary.page(spec.name)
             account = feed.record_account

@@ -28,7 +28,7 @@ from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.protect import Protector
 from tap_stripe.settings import Settings
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 
@@ -181,7 +181,7 @@ def schema_evolution(tap: Plugin, selected: set[str], output: EvolvingOutput,
                      summary: RunSummary) -> SchemaEvolution | None:
     """Fields newer than the schemas (`tap_stripe.evolution`), for the selected streams
     (`schema_evolution`; always for a custom stream whose schema is inferred)."""
-    evolving = {name for name in selected if tap.specs[name].kind != "report" and (
+    evolving = {name for name in selected if tap.specs[name].kind != StreamKind.REPORT and (
         tap.settings.schema_evolution or getattr(tap.stream_classes[name], "schema_inferred", False))}
     if not evolving:
         return None

@@ -5,7 +5,7 @@ kinds and their hooks are in `base.py`.
 
 from __future__ import annotations
 
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.streams import generated, overrides
 from tap_stripe.streams.base import StripeStream
 from tap_stripe.streams.generated import API_VERSION, EXCLUDED_LISTS
@@ -24,6 +24,6 @@ def _classes(*modules) -> dict[str, type[StripeStream]]:
 
 STREAM_CLASSES: dict[str, type[StripeStream]] = _classes(generated, overrides)
 SPECS: dict[str, StreamSpec] = {name: cls.spec for name, cls in STREAM_CLASSES.items()}
-STREAMS: tuple[StreamSpec, ...] = tuple(spec for spec in SPECS.values() if spec.kind != "report")
+STREAMS: tuple[StreamSpec, ...] = tuple(spec for spec in SPECS.values() if spec.kind != StreamKind.REPORT)
 
 __all__ = ["API_VERSION", "EXCLUDED_LISTS", "SPECS", "STREAMS", "STREAM_CLASSES", "StripeStream"]

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from singer_sdk import Stream
 
 from tap_stripe import reports
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 
 _SPEC_FIELDS = tuple(f.name for f in fields(StreamSpec))
 
@@ -64,11 +64,13 @@ class StripeStream(Stream):
     name: ClassVar[str]  # type: ignore[misc]
     path: ClassVar[str]
     object_types: ClassVar[tuple[str, ...]] = ()
-    kind: ClassVar[str] = "list"
+    kind: ClassVar[StreamKind] = StreamKind.LIST
     spec: ClassVar[StreamSpec]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:  # a class may say `kind = "singleton"`
+            cls.kind = StreamKind(cls.kind)
         if "name" in cls.__dict__ or hasattr(cls, "spec"):
             cls.spec = StreamSpec(**{f: getattr(cls, f) for f in _SPEC_FIELDS if hasattr(cls, f)})
 
@@ -127,14 +129,14 @@ class ChildStream(StripeStream):
 class SingletonStream(StripeStream):
     """One object per run (`/v1/balance`), or the rows of one of its lists (`rows_field`)."""
 
-    kind = "singleton"
+    kind = StreamKind.SINGLETON
 
 
 class ReportStream(StripeStream):
     """A financial report of Stripe's Reporting API: one report run per interval (see
     `tap_stripe.reports`); `name` is its `ReportSpec`'s."""
 
-    kind = "report"
+    kind = StreamKind.REPORT
     path = "/v1/reporting/report_runs"
     selected_by_default = False
     oauth_readable = False

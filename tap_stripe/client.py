@@ -103,24 +103,39 @@ class Credentials:
     refresh: Callable[[], Credentials] | None = None
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a client talks to Stripe: where, with which API version and user agent, how long it
+    waits (seconds to connect, to read), how often it retries and how long it may back off
+    between tries, and which CA bundle it trusts (None: the system's)."""
+
+    api_url: str
+    api_version: str
+    user_agent: str
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    max_backoff_seconds: float
+    ca_bundle: str | None = None
+
+
 class StripeClient:
-    def __init__(self, *, credentials: Credentials, api_url: str, api_version: str,
-                 user_agent: str, connect_timeout: float, read_timeout: float,
-                 max_retries: int, max_backoff_seconds: float, limiter: RateLimiter,
-                 ca_bundle: str | None = None, stats: ClientStats | None = None,
+    """`limiter` paces every request (the run's rates); `stats` counts them per stream;
+    `on_response` is called for every response, retried ones included: (stream, endpoint,
+    account, status, seconds), never a header, URL or query (the SDK's METRIC lines)."""
+
+    def __init__(self, credentials: Credentials, options: ClientOptions, limiter: RateLimiter, *,
+                 stats: ClientStats | None = None,
                  on_response: Callable[[str, str, str | None, int, float], None] | None = None):
         self.credentials = credentials
-        self.api_url = api_url.rstrip("/")
-        self.api_version = api_version
-        self.user_agent = user_agent
-        self.timeout = (connect_timeout, read_timeout)
-        self.max_retries = max_retries
-        self.max_backoff = max_backoff_seconds
+        self.options = options
+        self.api_url = options.api_url.rstrip("/")
+        self.timeout = (options.connect_timeout, options.read_timeout)
+        self.max_retries = options.max_retries
+        self.max_backoff = options.max_backoff_seconds
+        self.ca_bundle = options.ca_bundle
         self.limiter = limiter
-        self.ca_bundle = ca_bundle
         self.stats = stats or ClientStats()
-        # Called for every response, retried ones included: (stream, endpoint, account,
-        # status, seconds); never given a header, URL or query (the SDK's METRIC lines).
         self.on_response = on_response
         self._local = threading.local()
         self._refresh_lock = threading.Lock()
@@ -221,8 +236,8 @@ class StripeClient:
         headers = dict(session.headers)  # requests' defaults: compressed responses (gzip), keep-alive
         headers.update({
             "Authorization": f"Bearer {self.credentials.api_key}",
-            "Stripe-Version": self.api_version,
-            "User-Agent": self.user_agent,
+            "Stripe-Version": self.options.api_version,
+            "User-Agent": self.options.user_agent,
         })
         account = account or self.credentials.account_id
         if account:

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import deque
 from concurrent.futures import wait
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tap_stripe.client import StripeClient
 from tap_stripe.emission import Emission, Sinks, stream_message
@@ -28,11 +28,14 @@ from tap_stripe.errors import (
     Termination,
 )
 from tap_stripe.feeds import Feed, Rendered, Segment, SegmentKind, SegmentResult
-from tap_stripe.fetch import Fetcher
+from tap_stripe.fetch import Fetcher, Handoff, RunContext
 from tap_stripe.plan import Planner, Scope
 from tap_stripe.scheduler import Scheduler
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
+
+if TYPE_CHECKING:
+    from tap_stripe.settings import Settings
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -40,7 +43,7 @@ __all__ = ["FatalRunError", "Run", "RunTerminated", "Scope", "Sinks", "Terminati
 
 
 class Run:
-    def __init__(self, *, client: StripeClient, scope: Scope, sinks: Sinks, state: State, settings: Any,
+    def __init__(self, *, client: StripeClient, scope: Scope, sinks: Sinks, state: State, settings: Settings,
                  summary: RunSummary, termination: Termination | None = None):
         self.state = state
         self.summary = summary
@@ -48,9 +51,8 @@ class Run:
         self.stop = threading.Event()
         self.planner = Planner(scope, state, settings, summary)
         self.scheduler = Scheduler(client, settings.max_workers)
-        self.fetcher = Fetcher(client=client, scope=scope, settings=settings, state=state, summary=summary,
-                               render=sinks.render, submit_task=self.scheduler.submit,
-                               paging=self.scheduler.paging, stop=self.stop)
+        self.fetcher = Fetcher(RunContext(client, settings, state, summary), scope, sinks.render,
+                               Handoff(self.scheduler.submit, self.scheduler.paging, self.stop))
         self.emission = Emission(sinks, state, summary, settings.on_permission_error)
         self.feeds: list[Feed] = []
 

@@ -10,8 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tap_stripe import events as ev
 from tap_stripe import reports
@@ -26,23 +27,50 @@ from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 from tap_stripe.windows import created_params, split_if_dense
 
+if TYPE_CHECKING:
+    from tap_stripe.settings import Settings
+
+Render = Callable[[dict, str, int | None], bytes]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every fetch of a run shares: the client, the settings, the state (read for a
+    report's bookmark) and the summary (pages counted)."""
+
+    client: StripeClient
+    settings: Settings
+    state: State
+    summary: RunSummary
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """How a worker hands its work on: child and event tasks to the scheduler's pool
+    (`submit_task`), a window's pages to the main loop (`paging`: its lock and wake-up), and
+    whether the run is stopping (`stop`)."""
+
+    submit_task: Callable[..., Future]
+    paging: Paging
+    stop: threading.Event
+
 
 class Fetcher:
-    """Fetches segments for the scheduler; `submit_task` runs child and event tasks."""
+    """Fetches segments for the scheduler; child and event tasks run through `handoff`.
+    `render`: the streams whose records are finished into RECORD lines in the worker."""
 
-    def __init__(self, *, client: StripeClient, scope: Scope, settings: Any, state: State, summary: RunSummary,
-                 render: Mapping[str, Callable[[dict, str, int | None], bytes]],
-                 submit_task: Callable[..., Future], paging: Paging, stop: threading.Event):
-        self.client = client
+    def __init__(self, run: RunContext, scope: Scope, render: Mapping[str, Render], handoff: Handoff):
+        self.client = run.client
         self.scope = scope
-        self.settings = settings
-        self.state = state  # read for a report's bookmark
-        self.summary = summary
+        self.settings = settings = run.settings
+        self.state = run.state
+        self.summary = summary = run.summary
         self.render = render
         self.expand = settings.expand
-        self.submit_task = submit_task
-        self.paging = paging
-        self.stop = stop
+        self.submit_task = handoff.submit_task
+        self.paging = handoff.paging
+        self.stop = handoff.stop
+        client = self.client
         self.children = Children(client, scope.shapers, self.expand, summary)
         self.events = ev.EventContext(client=client, shapers=scope.shapers, children=self.children, summary=summary,
                                       expand=self.expand, updates_mode=settings.updates_mode, start=settings.start)

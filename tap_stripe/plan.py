@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tap_stripe.feeds import Feed, Member, Segment, SegmentKind
 from tap_stripe.records import RecordShaper, rfc3339
@@ -23,6 +23,9 @@ from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 from tap_stripe.windows import FIRST_FANOUT
+
+if TYPE_CHECKING:
+    from tap_stripe.settings import Settings
 
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
@@ -53,7 +56,7 @@ class Scope:
 
 
 class Planner:
-    def __init__(self, scope: Scope, state: State, settings: Any, summary: RunSummary,
+    def __init__(self, scope: Scope, state: State, settings: Settings, summary: RunSummary,
                  new_version: Callable[[], int] | None = None):
         self.scope = scope
         self.state = state

@@ -16,7 +16,7 @@ from singer_sdk import Stream
 
 from tap_stripe import accounts, process
 from tap_stripe.catalog import read_catalog
-from tap_stripe.client import ClientStats, Credentials, StripeClient, redact
+from tap_stripe.client import ClientOptions, ClientStats, Credentials, StripeClient, redact
 from tap_stripe.emission import Sinks
 from tap_stripe.engine import Run
 from tap_stripe.errors import AuthenticationFailed, FatalRunError, StateError, StripeError, Termination
@@ -70,13 +70,13 @@ def client(settings: Settings, metrics_logger: logging.Logger, credentials: Cred
         credentials = accounts.credentials(settings)
     global_rate, endpoint_rate = default_limits(credentials.api_key)
     limiter = RateLimiter(settings.max_rps or global_rate, settings.max_rps_endpoint or endpoint_rate)
-    return StripeClient(
-        credentials=credentials, api_url=settings.api_url, api_version=settings.api_version,
-        user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
-        read_timeout=settings.request_timeout, max_retries=settings.max_retries,
-        max_backoff_seconds=settings.max_backoff_seconds, limiter=limiter,
-        ca_bundle=settings.ca_bundle, stats=ClientStats(), on_response=http_request_metric(metrics_logger),
-    )
+    options = ClientOptions(
+        api_url=settings.api_url, api_version=settings.api_version, user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout, read_timeout=settings.request_timeout,
+        max_retries=settings.max_retries, max_backoff_seconds=settings.max_backoff_seconds,
+        ca_bundle=settings.ca_bundle)
+    return StripeClient(credentials, options, limiter, stats=ClientStats(),
+                        on_response=http_request_metric(metrics_logger))
 
 
 def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = None, sink: Any = None) -> None:

@@ -93,6 +93,8 @@ class Fetcher:
         """Finish records in this worker, so they wait in memory as compact bytes: one joined
         object per group (orjson's own results keep a large buffer each)."""
         extracted = rfc3339(int(time.time()))
+        if self.scope.post_process:  # some stream's class has its own post_process
+            output = self.post_processed(output)
         fresh = GroupKind.UPDATED if from_events else GroupKind.NEW
         groups: dict[tuple[str, GroupKind], list] = {}
         admit = self.scope.admit
@@ -113,6 +115,20 @@ class Fetcher:
                 rendered.append((stream, GroupKind.SCHEMA, needs[(stream, kind)], 0))
             rendered.append((stream, kind, b"".join(items) if stream in self.render else items, len(items)))
         return rendered
+
+    def post_processed(self, output: Output) -> Output:
+        """`output` with each record of a stream that has a `post_process` hook replaced by what
+        the hook returns, or left out when it returns None; deletion records are kept as they are."""
+        hooks = self.scope.post_process
+        kept: Output = []
+        for stream, record in output:
+            if stream in hooks and record.get("deleted") is not True:
+                processed = hooks[stream](record, None)
+                if processed is None:
+                    continue
+                record = processed
+            kept.append((stream, record))
+        return kept
 
     def submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
         return self.submit_task(lambda: self.rendered(fn(*args), version, from_events))

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from tap_stripe.feeds import Feed, Member, Segment, SegmentKind
 from tap_stripe.records import RecordShaper, rfc3339
@@ -49,6 +49,9 @@ class Scope:
     # worker that renders it, and returns the schema revision it needs (None: no evolution, the
     # shapers drop fields their schemas lack).
     admit: Callable[[str, dict], int] | None = None
+    # The streams whose classes override `post_process` (the SDK's hook), by name: called on each
+    # shaped record of the stream in the worker, before it is rendered (None drops it).
+    post_process: Mapping[str, Callable[[dict, Any], dict | None]] = field(default_factory=dict)
     # The upper bound is end_date, before Stripe's clock: full reads are incomplete (no
     # ACTIVATE_VERSION, no end of a resync) and none begins for the periodic reconciliation.
     bounded: bool = False

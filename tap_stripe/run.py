@@ -30,6 +30,7 @@ from tap_stripe.sensitive.protect import Protector
 from tap_stripe.settings import Settings
 from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.state import State
+from tap_stripe.streams.base import overrides_post_process
 from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
@@ -102,7 +103,9 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
             hi=min(now, settings.end) if settings.end else now, now=now,
             bounded=settings.end is not None and settings.end < now,
             shapers=evolution.shapers(tap.shapers) if evolution else tap.shapers,
-            admit=evolution.admit if evolution else None)
+            admit=evolution.admit if evolution else None,
+            # Through the SDK's own stream sync (`collect`), the SDK calls `post_process` itself.
+            post_process=post_process_hooks(tap, selected) if sink is None else {})
         sinks = Sinks(emitters=emitters, render=render,
                       write_line=getattr(writer, "write_line", None), write_message=writer.message,
                       activate_versions=not tap.multi_account and only is None,
@@ -121,6 +124,13 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
         summary.merge_client_stats(client.stats)
         print(summary.table(), file=sys.stderr)
         summary.write(settings.summary_file)
+
+
+def post_process_hooks(tap: Plugin, selected: set[str]) -> dict[str, Callable[[dict, Any], dict | None]]:
+    """The `post_process` of each selected stream whose class overrides the SDK's (bound to
+    the stream), by name: looked up once per run, so a stream without one costs nothing."""
+    return {name: tap.streams[name].post_process for name in sorted(selected)
+            if overrides_post_process(type(tap.streams[name]))}
 
 
 def _writer(tap: Plugin, sink: Any) -> Any:

@@ -1,6 +1,6 @@
 """Every table the tap reads, one class each (`class ChargesStream`): generated from Stripe's
 spec (`generated.py`), with this project's choices and the report tables (`overrides.py`); the
-kinds and their hooks are in `base.py`.
+kinds, their declarations and the `post_process` hook are in `base.py`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 import requests
 
-from tap_stripe.client import AuthenticationFailed, Credentials, StripeClient, StripeError, TLS12Adapter, tls_context
+from tap_stripe.client import Credentials, StripeClient, TLS12Adapter, tls_context
+from tap_stripe.errors import AuthenticationFailed, StripeError
 from tap_stripe.settings import Settings
 
 LOGGER = logging.getLogger("tap_stripe")

@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
+from tap_stripe.client import StripeClient
+from tap_stripe.errors import PermissionDenied, ProductNotSetUp, StripeError
 from tap_stripe.feeds import Feed, Member, Output
 from tap_stripe.pagination import list_pages
 from tap_stripe.records import RecordShaper

@@ -37,51 +37,20 @@ import urllib3
 from backoff.types import Details
 from requests.adapters import HTTPAdapter
 
+from tap_stripe.errors import (
+    AuthenticationFailed,
+    PermissionDenied,
+    ProductNotSetUp,
+    RetriesExhausted,
+    Retryable,
+    StripeError,
+)
 from tap_stripe.ratelimit import RateLimiter
 
 LOGGER = logging.getLogger("tap_stripe")
 
 PRODUCT_NOT_SET_UP_HINTS = ("not set up", "not enabled", "does not have access", "not activated",
                             "isn't enabled", "is not available", "must be enabled", "not been activated")
-
-
-class StripeError(Exception):
-    """A Stripe request that failed for good. `str()` is one line, without secrets."""
-
-    def __init__(self, message: str, *, status: int | None = None, path: str = "",
-                 error: dict | None = None, request_id: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.path = path
-        self.error = error or {}
-        self.request_id = request_id
-
-
-class AuthenticationFailed(StripeError):
-    """401: the key or token is wrong, expired or revoked."""
-
-
-class PermissionDenied(StripeError):
-    """403: the key may not read this endpoint."""
-
-
-class ProductNotSetUp(StripeError):
-    """400/404: the account does not use this Stripe product (Issuing, Treasury, …)."""
-
-
-class RetriesExhausted(StripeError):
-    """Retryable failures went on past `max_retries`."""
-
-
-class Retryable(Exception):
-    def __init__(self, reason: str, status: int | None = None, request_id: str | None = None,
-                 retry_after: float | None = None, error: dict | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.error = error or {}
 
 
 @dataclass
@@ -134,24 +103,39 @@ class Credentials:
     refresh: Callable[[], Credentials] | None = None
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a client talks to Stripe: where, with which API version and user agent, how long it
+    waits (seconds to connect, to read), how often it retries and how long it may back off
+    between tries, and which CA bundle it trusts (None: the system's)."""
+
+    api_url: str
+    api_version: str
+    user_agent: str
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    max_backoff_seconds: float
+    ca_bundle: str | None = None
+
+
 class StripeClient:
-    def __init__(self, *, credentials: Credentials, api_url: str, api_version: str,
-                 user_agent: str, connect_timeout: float, read_timeout: float,
-                 max_retries: int, max_backoff_seconds: float, limiter: RateLimiter,
-                 ca_bundle: str | None = None, stats: ClientStats | None = None,
+    """`limiter` paces every request (the run's rates); `stats` counts them per stream;
+    `on_response` is called for every response, retried ones included: (stream, endpoint,
+    account, status, seconds), never a header, URL or query (the SDK's METRIC lines)."""
+
+    def __init__(self, credentials: Credentials, options: ClientOptions, limiter: RateLimiter, *,
+                 stats: ClientStats | None = None,
                  on_response: Callable[[str, str, str | None, int, float], None] | None = None):
         self.credentials = credentials
-        self.api_url = api_url.rstrip("/")
-        self.api_version = api_version
-        self.user_agent = user_agent
-        self.timeout = (connect_timeout, read_timeout)
-        self.max_retries = max_retries
-        self.max_backoff = max_backoff_seconds
+        self.options = options
+        self.api_url = options.api_url.rstrip("/")
+        self.timeout = (options.connect_timeout, options.read_timeout)
+        self.max_retries = options.max_retries
+        self.max_backoff = options.max_backoff_seconds
+        self.ca_bundle = options.ca_bundle
         self.limiter = limiter
-        self.ca_bundle = ca_bundle
         self.stats = stats or ClientStats()
-        # Called for every response, retried ones included: (stream, endpoint, account,
-        # status, seconds); never given a header, URL or query (the SDK's METRIC lines).
         self.on_response = on_response
         self._local = threading.local()
         self._refresh_lock = threading.Lock()
@@ -252,8 +236,8 @@ class StripeClient:
         headers = dict(session.headers)  # requests' defaults: compressed responses (gzip), keep-alive
         headers.update({
             "Authorization": f"Bearer {self.credentials.api_key}",
-            "Stripe-Version": self.api_version,
-            "User-Agent": self.user_agent,
+            "Stripe-Version": self.options.api_version,
+            "User-Agent": self.options.user_agent,
         })
         account = account or self.credentials.account_id
         if account:

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from tap_stripe import reports
-from tap_stripe.client import PermissionDenied, StripeError
-from tap_stripe.errors import FatalRunError
-from tap_stripe.evolution import SCHEMA_CHANGE
-from tap_stripe.feeds import Feed, Member, Rendered, Segment
+from tap_stripe.errors import FatalRunError, PermissionDenied, ReportFailed, StripeError
+from tap_stripe.feeds import Feed, GroupKind, Member, Rendered, Segment, SegmentKind
 from tap_stripe.records import rfc3339
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
@@ -72,7 +69,7 @@ class Emission:
         for stream, kind, payload, _ in output:
             if stream in skipped:
                 continue
-            if kind == SCHEMA_CHANGE:
+            if kind == GroupKind.SCHEMA:
                 self.announce(stream, payload)
                 continue
             if type(payload) is bytes:
@@ -88,7 +85,7 @@ class Emission:
     def advance_bookmarks(self, feed: Feed, segment: Segment, had_output: object) -> None:
         """The segment and every one before it were written: move the bookmarks past it."""
         name, account = feed.name, feed.account
-        if segment.kind == "window" and segment.hi is not None:
+        if segment.kind == SegmentKind.WINDOW and segment.hi is not None:
             feed.emitted_hi = segment.hi
             if had_output and feed.progress_lo is None:
                 feed.progress_lo = segment.lo  # where the data starts, for progress lines
@@ -103,11 +100,11 @@ class Emission:
                     self.state.set(member.spec.name, account, "done",
                                    _after(self.state.get(member.spec.name, account, "done"), segment.hi))
                 self.advance_pending(feed, segment)
-        elif segment.kind == "report":
+        elif segment.kind == SegmentKind.REPORT:
             self.state.set(name, account, "report", segment.task.bookmark_after)
             if segment.task.pending_after is not None:  # single-payout reports: [] drops the key
                 self.state.set(name, account, "report_pending", list(segment.task.pending_after) or None)
-        elif segment.kind == "events" and segment.hi is not None and segment.advances and not feed.full_read:
+        elif segment.kind == SegmentKind.EVENTS and segment.hi is not None and segment.advances and not feed.full_read:
             # Each member that received the events: one deselected or skipped catches up later.
             for member in feed.live_members():
                 self.state.advance(member.spec.name, account, "events", segment.hi)
@@ -212,7 +209,7 @@ class Emission:
 
 
 def skip_reason(exc: StripeError) -> str:
-    if isinstance(exc, reports.ReportFailed):
+    if isinstance(exc, ReportFailed):
         return str(exc)
     message = exc.error.get("message") or str(exc)
     permission = re.search(r"'(rak_[a-z_]+)'", message)

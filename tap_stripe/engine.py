@@ -13,18 +13,29 @@ import logging
 import threading
 from collections import deque
 from concurrent.futures import wait
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tap_stripe import reports
-from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient, StripeError
+from tap_stripe.client import StripeClient
 from tap_stripe.emission import Emission, Sinks, stream_message
-from tap_stripe.errors import FatalRunError, RunTerminated, Stopped, Termination
-from tap_stripe.feeds import Feed, Rendered, Segment, SegmentResult
-from tap_stripe.fetch import Fetcher
+from tap_stripe.errors import (
+    FatalRunError,
+    PermissionDenied,
+    ProductNotSetUp,
+    ReportFailed,
+    RunTerminated,
+    Stopped,
+    StripeError,
+    Termination,
+)
+from tap_stripe.feeds import Feed, Rendered, Segment, SegmentKind, SegmentResult
+from tap_stripe.fetch import Fetcher, Handoff, RunContext
 from tap_stripe.plan import Planner, Scope
 from tap_stripe.scheduler import Scheduler
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
+
+if TYPE_CHECKING:
+    from tap_stripe.settings import Settings
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -32,7 +43,7 @@ __all__ = ["FatalRunError", "Run", "RunTerminated", "Scope", "Sinks", "Terminati
 
 
 class Run:
-    def __init__(self, *, client: StripeClient, scope: Scope, sinks: Sinks, state: State, settings: Any,
+    def __init__(self, *, client: StripeClient, scope: Scope, sinks: Sinks, state: State, settings: Settings,
                  summary: RunSummary, termination: Termination | None = None):
         self.state = state
         self.summary = summary
@@ -40,9 +51,8 @@ class Run:
         self.stop = threading.Event()
         self.planner = Planner(scope, state, settings, summary)
         self.scheduler = Scheduler(client, settings.max_workers)
-        self.fetcher = Fetcher(client=client, scope=scope, settings=settings, state=state, summary=summary,
-                               render=sinks.render, submit_task=self.scheduler.submit,
-                               paging=self.scheduler.paging, stop=self.stop)
+        self.fetcher = Fetcher(RunContext(client, settings, state, summary), scope, sinks.render,
+                               Handoff(self.scheduler.submit, self.scheduler.paging, self.stop))
         self.emission = Emission(sinks, state, summary, settings.on_permission_error)
         self.feeds: list[Feed] = []
 
@@ -100,7 +110,7 @@ class Run:
                 result: SegmentResult = segment.future.result()
             except Stopped:
                 continue
-            except (PermissionDenied, ProductNotSetUp, reports.ReportFailed) as exc:
+            except (PermissionDenied, ProductNotSetUp, ReportFailed) as exc:
                 self.emission.skip(feed, feed.root, exc)
                 return True
             except StripeError as exc:
@@ -111,7 +121,7 @@ class Run:
             if result.objects:
                 feed.object_bytes = (feed.object_bytes + result.nbytes // result.objects) // 2
             if result.tasks is not None:
-                _splice(feed.segments, position, [Segment("report", task=task) for task in result.tasks])
+                _splice(feed.segments, position, [Segment(SegmentKind.REPORT, task=task) for task in result.tasks])
                 continue
             if result.split is not None:
                 # The kept newest objects become a ready tail after the new sub-windows.
@@ -126,9 +136,10 @@ class Run:
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.pending = result.pending
-            segment.nbytes = 0 if segment.kind == "window" else result.nbytes  # a window's pages went out as they came
+            # A window's pages went out as they came.
+            segment.nbytes = 0 if segment.kind == SegmentKind.WINDOW else result.nbytes
             if result.next_cursor:
-                feed.segments.insert(position + 1, Segment("pages", cursor=result.next_cursor,
+                feed.segments.insert(position + 1, Segment(SegmentKind.PAGES, cursor=result.next_cursor,
                                                            earlier=result.earlier))
         written = self._write_windows(feed)
         if written is None:
@@ -157,7 +168,7 @@ class Run:
         None when the feed was skipped."""
         wrote = False
         for segment in feed.segments:
-            if segment.kind != "window":
+            if segment.kind != SegmentKind.WINDOW:
                 break
             while segment.parts and all(f.done() and not f.cancelled() for f in segment.parts[0].subs):
                 with self.scheduler.paging.lock:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tap_stripe.children import Children
-from tap_stripe.client import StripeClient, StripeError
+from tap_stripe.client import StripeClient
+from tap_stripe.errors import StripeError
 from tap_stripe.feeds import Feed, Member, Output, Segment
 from tap_stripe.pagination import list_pages
 from tap_stripe.records import RecordShaper

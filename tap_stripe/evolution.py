@@ -32,7 +32,7 @@ Ordering: workers admit each record (`admit`, before it is rendered) and learn t
 revision it needs; a new revision is published only once its output (the SDK stream maps,
 flattener and SCHEMA messages, built by the tap's `rebuild`) is in place, so a record is
 always rendered with a schema that has its fields. The rendered group carries that revision
-(a `SCHEMA_CHANGE` group before it, feeds.py), and the main thread writes the stream's newest
+(a `GroupKind.SCHEMA` group before it, feeds.py), and the main thread writes the stream's newest
 SCHEMA before the first group needing a revision not yet announced (emission.py).
 """
 
@@ -45,15 +45,12 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from tap_stripe.errors import Unaddable
 from tap_stripe.records import mapped
 from tap_stripe.sensitive.classify import classify_schema
 from tap_stripe.sensitive.protect import Protector
 
 LOGGER = logging.getLogger("tap_stripe")
-
-# The `kind` of a rendered group (feeds.Rendered) that marks a schema revision: its payload is
-# the revision the stream's following records need, its count 0 (summaries skip it).
-SCHEMA_CHANGE = "schema"
 
 # Names of credentials: never added as fields, and removed from inside new object fields.
 SECRET_NAME = re.compile(r"(?:^|_)(?:secret|password|passphrase|passcode|api_key|secret_key|private_key|"
@@ -108,14 +105,6 @@ def scrubbed(value: Any) -> Any:
     if type(value) is list:
         return mapped(value, scrubbed)
     return value
-
-
-class Unaddable(Exception):
-    """The stream's output could not be rebuilt with these fields (`SchemaEvolution.widen`)."""
-
-    def __init__(self, keys: list[str]):
-        super().__init__(", ".join(keys))
-        self.keys = keys
 
 
 class Field:

@@ -10,21 +10,52 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-from tap_stripe.client import StripeError
+from tap_stripe.errors import StripeError
 from tap_stripe.spec import StreamSpec
 from tap_stripe.windows import TARGET_RECORDS, Split
 
 WINDOW_BYTES = 2 << 20  # a window's target size in memory
 FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
 Output = list[tuple[str, dict]]
-# A segment's records as they wait to be written, grouped by stream and kind ("new", "updated"
-# or "deleted", for the summary): (stream, kind, RECORD lines joined in one bytes object, or
-# the records themselves when stream maps must run in the main thread, count). A group of kind
-# "schema" (evolution.SCHEMA_CHANGE) holds no records: its payload is the schema revision the
-# stream's records after it need (new fields), its count 0; its SCHEMA is written before them.
-Rendered = list[tuple[str, str, Any, int]]
+
+
+class GroupKind(str, Enum):
+    """What a rendered group (`Rendered`) holds: records new to the target, records read again
+    from events, deletion records (the summary counts each), or a schema revision. A `str`, so
+    it compares, prints and serialises as its value."""
+
+    NEW = "new"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    # No records: its payload is the schema revision the stream's records after it need (new
+    # fields, `tap_stripe.evolution`), its count 0; its SCHEMA is written before them.
+    SCHEMA = "schema"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# A segment's records as they wait to be written, grouped by stream and kind: (stream, kind,
+# RECORD lines joined in one bytes object, or the records themselves when stream maps must run
+# in the main thread, count).
+Rendered = list[tuple[str, GroupKind, Any, int]]
+
+
+class SegmentKind(str, Enum):
+    """What a segment reads. A `str`, so it compares, prints and serialises as its value."""
+
+    WINDOW = "window"  # a created-time window `[lo, hi)` of a list
+    EVENTS = "events"  # a window of `/v1/events`
+    PAGES = "pages"  # a page of a full table, from `cursor`
+    SINGLETON = "singleton"  # one object
+    REPORT_PLAN = "report_plan"  # which report runs to read
+    REPORT = "report"  # one report run (`task`)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -60,7 +91,7 @@ class Part:
 
 @dataclass(eq=False)  # segments are found by identity (deque.index), never compared by value
 class Segment:
-    kind: str  # "window" | "events" | "pages" | "singleton" | "report_plan" | "report"
+    kind: SegmentKind
     lo: int | None = None
     hi: int | None = None
     cursor: str | None = None  # pages: starting_after
@@ -173,7 +204,7 @@ class Feed:
     def expected_records(self, segment: Segment) -> int:
         """Objects `segment` is expected to hold: its estimate from the split that made it,
         or a window's worth."""
-        if segment.kind not in ("window", "events"):
+        if segment.kind not in (SegmentKind.WINDOW, SegmentKind.EVENTS):
             return 100
         return segment.estimate or self.window_records()
 
@@ -185,7 +216,7 @@ class Feed:
         arrive (a page being read, a page waiting); other segments wait whole, but one too
         large to page through is split after one page."""
         records = self.expected_records(segment)
-        if segment.kind == "window":
+        if segment.kind == SegmentKind.WINDOW:
             return 2 * min(records, 100) * self.object_bytes
         return (records if records <= 2 * self.window_records() else 100) * self.object_bytes
 

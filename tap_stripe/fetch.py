@@ -10,16 +10,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tap_stripe import events as ev
 from tap_stripe import reports
 from tap_stripe.children import Children
 from tap_stripe.client import StripeClient
 from tap_stripe.errors import Stopped
-from tap_stripe.evolution import SCHEMA_CHANGE
-from tap_stripe.feeds import Feed, Output, Paging, Part, Rendered, Segment, SegmentResult
+from tap_stripe.feeds import Feed, GroupKind, Output, Paging, Part, Rendered, Segment, SegmentKind, SegmentResult
 from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
 from tap_stripe.plan import Scope
 from tap_stripe.records import rfc3339
@@ -27,23 +27,50 @@ from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 from tap_stripe.windows import created_params, split_if_dense
 
+if TYPE_CHECKING:
+    from tap_stripe.settings import Settings
+
+Render = Callable[[dict, str, int | None], bytes]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every fetch of a run shares: the client, the settings, the state (read for a
+    report's bookmark) and the summary (pages counted)."""
+
+    client: StripeClient
+    settings: Settings
+    state: State
+    summary: RunSummary
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """How a worker hands its work on: child and event tasks to the scheduler's pool
+    (`submit_task`), a window's pages to the main loop (`paging`: its lock and wake-up), and
+    whether the run is stopping (`stop`)."""
+
+    submit_task: Callable[..., Future]
+    paging: Paging
+    stop: threading.Event
+
 
 class Fetcher:
-    """Fetches segments for the scheduler; `submit_task` runs child and event tasks."""
+    """Fetches segments for the scheduler; child and event tasks run through `handoff`.
+    `render`: the streams whose records are finished into RECORD lines in the worker."""
 
-    def __init__(self, *, client: StripeClient, scope: Scope, settings: Any, state: State, summary: RunSummary,
-                 render: Mapping[str, Callable[[dict, str, int | None], bytes]],
-                 submit_task: Callable[..., Future], paging: Paging, stop: threading.Event):
-        self.client = client
+    def __init__(self, run: RunContext, scope: Scope, render: Mapping[str, Render], handoff: Handoff):
+        self.client = run.client
         self.scope = scope
-        self.settings = settings
-        self.state = state  # read for a report's bookmark
-        self.summary = summary
+        self.settings = settings = run.settings
+        self.state = run.state
+        self.summary = summary = run.summary
         self.render = render
         self.expand = settings.expand
-        self.submit_task = submit_task
-        self.paging = paging
-        self.stop = stop
+        self.submit_task = handoff.submit_task
+        self.paging = handoff.paging
+        self.stop = handoff.stop
+        client = self.client
         self.children = Children(client, scope.shapers, self.expand, summary)
         self.events = ev.EventContext(client=client, shapers=scope.shapers, children=self.children, summary=summary,
                                       expand=self.expand, updates_mode=settings.updates_mode, start=settings.start)
@@ -59,18 +86,21 @@ class Fetcher:
         result = self._segment(feed, segment)
         result.nbytes = self.client.received() - before
         if not result.rendered:
-            result.output = self.rendered(result.output, feed.version, segment.kind == "events")
+            result.output = self.rendered(result.output, feed.version, segment.kind == SegmentKind.EVENTS)
         return result
 
     def rendered(self, output: Output, version: int | None, from_events: bool = False) -> Rendered:
         """Finish records in this worker, so they wait in memory as compact bytes: one joined
         object per group (orjson's own results keep a large buffer each)."""
         extracted = rfc3339(int(time.time()))
-        groups: dict[tuple[str, str], list] = {}
+        if self.scope.post_process:  # some stream's class has its own post_process
+            output = self.post_processed(output)
+        fresh = GroupKind.UPDATED if from_events else GroupKind.NEW
+        groups: dict[tuple[str, GroupKind], list] = {}
         admit = self.scope.admit
-        needs: dict[tuple[str, str], int] = {}
+        needs: dict[tuple[str, GroupKind], int] = {}
         for stream, record in output:
-            kind = "deleted" if record.get("deleted") is True else ("updated" if from_events else "new")
+            kind = GroupKind.DELETED if record.get("deleted") is True else fresh
             if admit is not None:
                 # New fields: the schema revision this record needs. Admitted before it is
                 # rendered, so `render` (read after) is that of a schema with its fields.
@@ -82,22 +112,36 @@ class Fetcher:
         rendered: Rendered = []
         for (stream, kind), items in groups.items():
             if (stream, kind) in needs:  # its SCHEMA goes out before the group (emission)
-                rendered.append((stream, SCHEMA_CHANGE, needs[(stream, kind)], 0))
+                rendered.append((stream, GroupKind.SCHEMA, needs[(stream, kind)], 0))
             rendered.append((stream, kind, b"".join(items) if stream in self.render else items, len(items)))
         return rendered
+
+    def post_processed(self, output: Output) -> Output:
+        """`output` with each record of a stream that has a `post_process` hook replaced by what
+        the hook returns, or left out when it returns None; deletion records are kept as they are."""
+        hooks = self.scope.post_process
+        kept: Output = []
+        for stream, record in output:
+            if stream in hooks and record.get("deleted") is not True:
+                processed = hooks[stream](record, None)
+                if processed is None:
+                    continue
+                record = processed
+            kept.append((stream, record))
+        return kept
 
     def submit(self, version: int | None, from_events: bool, fn: Callable[..., Output], *args: Any) -> Future:
         return self.submit_task(lambda: self.rendered(fn(*args), version, from_events))
 
     def _segment(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
-        if segment.kind == "singleton":
+        if segment.kind == SegmentKind.SINGLETON:
             body = self.client.get(spec.path, account=feed.account, stream=spec.name)
             self.summary.page(spec.name)
             rows = body.get(spec.rows_field) or [] if spec.rows_field else [body]
             shaper, now = self.scope.shapers[spec.name], int(time.time())
             return SegmentResult(output=[(spec.name, shaper.shape(row, feed.record_account, now)) for row in rows])
-        if segment.kind == "pages":
+        if segment.kind == SegmentKind.PAGES:
             page = get_page(self.client, spec.path, spec.list_query(self.expand), segment.cursor, segment.earlier,
                             account=feed.account, endpoint=spec.path, stream=spec.name, paginated=spec.paginated)
             self.summary.page(spec.name)
@@ -108,15 +152,15 @@ class Fetcher:
                                              paginated=spec.paginated)
             result.earlier = earlier_cursors(page, segment.cursor)
             return result
-        if segment.kind == "events":
+        if segment.kind == SegmentKind.EVENTS:
             return self._events_window(feed, segment)
-        if segment.kind == "report_plan":
+        if segment.kind == SegmentKind.REPORT_PLAN:
             bookmark = self.state.get(spec.name, feed.account, "report")
             pending = self.state.get(spec.name, feed.account, "report_pending")
             rspec = reports.REPORTS_BY_NAME[spec.name]
             return SegmentResult(tasks=reports.plan_report(self.client, rspec, feed.account, bookmark,
                                                            self.settings.start, self.report_options, pending))
-        if segment.kind == "report":
+        if segment.kind == SegmentKind.REPORT:
             rows = reports.run_report(self.client, segment.task, self.report_options)
             self.summary.page(spec.name)
             account = feed.record_account

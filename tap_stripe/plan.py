@@ -14,15 +14,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from tap_stripe.feeds import Feed, Member, Segment
+from tap_stripe.feeds import Feed, Member, Segment, SegmentKind
 from tap_stripe.records import RecordShaper, rfc3339
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.state import State
 from tap_stripe.summary import RunSummary
 from tap_stripe.windows import FIRST_FANOUT
+
+if TYPE_CHECKING:
+    from tap_stripe.settings import Settings
 
 LOGGER = logging.getLogger("tap_stripe")
 EVENTS_RETENTION = 30 * 86400
@@ -46,6 +49,9 @@ class Scope:
     # worker that renders it, and returns the schema revision it needs (None: no evolution, the
     # shapers drop fields their schemas lack).
     admit: Callable[[str, dict], int] | None = None
+    # The streams whose classes override `post_process` (the SDK's hook), by name: called on each
+    # shaped record of the stream in the worker, before it is rendered (None drops it).
+    post_process: Mapping[str, Callable[[dict, Any], dict | None]] = field(default_factory=dict)
     # The upper bound is end_date, before Stripe's clock: full reads are incomplete (no
     # ACTIVATE_VERSION, no end of a resync) and none begins for the periodic reconciliation.
     bounded: bool = False
@@ -53,7 +59,7 @@ class Scope:
 
 
 class Planner:
-    def __init__(self, scope: Scope, state: State, settings: Any, summary: RunSummary,
+    def __init__(self, scope: Scope, state: State, settings: Settings, summary: RunSummary,
                  new_version: Callable[[], int] | None = None):
         self.scope = scope
         self.state = state
@@ -88,11 +94,11 @@ class Planner:
     def plan_feed(self, feed: Feed) -> None:
         spec, account, settings = feed.spec, feed.account, self.settings
         feed.bounded = self.scope.bounded
-        if spec.kind == "singleton":
-            feed.segments.append(Segment("singleton"))
+        if spec.kind == StreamKind.SINGLETON:
+            feed.segments.append(Segment(SegmentKind.SINGLETON))
             return
-        if spec.kind == "report":
-            feed.segments.append(Segment("report_plan"))
+        if spec.kind == StreamKind.REPORT:
+            feed.segments.append(Segment(SegmentKind.REPORT_PLAN))
             return
         if not spec.replication_key:
             self.plan_table(feed)
@@ -147,14 +153,15 @@ class Planner:
 
     def add_window(self, feed: Feed, lo: int, hi: int, is_open: bool) -> None:
         # From the beginning or start_date, nothing says where the data begins: an open window.
-        feed.segments.append(Segment("window", lo, hi, fanout=FIRST_FANOUT if is_open else None))
+        feed.segments.append(Segment(SegmentKind.WINDOW, lo, hi, fanout=FIRST_FANOUT if is_open else None))
 
     def plan_event_windows(self, feed: Feed, events_lo: int) -> None:
         """Over the same span, one group of types after the other: only the last group's
         windows move the bookmark, when every group before it was read to the end."""
         groups = _type_groups(feed.events_types)
         for i, types in enumerate(groups):
-            feed.segments.append(Segment("events", events_lo, feed.hi, types=types, advances=i == len(groups) - 1))
+            feed.segments.append(Segment(SegmentKind.EVENTS, events_lo, feed.hi, types=types,
+                                         advances=i == len(groups) - 1))
 
     def plan_table(self, feed: Feed) -> None:
         """A list without a `created` filter: read whole as a new table version. One with
@@ -174,7 +181,7 @@ class Planner:
             self.plan_event_windows(feed, events_from - lookback)
             return
         feed.version, feed.activate, feed.full_read = self.new_version(), True, True
-        feed.segments.append(Segment("pages"))
+        feed.segments.append(Segment(SegmentKind.PAGES))
         if not spec.event_types:
             return
         since = self.events_since(feed)

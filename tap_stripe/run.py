@@ -16,10 +16,10 @@ from singer_sdk import Stream
 
 from tap_stripe import accounts, process
 from tap_stripe.catalog import read_catalog
-from tap_stripe.client import AuthenticationFailed, ClientStats, Credentials, StripeClient, StripeError, redact
+from tap_stripe.client import ClientOptions, ClientStats, Credentials, StripeClient, redact
 from tap_stripe.emission import Sinks
 from tap_stripe.engine import Run
-from tap_stripe.errors import FatalRunError, Termination
+from tap_stripe.errors import AuthenticationFailed, FatalRunError, StateError, StripeError, Termination
 from tap_stripe.evolution import FieldPolicy, SchemaEvolution
 from tap_stripe.output.emitter import Emitter, EvolvingOutput, message_dict, protected_schema
 from tap_stripe.output.metrics import MeteredSummary, http_request_metric
@@ -28,8 +28,9 @@ from tap_stripe.ratelimit import RateLimiter, default_limits
 from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.protect import Protector
 from tap_stripe.settings import Settings
-from tap_stripe.spec import StreamSpec
-from tap_stripe.state import State, StateError
+from tap_stripe.spec import StreamKind, StreamSpec
+from tap_stripe.state import State
+from tap_stripe.streams.base import overrides_post_process
 from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
@@ -70,13 +71,13 @@ def client(settings: Settings, metrics_logger: logging.Logger, credentials: Cred
         credentials = accounts.credentials(settings)
     global_rate, endpoint_rate = default_limits(credentials.api_key)
     limiter = RateLimiter(settings.max_rps or global_rate, settings.max_rps_endpoint or endpoint_rate)
-    return StripeClient(
-        credentials=credentials, api_url=settings.api_url, api_version=settings.api_version,
-        user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
-        read_timeout=settings.request_timeout, max_retries=settings.max_retries,
-        max_backoff_seconds=settings.max_backoff_seconds, limiter=limiter,
-        ca_bundle=settings.ca_bundle, stats=ClientStats(), on_response=http_request_metric(metrics_logger),
-    )
+    options = ClientOptions(
+        api_url=settings.api_url, api_version=settings.api_version, user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout, read_timeout=settings.request_timeout,
+        max_retries=settings.max_retries, max_backoff_seconds=settings.max_backoff_seconds,
+        ca_bundle=settings.ca_bundle)
+    return StripeClient(credentials, options, limiter, stats=ClientStats(),
+                        on_response=http_request_metric(metrics_logger))
 
 
 def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = None, sink: Any = None) -> None:
@@ -102,7 +103,9 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
             hi=min(now, settings.end) if settings.end else now, now=now,
             bounded=settings.end is not None and settings.end < now,
             shapers=evolution.shapers(tap.shapers) if evolution else tap.shapers,
-            admit=evolution.admit if evolution else None)
+            admit=evolution.admit if evolution else None,
+            # Through the SDK's own stream sync (`collect`), the SDK calls `post_process` itself.
+            post_process=post_process_hooks(tap, selected) if sink is None else {})
         sinks = Sinks(emitters=emitters, render=render,
                       write_line=getattr(writer, "write_line", None), write_message=writer.message,
                       activate_versions=not tap.multi_account and only is None,
@@ -121,6 +124,13 @@ def sync(tap: Plugin, state: dict, termination: Termination, only: str | None = 
         summary.merge_client_stats(client.stats)
         print(summary.table(), file=sys.stderr)
         summary.write(settings.summary_file)
+
+
+def post_process_hooks(tap: Plugin, selected: set[str]) -> dict[str, Callable[[dict, Any], dict | None]]:
+    """The `post_process` of each selected stream whose class overrides the SDK's (bound to
+    the stream), by name: looked up once per run, so a stream without one costs nothing."""
+    return {name: tap.streams[name].post_process for name in sorted(selected)
+            if overrides_post_process(type(tap.streams[name]))}
 
 
 def _writer(tap: Plugin, sink: Any) -> Any:
@@ -181,7 +191,7 @@ def schema_evolution(tap: Plugin, selected: set[str], output: EvolvingOutput,
                      summary: RunSummary) -> SchemaEvolution | None:
     """Fields newer than the schemas (`tap_stripe.evolution`), for the selected streams
     (`schema_evolution`; always for a custom stream whose schema is inferred)."""
-    evolving = {name for name in selected if tap.specs[name].kind != "report" and (
+    evolving = {name for name in selected if tap.specs[name].kind != StreamKind.REPORT and (
         tap.settings.schema_evolution or getattr(tap.stream_classes[name], "schema_inferred", False))}
     if not evolving:
         return None

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from tap_stripe.client import StripeClient
-from tap_stripe.feeds import Feed, Paging, Segment, SegmentResult
+from tap_stripe.feeds import Feed, Paging, Segment, SegmentKind, SegmentResult
 
 # Fetched-but-not-yet-written response bytes the run may hold, shared between its feeds.
 # Records wait as serialised lines (about their JSON size), so memory stays flat whatever
@@ -166,7 +166,7 @@ class Scheduler:
         best_left: float = STEAL_MIN_OBJECTS
         for segment in feed.segments:
             lo, hi, reached = segment.lo, segment.hi, segment.reached
-            if segment.kind != "window" or segment.ready or reached is None or segment.closed or \
+            if segment.kind != SegmentKind.WINDOW or segment.ready or reached is None or segment.closed or \
                     lo is None or hi is None:
                 continue
             if segment.read < STEAL_MIN_READ:  # a density measured on one page is too rough to act on
@@ -183,7 +183,7 @@ class Scheduler:
                 return False
             middle = lo + (reached - lo) // 2
             best.lo = middle
-        stolen = Segment("window", lo, middle, estimate=round(best_left / 2))
+        stolen = Segment(SegmentKind.WINDOW, lo, middle, estimate=round(best_left / 2))
         feed.segments.insert(feed.segments.index(best), stolen)
         stolen.future = self.submit(fetch, feed, stolen)
         return True

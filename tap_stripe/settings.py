@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from tap_stripe.errors import ConfigError
 from tap_stripe.streams.generated import API_VERSION
 
 DEFAULT_FULL_RESYNC = ("customers", "invoices")
@@ -133,10 +134,6 @@ CONFIG_SCHEMA = th.PropertiesList(
     )), description="More list endpoints as streams: [{\"name\": \"billing_widgets\", \"path\": "
                     "\"/v1/billing/widgets\", \"key\": \"id\", \"created\": true}] (README: Custom streams)."),
 ).to_dict()
-
-
-class ConfigError(ValueError):
-    """A setting is wrong; the message is one line naming it."""
 
 
 @dataclass

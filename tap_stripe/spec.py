@@ -1,7 +1,7 @@
 """What the tap knows about one Stripe table: a `StreamSpec` is pure data.
 
 Each table's class (`tap_stripe.streams`: generated from Stripe's OpenAPI spec by
-`scripts/generate.py`, with the project's choices in `custom.py`) declares its spec as class
+`scripts/generate.py`, with the project's choices in `overrides.py`) declares its spec as class
 attributes; every mechanism (paging, windows, events, children) reads the `StreamSpec`.
 """
 
@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
+
+
+class StreamKind(str, Enum):
+    """How a table is read: a paged list, one object (`/v1/balance`), or a Reporting API report.
+    A `str`, so it compares, prints and serialises as its value (`"list"`)."""
+
+    LIST = "list"
+    SINGLETON = "singleton"
+    REPORT = "report"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -20,8 +33,8 @@ class StreamSpec:
     """The list endpoint; `{param}` placeholders are filled from the parent record."""
     object_types: tuple[str, ...]
     """The `object` values a record can carry."""
-    kind: str = "list"
-    """`list` (paged list endpoint), `singleton` (one object, e.g. `/v1/balance`)."""
+    kind: StreamKind = StreamKind.LIST
+    """`list` (paged list endpoint), `singleton` (one object, e.g. `/v1/balance`), `report`."""
     rows_field: str | None = None
     """For a singleton: the field whose list items are the rows (`available`)."""
     parent: str | None = None

@@ -33,12 +33,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tap_stripe.errors import StateError
+
 STATE_FORMAT = 1
 DEFAULT_ACCOUNT = "default"
-
-
-class StateError(ValueError):
-    """The state file is not tap-stripe state; the message is one line."""
 
 
 def validate(state: Any) -> dict:

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ class RunSummary:
                 stats = self.streams.setdefault(name, StreamStats())
         return stats
 
-    def count(self, output: list[tuple[str, str, object, int]], skipped: set[str]) -> None:
+    def count(self, output: Sequence[tuple[str, str, object, int]], skipped: set[str]) -> None:
         """Count a segment's written records by kind: new, updated or deleted."""
         now = time.time()
         for name, kind, _, count in output:
@@ -66,7 +66,7 @@ class RunSummary:
             if stats.started is None:
                 stats.started = now
             stats.finished = now
-            setattr(stats, kind, getattr(stats, kind) + count)
+            setattr(stats, str(kind), getattr(stats, str(kind)) + count)
 
     def page(self, name: str) -> None:
         stats = self.stream(name)

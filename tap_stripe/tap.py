@@ -36,24 +36,15 @@ from tap_stripe.catalog import (
     is_selected,
     lean_catalog,
 )
-from tap_stripe.client import Credentials, StripeClient, StripeError, redact
-from tap_stripe.errors import FatalRunError, RunTerminated, Termination
+from tap_stripe.client import Credentials, StripeClient, redact
+from tap_stripe.errors import ConfigError, FatalRunError, RunTerminated, StateError, StripeError, Termination
 from tap_stripe.output.writer import SDKMessageWriter
 from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.classify import load_classification, mark_catalog, with_custom_streams
 from tap_stripe.sensitive.protect import Protector, validate_policy
 from tap_stripe.sensitive.scan import scan_first_pages, write_report
-from tap_stripe.settings import (
-    CONFIG_SCHEMA,
-    DEFAULT_FULL_RESYNC,
-    ConfigError,
-    Settings,
-    custom_streams,
-    several_accounts,
-    validate,
-)
+from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, Settings, custom_streams, several_accounts, validate
 from tap_stripe.spec import StreamSpec
-from tap_stripe.state import StateError
 from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
 from tap_stripe.streams import SPECS, STREAM_CLASSES, StripeStream, configured

@@ -114,6 +114,19 @@ def tap_config(sandbox, **settings) -> dict:
             "max_backoff_seconds": 0.2, **settings}
 
 
+def make_settings(config: dict | None = None, **overrides):
+    """Real `Settings`, as `settings.validate` makes them from a sandbox key (and `config`), with
+    `overrides` of their fields (`dataclasses.replace`): for tests that build the engine's parts."""
+    import dataclasses
+
+    from tap_stripe.settings import validate
+    from tap_stripe.streams import SPECS
+
+    expandable = {spec.name: {f for f, _ in spec.expandable} | set(spec.default_expand) for spec in SPECS.values()}
+    settings = validate({"api_key": SANDBOX_KEY, **(config or {})}, set(SPECS), expandable)
+    return dataclasses.replace(settings, **overrides)
+
+
 def catalog_for(streams: list[str], config: dict | None = None) -> dict:
     """The tap's catalog with only `streams` selected."""
     from tap_stripe.tap import TapStripe

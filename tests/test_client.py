@@ -6,27 +6,19 @@ import random
 import pytest
 import requests_mock as rm
 
-from tap_stripe.client import (
-    AuthenticationFailed,
-    Credentials,
-    PermissionDenied,
-    ProductNotSetUp,
-    RetriesExhausted,
-    StripeClient,
-    StripeError,
-)
+from tap_stripe.client import ClientOptions, Credentials, StripeClient
+from tap_stripe.errors import AuthenticationFailed, PermissionDenied, ProductNotSetUp, RetriesExhausted, StripeError
 from tap_stripe.pagination import list_pages
 from tap_stripe.ratelimit import RateLimiter
 
 API = "https://api.stripe.test"
 
 
-def make_client(**overrides) -> StripeClient:
-    options = dict(credentials=Credentials("sk_test_123"), api_url=API, api_version="2023-08-16",
-                   user_agent="tap-stripe/test", connect_timeout=5, read_timeout=5, max_retries=3,
-                   max_backoff_seconds=0.01, limiter=RateLimiter(1000, 1000))
-    options.update(overrides)
-    return StripeClient(**options)
+def make_client(credentials=None, limiter=None, **overrides) -> StripeClient:
+    options = ClientOptions(**{**dict(api_url=API, api_version="2023-08-16", user_agent="tap-stripe/test",
+                                      connect_timeout=5, read_timeout=5, max_retries=3, max_backoff_seconds=0.01),
+                               **overrides})
+    return StripeClient(credentials or Credentials("sk_test_123"), options, limiter or RateLimiter(1000, 1000))
 
 
 def test_headers_carry_key_version_account_and_agent(requests_mock):

@@ -9,7 +9,8 @@ import sys
 import pytest
 from conftest import SANDBOX_KEY, catalog_for, comparable, expected_rows, tap_config
 
-from tap_stripe.settings import ConfigError, custom_streams
+from tap_stripe.errors import ConfigError
+from tap_stripe.settings import custom_streams
 from tap_stripe.streams import SPECS
 
 WIDGETS = {"name": "billing_widgets", "path": "/v1/billing/widgets", "key": "id", "created": True}

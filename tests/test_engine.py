@@ -241,7 +241,7 @@ def test_killed_at_a_random_point_then_resumed_loses_nothing(tmp_path, seed):
 
 # Every stream the catalog selects by default: every generated table, each with its committed
 # schema file (the report streams, built from report columns, are opt-in).
-# Every generated table but the opt-in ones (custom.py: a request per parent for data few accounts have).
+# Every generated table but the opt-in ones (overrides.py: a request per parent for data few accounts have).
 DEFAULT_STREAMS = {p.stem for p in (ROOT / "tap_stripe" / "schemas").glob("*.json")} - {
     "entitlements_active_entitlements", "payment_intent_amount_details_line_items"}
 # Streams legitimately empty in the `sandbox` fixture: it has no connected accounts (Connect's

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 
 import pytest
+from conftest import make_settings
 
 from tap_stripe.emission import Sinks
 from tap_stripe.engine import Run
@@ -43,7 +44,7 @@ class Executor:
 
 def make_run(state=None, selected=("charges",), specs=None, activate=True, **settings):
     base = dict(report_interval="day", report_columns={}, report_timezone=None, report_versions={},
-                report_poll_timeout=60.0, files_url="http://files", max_workers=2, full_resync_streams=set(),
+                report_poll_timeout=60.0, files_url="http://files", max_workers=2, full_resync_streams=frozenset(),
                 lookback=0, start=None, reread_days={}, on_permission_error="skip", updates_mode="refetch", expand={},
                 full_resync_every=7 * DAY)
     base.update(settings)
@@ -58,7 +59,7 @@ def make_run(state=None, selected=("charges",), specs=None, activate=True, **set
     sinks = Sinks(emitters=emitters, render={}, write_line=lines.append, write_message=messages.append,
                   activate_versions=activate)
     run = Run(client=None, scope=scope, sinks=sinks, state=State(state if state is not None else {}),
-              settings=SimpleNamespace(**base), summary=RunSummary(0))
+              settings=make_settings(**base), summary=RunSummary(0))
     run.scheduler.executor.shutdown()
     run.scheduler.executor = Executor()
     run.planner.new_version = lambda: VERSION

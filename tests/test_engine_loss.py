@@ -140,7 +140,8 @@ def test_a_grandchild_selected_without_its_middle_stream_reads_only_what_is_new(
     subscription_items. Selected with the top stream but not the middle one, its windows
     start at the selected members' bookmarks (less the lookback), not at the beginning."""
     import dataclasses
-    from types import SimpleNamespace
+
+    from conftest import make_settings
 
     from tap_stripe.feeds import Feed
     from tap_stripe.plan import Planner, Scope
@@ -155,7 +156,7 @@ def test_a_grandchild_selected_without_its_middle_stream_reads_only_what_is_new(
     cursors = {"created": SANDBOX_NOW, "events": SANDBOX_NOW, "version": 1}
     state = State({"bookmarks": {name: {"accounts": {"default": dict(cursors)}}
                                  for name in ("subscriptions", "grandchildren")}})
-    settings = SimpleNamespace(full_resync_streams=set(), lookback=60, start=None, reread_days={})
+    settings = make_settings(full_resync_streams=frozenset(), lookback=60, start=None, reread_days={})
     scope = Scope(specs=specs, selected={"subscriptions", "grandchildren"}, accounts=[None],
                   platform_streams=(set(), True), hi=SANDBOX_NOW + DAY, now=SANDBOX_NOW + DAY, shapers={})
     planner = Planner(scope, state, settings, RunSummary(0))
@@ -250,13 +251,13 @@ def test_a_childs_own_events_re_read_its_parent_and_its_deletion_reaches_the_tar
 # ----- mid-run deletions do not stop the run -------------------------------------------------------
 
 def test_a_page_cursor_deleted_mid_run_goes_on_from_the_object_before_it(sandbox):
-    from tap_stripe.client import Credentials, StripeClient
+    from tap_stripe.client import ClientOptions, Credentials, StripeClient
     from tap_stripe.pagination import list_pages
     from tap_stripe.ratelimit import RateLimiter
 
-    client = StripeClient(credentials=Credentials(SANDBOX_KEY), api_url=sandbox.url, api_version="2023-08-16",
-                          user_agent="test", connect_timeout=5, read_timeout=10, max_retries=0,
-                          max_backoff_seconds=0, limiter=RateLimiter(1000, 1000))
+    options = ClientOptions(api_url=sandbox.url, api_version="2023-08-16", user_agent="test", connect_timeout=5,
+                            read_timeout=10, max_retries=0, max_backoff_seconds=0)
+    client = StripeClient(Credentials(SANDBOX_KEY), options, RateLimiter(1000, 1000))
 
     def read(cursor, earlier):
         return [o["id"] for page in list_pages(client, "/v1/customers", [], account=None, endpoint="/v1/customers",

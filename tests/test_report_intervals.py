@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tap_stripe.client import StripeError
+from tap_stripe.errors import ReportFailed, StripeError
 from tap_stripe.reports.columns import REPORTS_BY_NAME
 from tap_stripe.reports.plan import day_boundaries, next_day_boundary, plan_report
-from tap_stripe.reports.task import ReportFailed, ReportOptions
+from tap_stripe.reports.task import ReportOptions
 
 DAY = 86400
 UTC = timezone.utc

@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 from conftest import SANDBOX_KEY, SANDBOX_NOW
 
-from tap_stripe.client import Credentials, StripeClient, StripeError
+from tap_stripe.client import ClientOptions, Credentials, StripeClient
+from tap_stripe.errors import ReportFailed, StripeError
 from tap_stripe.ratelimit import RateLimiter
 from tap_stripe.records import rfc3339
 from tap_stripe.reports import plan as report_plan
@@ -22,7 +23,7 @@ from tap_stripe.reports.columns import (
 from tap_stripe.reports.parse import parse_report_csv
 from tap_stripe.reports.plan import plan_report
 from tap_stripe.reports.run import run_report
-from tap_stripe.reports.task import ReportFailed, ReportOptions, ReportTask
+from tap_stripe.reports.task import ReportOptions, ReportTask
 
 DAY = 86400
 ACTIVITY = REPORTS_BY_NAME["report_balance_change_from_activity_itemized"]
@@ -40,9 +41,9 @@ def rsb():
 
 
 def make_client(sb) -> StripeClient:
-    return StripeClient(credentials=Credentials(SANDBOX_KEY), api_url=sb.url, api_version="2023-08-16",
-                        user_agent="tap-stripe-tests", connect_timeout=5, read_timeout=30, max_retries=2,
-                        max_backoff_seconds=0.05, limiter=RateLimiter(5000, 5000))
+    options = ClientOptions(api_url=sb.url, api_version="2023-08-16", user_agent="tap-stripe-tests",
+                            connect_timeout=5, read_timeout=30, max_retries=2, max_backoff_seconds=0.05)
+    return StripeClient(Credentials(SANDBOX_KEY), options, RateLimiter(5000, 5000))
 
 
 def options(sb, **kw) -> ReportOptions:

@@ -25,11 +25,11 @@ def test_every_table_is_a_class_of_its_kind_named_after_it():
 
 
 def test_a_table_is_customised_where_it_is_declared():
-    # custom.py: subscriptions include canceled ones; customers expand what Stripe hides.
+    # overrides.py: subscriptions include canceled ones; customers expand what Stripe hides.
     assert SPECS["subscriptions"].list_params == (("status", "all"),)
     assert generated.SubscriptionsStream.spec.list_params == ()
     assert "tax" in SPECS["customers"].default_expand
-    assert STREAM_CLASSES["subscriptions"].__module__ == "tap_stripe.streams.custom"
+    assert STREAM_CLASSES["subscriptions"].__module__ == "tap_stripe.streams.overrides"
     assert SPECS["subscriptions"].path == generated.SubscriptionsStream.path  # the rest is inherited
 
 

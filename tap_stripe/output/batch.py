@@ -34,9 +34,8 @@ from uuid import uuid4
 import orjson
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage, StorageTarget
 
-from tap_stripe.errors import FatalRunError
+from tap_stripe.errors import ConfigError, FatalRunError
 from tap_stripe.output.writer import json_default
-from tap_stripe.settings import ConfigError
 
 STATE_DELAY_SECONDS = 30.0
 _COMPRESS_BYTES = 1 << 20  # encoded lines are compressed in blocks of about this size

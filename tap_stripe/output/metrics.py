@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from singer_sdk import metrics
@@ -46,7 +46,7 @@ class MeteredSummary(RunSummary):
         self._counters: dict[str, metrics.Counter] = {}
         self._counters_lock = threading.Lock()
 
-    def count(self, output: list[tuple[str, str, object, int]], skipped: set[str]) -> None:
+    def count(self, output: Sequence[tuple[str, str, object, int]], skipped: set[str]) -> None:
         super().count(output, skipped)
         if not self.record_metrics:
             return

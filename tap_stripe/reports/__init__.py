@@ -14,7 +14,8 @@ The modules, by job (the names the engine uses are importable from this package)
 - `columns`: `REPORT_STREAMS`, one `ReportSpec` per report family (Striim's report tables),
   and `report_schema(spec, columns)`, `report_key_properties(spec)`: discovery, offline. It
   imports nothing that talks to Stripe, so declaring the report streams loads no HTTP client.
-- `task`: `ReportOptions` (the settings), `ReportTask` (one run to make), `ReportFailed`.
+- `task`: `ReportOptions` (the settings), `ReportTask` (one run to make); a failed run raises
+  `tap_stripe.errors.ReportFailed`.
 - `plan`: `plan_report(...)`, what to run since the bookmark (a list of `ReportTask`s).
 - `run`: `run_report(...)`, run one task and return its records (raises `ReportFailed`).
 - `parse`: the run's CSV result as records.
@@ -90,12 +91,12 @@ from tap_stripe.reports.columns import (
 if TYPE_CHECKING:
     from tap_stripe.reports.plan import plan_report
     from tap_stripe.reports.run import run_report
-    from tap_stripe.reports.task import ReportFailed, ReportOptions, ReportTask
+    from tap_stripe.reports.task import ReportOptions, ReportTask
 
 # The names of the modules that talk to Stripe, loaded when first used (PEP 562): importing
 # this package for the columns (the stream classes do) does not import the HTTP client.
 _RUNTIME = {
-    "ReportFailed": "task", "ReportOptions": "task", "ReportTask": "task",
+    "ReportOptions": "task", "ReportTask": "task",
     "plan_report": "plan", "run_report": "run",
 }
 
@@ -103,7 +104,6 @@ __all__ = [
     "COLUMN_KINDS",
     "REPORTS_BY_NAME",
     "REPORT_STREAMS",
-    "ReportFailed",
     "ReportOptions",
     "ReportSpec",
     "ReportTask",

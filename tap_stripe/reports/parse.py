@@ -11,9 +11,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tap_stripe.errors import ReportFailed
 from tap_stripe.records import rfc3339
 from tap_stripe.reports.columns import column_kind
-from tap_stripe.reports.task import ReportFailed, ReportTask
+from tap_stripe.reports.task import ReportTask
 
 
 def _parse_time(value: str, tz) -> str:

@@ -7,7 +7,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from tap_stripe.client import StripeError
 from tap_stripe.records import rfc3339
 from tap_stripe.reports.columns import ReportSpec
 
@@ -58,10 +57,6 @@ class ReportTask:
             what = f"at {rfc3339(p['interval_end'])}"
         account = f", account {self.account}" if self.account else ""
         return f"stream {self.spec.name} ({self.report_type}, {what}{account})"
-
-
-class ReportFailed(StripeError):
-    """A report run failed, or was still pending at the poll limit. `str()` is one line."""
 
 
 def idempotency_key(account: str | None, report_type: str, parameters: dict) -> str:

@@ -14,11 +14,12 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeClient
+from tap_stripe.client import StripeClient
+from tap_stripe.errors import PermissionDenied, ProductNotSetUp
 from tap_stripe.pagination import list_pages
 from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.protect import mask_email, mask_ip, mask_phone
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -159,7 +160,7 @@ def scan_first_pages(client: StripeClient, specs: Iterable[StreamSpec], expand: 
     `expand`, shaped with the stream's schema `schema_of(name)`) and scan it: `scan_report`."""
     findings = {}
     for spec in specs:
-        if spec.parent or spec.kind != "list":
+        if spec.parent or spec.kind != StreamKind.LIST:
             continue
         params = spec.list_query(expand)
         try:

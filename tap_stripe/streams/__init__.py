@@ -1,12 +1,12 @@
 """Every table the tap reads, one class each (`class ChargesStream`): generated from Stripe's
-spec (`generated.py`), with this project's choices and the report tables (`custom.py`); the
-kinds and their hooks are in `base.py`.
+spec (`generated.py`), with this project's choices and the report tables (`overrides.py`); the
+kinds, their declarations and the `post_process` hook are in `base.py`.
 """
 
 from __future__ import annotations
 
-from tap_stripe.spec import StreamSpec
-from tap_stripe.streams import custom, generated
+from tap_stripe.spec import StreamKind, StreamSpec
+from tap_stripe.streams import generated, overrides
 from tap_stripe.streams.base import StripeStream
 from tap_stripe.streams.generated import API_VERSION, EXCLUDED_LISTS
 
@@ -22,8 +22,8 @@ def _classes(*modules) -> dict[str, type[StripeStream]]:
     return found
 
 
-STREAM_CLASSES: dict[str, type[StripeStream]] = _classes(generated, custom)
+STREAM_CLASSES: dict[str, type[StripeStream]] = _classes(generated, overrides)
 SPECS: dict[str, StreamSpec] = {name: cls.spec for name, cls in STREAM_CLASSES.items()}
-STREAMS: tuple[StreamSpec, ...] = tuple(spec for spec in SPECS.values() if spec.kind != "report")
+STREAMS: tuple[StreamSpec, ...] = tuple(spec for spec in SPECS.values() if spec.kind != StreamKind.REPORT)
 
 __all__ = ["API_VERSION", "EXCLUDED_LISTS", "SPECS", "STREAMS", "STREAM_CLASSES", "StripeStream"]

@@ -1,6 +1,6 @@
 """The kinds of Stripe table, as SDK stream classes. A table is a thin subclass of one kind
 that declares what Stripe says of it (`generated.py`) or what this project chose
-(`custom.py`); the class's `spec` is that declaration as data, which the engine reads.
+(`overrides.py`); the class's `spec` is that declaration as data, which the engine reads.
 
 | kind | read how |
 |---|---|
@@ -10,9 +10,18 @@ that declares what Stripe says of it (`generated.py`) or what this project chose
 | `SingletonStream` | one object (`/v1/balance`), or the rows of one of its lists |
 | `ReportStream` | a financial report of the Reporting API (`tap_stripe.reports`) |
 
-Hooks a table may override where it is declared: `list_params` (fixed list parameters),
-`default_expand` (fields Stripe returns only when expanded), `key_properties`,
-`selected_by_default`, `oauth_readable`.
+Declarations a table may change where it is declared (class attributes, gathered into `spec`):
+`list_params` (request parameters sent on every list call: the place for what the SDK's
+`get_url_params` would add), `default_expand` (fields Stripe returns only when expanded),
+`key_properties` (the primary key), `selected_by_default`, `oauth_readable`.
+
+The one hook, called by the engine: `post_process(row, context)`, the SDK's, on each record
+of the stream once it is shaped (in the worker that fetched it, before it is rendered;
+`None` drops the record). Deletion records (`deleted: true`) do not pass through it.
+The SDK's other places to change a stream (`get_url_params`, `parse_response`,
+`request_records`, `get_records`, a `primary_keys` or `replication_key` class attribute) are
+not what the engine reads: a class that defines one is refused when it is defined
+(`TypeError`), naming the declaration or hook to use instead.
 """
 
 from __future__ import annotations
@@ -26,9 +35,44 @@ from typing import Any, ClassVar
 from singer_sdk import Stream
 
 from tap_stripe import reports
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 
 _SPEC_FIELDS = tuple(f.name for f in fields(StreamSpec))
+
+# The SDK's names a table class may not define (the engine never calls or reads them), and what
+# to define instead.
+REFUSED = {
+    "get_url_params": "declare `list_params` (request parameters sent on every list call)",
+    "parse_response": "override `post_process(row, context)` (called on each shaped record)",
+    "request_records": "override `post_process` or declare `list_params`",
+    "get_records": "override `post_process` or declare `list_params`",
+    "primary_keys": "declare `key_properties` (a tuple of field names)",
+    "replication_key": "declare `key_properties` for the key; the replication key is the list's "
+                       "`created_field` when it takes a `created` filter",
+}
+
+
+def _refuse_sdk_overrides(cls: type) -> None:
+    """TypeError for a class body that defines a name of `REFUSED`."""
+    for name, instead in REFUSED.items():
+        if name in cls.__dict__:
+            raise TypeError(f"{cls.__qualname__} defines `{name}`, which tap-stripe's engine does not use "
+                            f"(it reads the class's declarations): {instead}")
+
+
+def _pairs(value: Any, what: str, cls: type) -> tuple:
+    """A declaration of pairs (`list_params`) as a tuple of 2-tuples; a mapping is taken too."""
+    items = value.items() if isinstance(value, Mapping) else value
+    try:
+        pairs = tuple((str(k), str(v)) for k, v in items)
+    except (TypeError, ValueError):
+        raise TypeError(f"{cls.__qualname__}.{what} must be (name, value) pairs, e.g. (('status', 'all'),)") from None
+    return pairs
+
+
+def overrides_post_process(cls: type) -> bool:
+    """Whether a stream class has its own `post_process` (the SDK's does nothing)."""
+    return getattr(cls, "post_process", Stream.post_process) is not Stream.post_process
 
 
 def load_schema(name: str, report_columns: list[str] | None = None) -> dict:
@@ -64,11 +108,19 @@ class StripeStream(Stream):
     name: ClassVar[str]  # type: ignore[misc]
     path: ClassVar[str]
     object_types: ClassVar[tuple[str, ...]] = ()
-    kind: ClassVar[str] = "list"
+    kind: ClassVar[StreamKind] = StreamKind.LIST
     spec: ClassVar[StreamSpec]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _refuse_sdk_overrides(cls)
+        if "kind" in cls.__dict__:  # a class may say `kind = "singleton"`
+            cls.kind = StreamKind(cls.kind)
+        if "list_params" in cls.__dict__:
+            cls.list_params = _pairs(cls.__dict__["list_params"], "list_params", cls)  # type: ignore[attr-defined]
+        if isinstance(cls.__dict__.get("key_properties"), (list, str)):
+            keys = cls.__dict__["key_properties"]
+            cls.key_properties = (keys,) if isinstance(keys, str) else tuple(keys)  # type: ignore[attr-defined]
         if "name" in cls.__dict__ or hasattr(cls, "spec"):
             cls.spec = StreamSpec(**{f: getattr(cls, f) for f in _SPEC_FIELDS if hasattr(cls, f)})
 
@@ -127,14 +179,14 @@ class ChildStream(StripeStream):
 class SingletonStream(StripeStream):
     """One object per run (`/v1/balance`), or the rows of one of its lists (`rows_field`)."""
 
-    kind = "singleton"
+    kind = StreamKind.SINGLETON
 
 
 class ReportStream(StripeStream):
     """A financial report of Stripe's Reporting API: one report run per interval (see
     `tap_stripe.reports`); `name` is its `ReportSpec`'s."""
 
-    kind = "report"
+    kind = StreamKind.REPORT
     path = "/v1/reporting/report_runs"
     selected_by_default = False
     oauth_readable = False

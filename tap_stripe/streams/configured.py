@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from tap_stripe.records import TAP_FIELD_SCHEMAS
-from tap_stripe.spec import StreamSpec
+from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.streams.base import CreatedWindowStream, FullTableStream, StripeStream, load_schema
 
 
@@ -51,7 +51,7 @@ def minimal_schema(spec: StreamSpec) -> dict:
 
 def source_spec(entry: Any, specs: Mapping[str, StreamSpec]) -> StreamSpec | None:
     """The built-in top-level list whose objects an entry's are: by `object`, else by `path`."""
-    lists = [s for s in specs.values() if s.kind == "list" and not s.parent]
+    lists = [s for s in specs.values() if s.kind == StreamKind.LIST and not s.parent]
     if entry.object:
         matches = [s for s in lists if entry.object in s.object_types]
         return next((s for s in matches if s.path == entry.path), matches[0] if matches else None)

@@ -43,7 +43,7 @@ from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.classify import load_classification, mark_catalog, with_custom_streams
 from tap_stripe.sensitive.protect import Protector, validate_policy
 from tap_stripe.sensitive.scan import scan_first_pages, write_report
-from tap_stripe.settings import CONFIG_SCHEMA, DEFAULT_FULL_RESYNC, Settings, custom_streams, several_accounts, validate
+from tap_stripe.settings import CONFIG_SCHEMA, Settings, custom_streams, several_accounts, validate
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
@@ -154,10 +154,6 @@ class TapStripe(Tap):
     @property
     def multi_account(self) -> bool:
         return several_accounts(self.config)
-
-    @property
-    def full_resync_streams(self) -> set[str]:
-        return set(self.config.get("full_resync_streams", DEFAULT_FULL_RESYNC))
 
     def discover_streams(self) -> list[Stream]:
         return [cls(self) for cls in self.stream_classes.values()]

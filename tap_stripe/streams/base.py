@@ -134,7 +134,8 @@ class StripeStream(Stream):
         if tap.multi_account and keys:
             keys = ["_account_id", *keys]
         self.primary_keys = keys
-        self.replication_key = None if spec.name in tap.full_resync_streams else self.stream_replication_key()
+        # full_resync_streams too: incremental between their periodic full re-reads.
+        self.replication_key = self.stream_replication_key()
         self.forced_replication_method = "INCREMENTAL" if self.replication_key else "FULL_TABLE"
         self.selected_by_default = spec.selected_by_default
 

@@ -100,6 +100,13 @@ class Emission:
                     self.state.set(member.spec.name, account, "done",
                                    _after(self.state.get(member.spec.name, account, "done"), segment.hi))
                 self.advance_pending(feed, segment)
+        elif segment.kind == SegmentKind.PAGES and feed.full_read and len(feed.segments) > 1 \
+                and feed.segments[1].kind == SegmentKind.PAGES and feed.segments[1].cursor:
+            # A full table read page by page: a killed run's next run goes on after this page.
+            after = feed.segments[1]
+            self.state.set(name, account, "table", {
+                "version": feed.version, "cursor": after.cursor, "earlier": after.earlier[:10],
+                "streams": sorted(m.spec.name for m in feed.live_members())})
         elif segment.kind == SegmentKind.REPORT:
             self.state.set(name, account, "report", segment.task.bookmark_after)
             if segment.task.pending_after is not None:  # single-payout reports: [] drops the key
@@ -158,6 +165,7 @@ class Emission:
         activate its table version if it has one."""
         name, account = feed.name, feed.account
         if feed.full_read and not feed.bounded:
+            self.state.set(name, account, "table", None)
             if feed.resync:
                 self.state.set(name, account, "resync", None)
                 for member in feed.live_members():

@@ -175,13 +175,24 @@ class Planner:
         # no events bookmark of its own yet).
         own = [self.state.get(m.spec.name, account, "events") for m in feed.root.walk() if m.selected]
         events_from = min(own) if spec.event_types and None not in own else None
-        if events_from is not None and not self.due(feed) and not self.expired(events_from):
+        # A read a killed run left part-way goes on from its last written page, in its version.
+        progress = self.state.get(spec.name, account, "table")
+        if progress is not None and progress.get("streams") != sorted(m.spec.name for m in feed.root.walk()
+                                                                      if m.selected):
+            progress = None  # another selection: begin again, so every stream reads the whole table
+        if progress is None and events_from is not None and not self.due(feed) and not self.expired(events_from):
             feed.version = self.current_version(feed)
             feed.events_types = self.event_types(feed)
             self.plan_event_windows(feed, events_from - lookback)
             return
-        feed.version, feed.activate, feed.full_read = self.new_version(), True, True
-        feed.segments.append(Segment(SegmentKind.PAGES))
+        feed.activate, feed.full_read = True, True
+        if progress is not None:
+            feed.version = progress["version"]
+            feed.segments.append(Segment(SegmentKind.PAGES, cursor=progress["cursor"],
+                                         earlier=list(progress.get("earlier") or ())))
+        else:
+            feed.version = self.new_version()
+            feed.segments.append(Segment(SegmentKind.PAGES))
         if not spec.event_types:
             return
         since = self.events_since(feed)

@@ -17,6 +17,9 @@
          "resync": {"version": 1714521600000, "created": 1714000000,   # a full re-read in
                     "started": 1714521600,   # progress; `started` becomes `events` at its end
                     "done": [[…, …]]},       # spans after its `created` it emitted whole
+         "table": {"version": 1714521600000, "cursor": "qt_…",  # a full table's read in
+                   "earlier": ["qt_…"],      # progress: its next page starts after `cursor`
+                   "streams": ["quotes"]},   # (for the streams selected then)
          "report": 1714521600,       # report streams: the end of the last interval read
          "report_pending": ["po_…"]  # single-payout reports: payouts before `report` still to read
        }}}},
@@ -66,6 +69,10 @@ def validate(state: Any) -> dict:
                                                                                for p in pending)):
                 raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.report_pending' must be "
                                  "a list of payout ids")
+            table = cursors.get("table")
+            if table is not None and not (isinstance(table, dict) and isinstance(table.get("version"), int)
+                                          and isinstance(table.get("cursor"), str)):
+                raise StateError(f"state 'bookmarks.{stream}.accounts.{account}.table' is malformed")
             resync = cursors.get("resync")
             spans = {"done": cursors.get("done"),
                      "resync.done": resync.get("done") if isinstance(resync, dict) else None}

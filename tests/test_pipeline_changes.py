@@ -312,3 +312,31 @@ def test_the_keys_own_account_is_named_in_account_id(sandbox, run_tap):
     assert result.returncode == 0, result.stderr
     assert result.records()
     assert {r.get("_account_id") for r in result.records()} == {own}
+
+
+def test_a_full_table_read_killed_part_way_goes_on_from_its_last_written_page(tmp_path, run_tap):
+    """Guarantee: a full table's read (a table version) killed part-way is resumed in the same
+    version from the page after the last one its STATE covers, so its next run does not read the
+    pages already written again, and the version's ACTIVATE_VERSION still keeps every row."""
+    from stripe_sandbox import Sandbox
+
+    with Sandbox(seed=12, scale=0.02, now=SANDBOX_NOW, volumes={"tax_ids": 2000}) as sandbox:
+        config = tap_config(sandbox, max_workers=2)
+        catalog = catalog_for(["tax_ids"])
+        needed = len(sandbox.truth("tax_ids"))
+        assert needed >= 1500
+        first, code = run_killed(tmp_path, config, catalog, None, needed // 2, signal.SIGKILL)
+        assert code != 0
+        state = [m["value"] for m in first if m["type"] == "STATE"][-1]
+        progress = bookmark(state, "tax_ids", "table")
+        assert progress and progress["cursor"].startswith("txi_"), state
+        written = sum(1 for m in first if m["type"] == "RECORD")
+        second = run_tap(config, catalog=catalog, state=state)
+        assert second.returncode == 0, second.stderr
+        again = len(second.records("tax_ids"))
+        assert again <= needed - written + 200, f"{again} records read again after {written} of {needed}"
+        versions = {m.get("version") for m in first + second.messages if m["type"] == "RECORD"}
+        assert versions == {progress["version"]}
+        model = TargetModel().apply(first).apply(second.messages)
+        assert_matches(model, sandbox, ["tax_ids"])
+        assert bookmark(second.last_state, "tax_ids", "table") is None

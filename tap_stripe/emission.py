@@ -92,6 +92,9 @@ class Emission:
             if feed.resync:
                 resync = {**(self.state.get(name, account, "resync") or {}), "version": feed.version,
                           "created": segment.hi, "started": feed.started}
+                # The streams that received every window of this version so far.
+                live = {m.spec.name for m in feed.live_members()}
+                resync["streams"] = sorted(live.intersection(resync.get("streams", live)))
                 done = _after(resync.pop("done", None), segment.hi)
                 self.state.set(name, account, "resync", {**resync, "done": done} if done else resync)
             else:

@@ -257,12 +257,17 @@ class Planner:
                                              self.state.get(spec.name, account, "created")) if v is not None), oldest)
             if feed.started - lookback < oldest and spec.event_types:
                 resync = None  # the changes since it began are no longer all in Stripe's events
+        selected = sorted(m.spec.name for m in feed.root.walk() if m.selected)
+        if resync and not set(selected) <= set(resync.get("streams", selected)):
+            # A stream selected now missed the part already read (deselected or skipped then):
+            # its version would lack those rows, so the re-read begins again.
+            resync = None
         if resync:
             feed.version, lo = resync["version"], resync.get("created", start)
         else:
             feed.version, lo, feed.started = self.new_version(), start, feed.hi
-            self.state.set(spec.name, account, "resync",
-                           {"version": feed.version, "created": start, "started": feed.started})
+            self.state.set(spec.name, account, "resync", {"version": feed.version, "created": start,
+                                                          "started": feed.started, "streams": selected})
         for member in feed.root.walk():
             member.floor = start
         assert feed.started is not None  # set above on both paths

@@ -16,7 +16,8 @@
                                      # records carry it, so the next full read can drop rows
          "resync": {"version": 1714521600000, "created": 1714000000,   # a full re-read in
                     "started": 1714521600,   # progress; `started` becomes `events` at its end
-                    "done": [[…, …]]},       # spans after its `created` it emitted whole
+                    "done": [[…, …]],        # spans after its `created` it emitted whole
+                    "streams": ["customers"]},  # the streams that received all of it so far
          "table": {"version": 1714521600000, "cursor": "qt_…",  # a full table's read in
                    "earlier": ["qt_…"],      # progress: its next page starts after `cursor`
                    "streams": ["quotes"]},   # (for the streams selected then)

@@ -6,6 +6,7 @@ mutation testing showed those tests leave free (docs/mutation.md)."""
 
 from __future__ import annotations
 
+import json
 import dataclasses
 import logging
 import re
@@ -164,7 +165,8 @@ def test_an_events_bookmark_is_kept_until_30_days_less_a_day_then_the_list_is_re
     feed = planned(run)
     assert feed.resync and feed.activate and feed.version == VERSION
     assert segs(feed)[0] == ("window", NOW - 90 * DAY, HI)
-    assert cursors(run)["resync"] == {"version": VERSION, "created": NOW - 90 * DAY, "started": HI}
+    assert cursors(run)["resync"] == {"version": VERSION, "created": NOW - 90 * DAY, "started": HI,
+                                      "streams": ["charges"]}
     assert run.summary.stream("charges").notes == ["events bookmark older than 30 days: full re-read"]
 
 
@@ -259,7 +261,8 @@ def test_a_window_of_a_resync_keeps_when_the_resync_started():
     run = make_run(bookmark(created=NOW - DAY, events=NOW - DAY), full_resync_streams={"charges"})
     feed = planned(run)
     run.emission.emit_segment(feed, Segment("window", 0, NOW - 5 * DAY), [])
-    assert cursors(run)["resync"] == {"version": VERSION, "created": NOW - 5 * DAY, "started": HI}
+    assert cursors(run)["resync"] == {"version": VERSION, "created": NOW - 5 * DAY, "started": HI,
+                                      "streams": ["charges"]}
 
 
 def test_events_move_the_events_bookmark_only_from_the_last_group():
@@ -607,7 +610,7 @@ def test_a_resync_does_not_save_an_events_bookmark_at_its_start():
     run = make_run(selected=("charges",), full_resync_streams={"charges"})
     feed = planned(run)
     assert segs(feed) == [("window", 0, HI)]
-    assert cursors(run) == {"resync": {"version": VERSION, "created": None, "started": HI}}
+    assert cursors(run) == {"resync": {"version": VERSION, "created": None, "started": HI, "streams": ["charges"]}}
 
 
 # --------------------------------------------------------------------------- the 30-day warning
@@ -653,7 +656,8 @@ def test_a_resync_of_an_account_is_saved_and_reads_deletions_from_that_account_s
                    selected=("products",), full_resync_streams={"products"})
     feed = planned(run, "products", "acct_1")
     assert segs(feed) == [("window", 0, HI), ("events", NOW - 2 * DAY, HI)]
-    assert cursors(run, "products", "acct_1")["resync"] == {"version": VERSION, "created": None, "started": HI}
+    assert cursors(run, "products", "acct_1")["resync"] == {"version": VERSION, "created": None, "started": HI,
+                                                            "streams": ["products"]}
     assert cursors(run, "products") is None
 
 
@@ -717,7 +721,8 @@ def test_a_resync_begun_longer_ago_than_stripe_keeps_events_begins_again():
                     start=NOW - 90 * DAY)
     feed = planned(gone)
     assert feed.version == VERSION and feed.started == HI and segs(feed)[0] == ("window", NOW - 90 * DAY, HI)
-    assert cursors(gone)["resync"] == {"version": VERSION, "created": NOW - 90 * DAY, "started": HI}
+    assert cursors(gone)["resync"] == {"version": VERSION, "created": NOW - 90 * DAY, "started": HI,
+                                       "streams": ["charges"]}
 
 
 def test_a_fresh_resync_reads_deletions_and_the_updates_that_remove_embedded_children_only():
@@ -759,3 +764,27 @@ def test_steal_looks_past_a_window_read_too_little_and_at_a_last_second_gap():
     assert run.scheduler.steal(feed, run.fetcher.fetch)
     stolen = feed.segments[1]
     assert (stolen.lo, stolen.hi, stolen.estimate, tight.lo, young.lo) == (2_000, 2_001, 200, 2_001, 0)
+
+
+def test_a_resync_resumed_with_a_stream_that_missed_its_first_part_begins_again():
+    """Found by the simulation: a customers resync killed while customer_tax_ids was deselected,
+    resumed once it was selected again, wrote the tax ids of the rest only; its ACTIVATE_VERSION
+    then dropped the live tax ids of the first part. A stream that did not receive every window
+    of a resync so far makes it begin again; the streams that did are kept in the state."""
+    state = {"bookmarks": {"customers": {"accounts": {"default": {
+        "events": NOW - DAY, "resync": {"version": 5, "created": NOW - 9 * DAY, "started": NOW - DAY,
+                                        "streams": ["customers"]}}}}}}
+    run = make_run(json.loads(json.dumps(state)), selected=("customers", "customer_tax_ids"), lookback=60)
+    feed = planned(run, "customers")
+    assert feed.resync and feed.version == VERSION and segs(feed)[0][1] == 0
+    assert cursors(run, "customers")["resync"]["streams"] == ["customer_tax_ids", "customers"]
+    # The same state with only the streams it was read for resumes in its version.
+    run = make_run(json.loads(json.dumps(state)), selected=("customers",), lookback=60)
+    feed = planned(run, "customers")
+    assert feed.resync and feed.version == 5 and segs(feed)[0][1] == NOW - 9 * DAY
+    # A window emitted while a stream is skipped drops it from the streams of the version.
+    run = make_run(json.loads(json.dumps(state)), selected=("customers", "customer_tax_ids"), lookback=60)
+    feed = planned(run, "customers")
+    next(m for m in feed.root.children if m.spec.name == "customer_tax_ids").skipped = "permission denied"
+    run.emission.emit_segment(feed, feed.segments[0], [])
+    assert cursors(run, "customers")["resync"]["streams"] == ["customers"]

@@ -6,8 +6,8 @@ mutation testing showed those tests leave free (docs/mutation.md)."""
 
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 import logging
 import re
 import time

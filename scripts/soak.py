@@ -92,7 +92,8 @@ def soak(args, runner: sim.TapRunner) -> int:
           "accounts, children of a deleted object, children removed beyond the first embedded page, full tables "
           "deleted without an event with several accounts)")
     for prefix, what in (("", "killed every K records (SIGTERM, or SIGKILL at least 1,000 apart)"),
-                         ("fast_", "SIGKILLed less than 1,000 records apart (no progress promised)")):
+                         ("fast_", "killed where no progress is promised (SIGKILL less than 1,000 records apart, or "
+                                   "kills closer than what each run writes again by its settings)")):
         if totals[f"{prefix}loops"]:
             print(f"kill loops:       {totals[f'{prefix}loops']} first loads {what}: {totals[f'{prefix}loop_runs']} "
                   f"runs, {totals[f'{prefix}written']} records written for {totals[f'{prefix}needed']} needed "

@@ -7,9 +7,8 @@ are never echoed, so a misplaced secret cannot leak through an error.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -176,87 +175,6 @@ class Settings:
     full_resync_every: int = DEFAULT_FULL_RESYNC_EVERY_DAYS * 86400  # seconds between two full re-reads
 
 
-@dataclass(frozen=True)
-class CustomStream:
-    """One entry of the `custom_streams` setting: a list endpoint read as a stream."""
-
-    name: str
-    path: str
-    key: tuple[str, ...] = ("id",)
-    created: bool = False  # the list takes `created[gte]`/`created[lt]`: created-time windows
-    object: str | None = None  # the Stripe object type of its items (`billing.widget`)
-    event_types: tuple[str, ...] = ()
-    params: tuple[tuple[str, str], ...] = ()  # fixed list parameters
-
-
-CUSTOM_STREAM_KEYS = ("name", "path", "key", "created", "object", "event_types", "params")
-
-
-def custom_streams(config: dict, builtin: Iterable[str]) -> tuple[CustomStream, ...]:
-    """The `custom_streams` setting, checked (ConfigError names the entry and what is wrong)."""
-    raw = config.get("custom_streams")
-    if raw in (None, "", []):
-        return ()
-    if isinstance(raw, str):  # from the environment: JSON
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise ConfigError("setting 'custom_streams' must be a JSON list of objects") from None
-    if not isinstance(raw, list):
-        raise ConfigError("setting 'custom_streams' must be a list of objects like "
-                          '{"name": "billing_widgets", "path": "/v1/billing/widgets"}')
-    builtin = set(builtin)
-    out: list[CustomStream] = []
-    for i, entry in enumerate(raw):
-        where = f"setting 'custom_streams[{i}]'"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where} must be an object with 'name' and 'path'")
-        unknown = sorted(set(entry) - set(CUSTOM_STREAM_KEYS))
-        if unknown:
-            raise ConfigError(f"{where} has an unknown key '{unknown[0]}' (expected {', '.join(CUSTOM_STREAM_KEYS)})")
-        name = entry.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-            raise ConfigError(f"{where}: 'name' must be a snake_case stream name (a-z, 0-9, _)")
-        where = f"setting 'custom_streams' entry '{name}'"
-        if name in builtin:
-            raise ConfigError(f"{where}: '{name}' is a built-in stream; give the custom stream another name")
-        if any(c.name == name for c in out):
-            raise ConfigError(f"{where}: the name is used twice")
-        path = entry.get("path")
-        if not isinstance(path, str) or not re.fullmatch(r"/v1(/[a-z0-9_]+)+", path):
-            raise ConfigError(f"{where}: 'path' must be a list path starting with /v1/, without placeholders "
-                              "or query (e.g. /v1/billing/widgets)")
-        key = entry.get("key", "id")
-        keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
-        if not keys or not all(isinstance(k, str) and k for k in keys):
-            raise ConfigError(f"{where}: 'key' must be a field name or a list of field names")
-        created = entry.get("created", False)
-        if not isinstance(created, bool):
-            raise ConfigError(f"{where}: 'created' must be true (the list takes created[gte]/created[lt]) or false")
-        object_type = entry.get("object")
-        if object_type is not None and (not isinstance(object_type, str) or
-                                        not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*", object_type)):
-            raise ConfigError(f"{where}: 'object' must be a Stripe object type (e.g. billing.widget)")
-        event_types = entry.get("event_types") or []
-        if not isinstance(event_types, list) or not all(
-                isinstance(t, str) and re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", t) for t in event_types):
-            raise ConfigError(f"{where}: 'event_types' must be a list of event types (e.g. billing.widget.updated)")
-        if event_types and not created:
-            raise ConfigError(f"{where}: 'event_types' needs 'created': true (a full-table stream is re-read "
-                              "whole each run)")
-        if event_types and not object_type:
-            raise ConfigError(f"{where}: 'event_types' needs 'object', the type of the events' objects")
-        if len(event_types) > 20:
-            raise ConfigError(f"{where}: 'event_types' takes at most 20 types (Stripe's limit per request)")
-        params = entry.get("params") or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) and
-                                                   not isinstance(v, bool) for k, v in params.items()):
-            raise ConfigError(f"{where}: 'params' must be an object of list parameters to strings")
-        out.append(CustomStream(name=name, path=path, key=keys, created=created, object=object_type,
-                                event_types=tuple(event_types), params=tuple((k, str(v)) for k, v in params.items())))
-    return tuple(out)
-
-
 def several_accounts(config: Mapping[str, Any]) -> bool:
     """Whether a run reads several accounts (then ids can repeat across accounts)."""
     return bool(config.get("connected_accounts") or len(config.get("account_ids") or []) > 1
@@ -320,127 +238,14 @@ def _url(config: dict, name: str) -> str:
 def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str]],
              version: str = "") -> Settings:
     """Check every setting and fill in defaults; raise ConfigError on the first problem."""
-    oauth_keys = ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token")
-    oauth = {k: config[k] for k in oauth_keys if config.get(k)}
-    if oauth and len(oauth) != len(oauth_keys):
-        missing = [k for k in oauth_keys if k not in oauth]
-        raise ConfigError(f"setting '{missing[0]}' is required with the other OAuth settings")
-    api_key = config.get("api_key")
-    if not oauth:
-        if not api_key:
-            raise ConfigError("setting 'api_key' is required (or TAP_STRIPE_API_KEY, or the OAuth settings)")
-        if not isinstance(api_key, str) or not KEY_PATTERN.match(api_key):
-            raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key "
-                              "(expected sk_live_…, sk_test_…, rk_live_… or rk_test_…)")
-    elif not KEY_PATTERN.match(str(oauth["oauth_client_secret"])):
-        raise ConfigError("setting 'oauth_client_secret' is not a Stripe secret key (expected sk_…)")
-
-    account_ids = None
-    if config.get("account_id"):
-        if not re.fullmatch(r"acct_[0-9A-Za-z]+", str(config["account_id"])):
-            raise ConfigError("setting 'account_id' must look like acct_…")
-        account_ids = [config["account_id"]]
-    if config.get("account_ids"):
-        ids = config["account_ids"]
-        if not isinstance(ids, list) or \
-                not all(isinstance(i, str) and re.fullmatch(r"acct_[0-9A-Za-z]+", i) for i in ids):
-            raise ConfigError("setting 'account_ids' must be a list of account ids (acct_…)")
-        if account_ids:
-            raise ConfigError("settings 'account_id' and 'account_ids' exclude each other; use one")
-        account_ids = list(dict.fromkeys(ids))
-    connected = config.get("connected_accounts")
-    if connected not in (None, "", "all"):
-        raise ConfigError("setting 'connected_accounts' must be \"all\"")
-    if connected and account_ids:
-        raise ConfigError("setting 'connected_accounts' excludes 'account_id' and 'account_ids'")
-    if oauth and (connected or account_ids):
-        raise ConfigError("OAuth settings read the token's own account; remove 'account_id(s)'/'connected_accounts'")
-    shard = None
-    if config.get("account_shard"):
-        match = re.fullmatch(r"(\d+)/(\d+)", str(config["account_shard"]))
-        if not match or not 0 <= int(match[1]) < int(match[2]):
-            raise ConfigError("setting 'account_shard' must be i/N with 0 <= i < N, e.g. 0/3")
-        if not (connected or account_ids):
-            raise ConfigError("setting 'account_shard' needs 'connected_accounts' or 'account_ids'")
-        shard = (int(match[1]), int(match[2]))
-
-    start = _timestamp(config, "start_date")
-    end = _timestamp(config, "end_date")
-    if start is not None and end is not None and end <= start:
-        raise ConfigError("setting 'end_date' must be after 'start_date'")
-
-    expand = config.get("expand") or {}
-    if not isinstance(expand, dict):
-        raise ConfigError("setting 'expand' must be an object of stream name to a list of fields")
-    for stream, fields in expand.items():
-        if stream not in stream_names:
-            raise ConfigError(f"setting 'expand' names unknown stream '{stream}'")
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            raise ConfigError(f"setting 'expand.{stream}' must be a list of field names")
-        for name in fields:
-            if name.split(".")[0] not in expandable.get(stream, set()):
-                allowed = ", ".join(sorted(expandable.get(stream, set()))) or "none"
-                raise ConfigError(f"setting 'expand.{stream}': '{name}' is not expandable "
-                                  f"(expandable: {allowed})")
-
-    full_resync = config.get("full_resync_streams", _default("full_resync_streams"))
-    if not isinstance(full_resync, list) or not all(isinstance(s, str) for s in full_resync):
-        raise ConfigError("setting 'full_resync_streams' must be a list of stream names")
-    for stream in full_resync:
-        if stream not in stream_names:
-            raise ConfigError(f"setting 'full_resync_streams' names unknown stream '{stream}'")
-
-    reread = config.get("reread_days") or {}
-    if not isinstance(reread, dict):
-        raise ConfigError("setting 'reread_days' must be an object of stream name to a number of days")
-    for stream, days in reread.items():
-        if stream not in stream_names:
-            raise ConfigError(f"setting 'reread_days' names unknown stream '{stream}'")
-        if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
-            raise ConfigError(f"setting 'reread_days.{stream}' must be a number of days (0 or more)")
-
-    for name in ("on_permission_error", "updates_mode", "report_interval"):
-        allowed = CONFIG_SCHEMA["properties"][name]["enum"]
-        if config.get(name) not in (None, *allowed):
-            raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
-    report_streams = {name for name in stream_names if name.startswith("report_")}
-    for name in ("report_columns", "report_versions"):
-        value = config.get(name) or {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"setting '{name}' must be an object keyed by report stream")
-        for stream, choice in value.items():
-            if stream not in report_streams:
-                raise ConfigError(f"setting '{name}' names '{stream}', which is not a report stream")
-            ok = isinstance(choice, list) and all(isinstance(c, str) for c in choice) if name == "report_columns" \
-                else isinstance(choice, str) and bool(re.fullmatch(r"([a-z_.]+\.)?\d+", choice))
-            if not ok:
-                raise ConfigError(f"setting '{name}.{stream}' must be " +
-                                  ("a list of column names" if name == "report_columns" else 'a version like "3"'))
-    if config.get("report_timezone"):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(str(config["report_timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError("setting 'report_timezone' is not an IANA time zone (e.g. Europe/Paris)") from None
-
-    if config.get("sensitive_data") is not None:  # the classification is read only when needed
-        from tap_stripe import sensitive
-
-        try:
-            classification = sensitive.load_classification()
-            if not classification.keys() >= stream_names:  # streams of `custom_streams`: no classified fields
-                classification = {**{name: {} for name in stream_names}, **classification}
-            sensitive.validate_policy(config, classification)
-        except ValueError as exc:
-            raise ConfigError(str(exc).splitlines()[0]) from None
-    ca_bundle = config.get("ca_bundle")
-    if ca_bundle is not None:
-        import os
-
-        if not isinstance(ca_bundle, str) or not os.path.isfile(ca_bundle):
-            raise ConfigError("setting 'ca_bundle' must be the path of a readable CA bundle file")
-
+    api_key, oauth = _credentials(config)
+    account_ids, connected, shard = _accounts(config, oauth)
+    start, end = _dates(config)
+    expand = _expand(config, stream_names, expandable)
+    full_resync, reread = _stream_lists(config, stream_names)
+    _choices(config, stream_names)
+    _sensitive_data(config, stream_names)
+    ca_bundle = _ca_bundle(config)
     return Settings(
         api_key=api_key,
         account_ids=account_ids,
@@ -479,3 +284,157 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
         multi_account=several_accounts(config),
         schema_evolution=_flag(config, "schema_evolution"),
     )
+
+
+def _credentials(config: dict) -> tuple[str | None, dict[str, str]]:
+    """The API key, or the OAuth settings (all three or none)."""
+    oauth_keys = ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token")
+    oauth = {k: config[k] for k in oauth_keys if config.get(k)}
+    if oauth and len(oauth) != len(oauth_keys):
+        missing = [k for k in oauth_keys if k not in oauth]
+        raise ConfigError(f"setting '{missing[0]}' is required with the other OAuth settings")
+    api_key = config.get("api_key")
+    if not oauth:
+        if not api_key:
+            raise ConfigError("setting 'api_key' is required (or TAP_STRIPE_API_KEY, or the OAuth settings)")
+        if not isinstance(api_key, str) or not KEY_PATTERN.match(api_key):
+            raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key "
+                              "(expected sk_live_…, sk_test_…, rk_live_… or rk_test_…)")
+    elif not KEY_PATTERN.match(str(oauth["oauth_client_secret"])):
+        raise ConfigError("setting 'oauth_client_secret' is not a Stripe secret key (expected sk_…)")
+
+    return api_key, oauth
+
+
+def _accounts(config: dict, oauth: dict[str, str]) -> tuple[list[str] | None, Any, tuple[int, int] | None]:
+    """The accounts to read: `account_id(s)`, `connected_accounts`, `account_shard`."""
+    account_ids = None
+    if config.get("account_id"):
+        if not re.fullmatch(r"acct_[0-9A-Za-z]+", str(config["account_id"])):
+            raise ConfigError("setting 'account_id' must look like acct_…")
+        account_ids = [config["account_id"]]
+    if config.get("account_ids"):
+        ids = config["account_ids"]
+        if not isinstance(ids, list) or \
+                not all(isinstance(i, str) and re.fullmatch(r"acct_[0-9A-Za-z]+", i) for i in ids):
+            raise ConfigError("setting 'account_ids' must be a list of account ids (acct_…)")
+        if account_ids:
+            raise ConfigError("settings 'account_id' and 'account_ids' exclude each other; use one")
+        account_ids = list(dict.fromkeys(ids))
+    connected = config.get("connected_accounts")
+    if connected not in (None, "", "all"):
+        raise ConfigError("setting 'connected_accounts' must be \"all\"")
+    if connected and account_ids:
+        raise ConfigError("setting 'connected_accounts' excludes 'account_id' and 'account_ids'")
+    if oauth and (connected or account_ids):
+        raise ConfigError("OAuth settings read the token's own account; remove 'account_id(s)'/'connected_accounts'")
+    shard = None
+    if config.get("account_shard"):
+        match = re.fullmatch(r"(\d+)/(\d+)", str(config["account_shard"]))
+        if not match or not 0 <= int(match[1]) < int(match[2]):
+            raise ConfigError("setting 'account_shard' must be i/N with 0 <= i < N, e.g. 0/3")
+        if not (connected or account_ids):
+            raise ConfigError("setting 'account_shard' needs 'connected_accounts' or 'account_ids'")
+        shard = (int(match[1]), int(match[2]))
+
+    return account_ids, connected, shard
+
+
+def _dates(config: dict) -> tuple[int | None, int | None]:
+    start = _timestamp(config, "start_date")
+    end = _timestamp(config, "end_date")
+    if start is not None and end is not None and end <= start:
+        raise ConfigError("setting 'end_date' must be after 'start_date'")
+
+    return start, end
+
+
+def _expand(config: dict, stream_names: set[str], expandable: dict[str, set[str]]) -> dict[str, list[str]]:
+    expand = config.get("expand") or {}
+    if not isinstance(expand, dict):
+        raise ConfigError("setting 'expand' must be an object of stream name to a list of fields")
+    for stream, fields in expand.items():
+        if stream not in stream_names:
+            raise ConfigError(f"setting 'expand' names unknown stream '{stream}'")
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise ConfigError(f"setting 'expand.{stream}' must be a list of field names")
+        for name in fields:
+            if name.split(".")[0] not in expandable.get(stream, set()):
+                allowed = ", ".join(sorted(expandable.get(stream, set()))) or "none"
+                raise ConfigError(f"setting 'expand.{stream}': '{name}' is not expandable "
+                                  f"(expandable: {allowed})")
+
+    return expand
+
+
+def _stream_lists(config: dict, stream_names: set[str]) -> tuple[list[str], dict[str, float]]:
+    """`full_resync_streams` and `reread_days`: known streams only."""
+    full_resync = config.get("full_resync_streams", _default("full_resync_streams"))
+    if not isinstance(full_resync, list) or not all(isinstance(s, str) for s in full_resync):
+        raise ConfigError("setting 'full_resync_streams' must be a list of stream names")
+    for stream in full_resync:
+        if stream not in stream_names:
+            raise ConfigError(f"setting 'full_resync_streams' names unknown stream '{stream}'")
+
+    reread = config.get("reread_days") or {}
+    if not isinstance(reread, dict):
+        raise ConfigError("setting 'reread_days' must be an object of stream name to a number of days")
+    for stream, days in reread.items():
+        if stream not in stream_names:
+            raise ConfigError(f"setting 'reread_days' names unknown stream '{stream}'")
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
+            raise ConfigError(f"setting 'reread_days.{stream}' must be a number of days (0 or more)")
+
+    return full_resync, reread
+
+
+def _choices(config: dict, stream_names: set[str]) -> None:
+    """Settings with a fixed set of values, and the report streams' choices."""
+    for name in ("on_permission_error", "updates_mode", "report_interval"):
+        allowed = CONFIG_SCHEMA["properties"][name]["enum"]
+        if config.get(name) not in (None, *allowed):
+            raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
+    report_streams = {name for name in stream_names if name.startswith("report_")}
+    for name in ("report_columns", "report_versions"):
+        value = config.get(name) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"setting '{name}' must be an object keyed by report stream")
+        for stream, choice in value.items():
+            if stream not in report_streams:
+                raise ConfigError(f"setting '{name}' names '{stream}', which is not a report stream")
+            ok = isinstance(choice, list) and all(isinstance(c, str) for c in choice) if name == "report_columns" \
+                else isinstance(choice, str) and bool(re.fullmatch(r"([a-z_.]+\.)?\d+", choice))
+            if not ok:
+                raise ConfigError(f"setting '{name}.{stream}' must be " +
+                                  ("a list of column names" if name == "report_columns" else 'a version like "3"'))
+    if config.get("report_timezone"):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(str(config["report_timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("setting 'report_timezone' is not an IANA time zone (e.g. Europe/Paris)") from None
+
+
+def _sensitive_data(config: dict, stream_names: set[str]) -> None:
+    if config.get("sensitive_data") is not None:  # the classification is read only when needed
+        from tap_stripe import sensitive
+
+        try:
+            classification = sensitive.load_classification()
+            if not classification.keys() >= stream_names:  # streams of `custom_streams`: no classified fields
+                classification = {**{name: {} for name in stream_names}, **classification}
+            sensitive.validate_policy(config, classification)
+        except ValueError as exc:
+            raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def _ca_bundle(config: dict) -> str | None:
+    ca_bundle = config.get("ca_bundle")
+    if ca_bundle is not None:
+        import os
+
+        if not isinstance(ca_bundle, str) or not os.path.isfile(ca_bundle):
+            raise ConfigError("setting 'ca_bundle' must be the path of a readable CA bundle file")
+
+    return ca_bundle

@@ -43,7 +43,7 @@ from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.classify import load_classification, mark_catalog, with_custom_streams
 from tap_stripe.sensitive.protect import Protector, validate_policy
 from tap_stripe.sensitive.scan import scan_first_pages, write_report
-from tap_stripe.settings import CONFIG_SCHEMA, Settings, custom_streams, several_accounts, validate
+from tap_stripe.settings import CONFIG_SCHEMA, Settings, several_accounts, validate
 from tap_stripe.spec import StreamSpec
 from tap_stripe.state import adopt as adopt_state
 from tap_stripe.state import validate as validate_state
@@ -132,7 +132,7 @@ class TapStripe(Tap):
     @cached_property
     def stream_classes(self) -> dict[str, type[StripeStream]]:
         """Every table's class: the built-in ones, and one per `custom_streams` entry."""
-        entries = custom_streams(dict(self.config), STREAM_CLASSES)
+        entries = configured.custom_streams(dict(self.config), STREAM_CLASSES)
         if not entries:
             return STREAM_CLASSES
         return {**STREAM_CLASSES, **configured.stream_classes(entries, SPECS)}

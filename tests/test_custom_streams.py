@@ -10,8 +10,8 @@ import pytest
 from conftest import SANDBOX_KEY, catalog_for, comparable, expected_rows, tap_config
 
 from tap_stripe.errors import ConfigError
-from tap_stripe.settings import custom_streams
 from tap_stripe.streams import SPECS
+from tap_stripe.streams.configured import custom_streams
 
 WIDGETS = {"name": "billing_widgets", "path": "/v1/billing/widgets", "key": "id", "created": True}
 

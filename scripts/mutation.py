@@ -152,7 +152,7 @@ EQUIVALENT = {
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
     "tap_stripe.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
-    "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_45": (
+    "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_38": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
     "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_4": (
@@ -163,10 +163,47 @@ EQUIVALENT = {
     "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_38": (
         "lo is None and reached is None or reached - lo < 2",
         "the same: the window was chosen with both set, and they are only ever raised, never cleared"),
-    "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_38": (
+    "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_61": (
         "member.floor = None",
         "unreachable: Planner.family keeps a member only if it or one below it is selected, "
         "so `floors` is never empty"),
+    "tap_stripe.plan.xǁPlannerǁmember_events__mutmut_53": (
+        "return min(created, )",
+        "only selected members are asked, so `created` holds the member's own bookmark: never empty"),
+    "tap_stripe.plan.xǁPlannerǁplan__mutmut_13": (
+        "break", "the family is the same for every account: none of the remaining accounts has one either"),
+    "tap_stripe.plan.xǁPlannerǁplan_feed__mutmut_91": (
+        "lo <= feed.hi",
+        "with lo == hi no window fits (and no done span), only listed_from becomes hi, which no event "
+        "created before hi can fall in: the same as None"),
+    **{f"tap_stripe.events.{name}": (piece, "an event whose object has no `object` type is a child's event "
+                                            "(or no one's) and never reaches this line")
+       for name, piece in (("x__apply_child_event__mutmut_30", 'snapshot.get("object", None)'),
+                           ("x__apply_child_event__mutmut_32", 'snapshot.get("object", )'),
+                           ("x__apply_child_event__mutmut_35", 'snapshot.get("object", "XXXX")'),
+                           ("x_apply_event__mutmut_94", 'snapshot.get("object", None)'),
+                           ("x_apply_event__mutmut_96", 'snapshot.get("object", )'),
+                           ("x_apply_event__mutmut_99", 'snapshot.get("object", "XXXX")'))},
+    **{f"tap_stripe.events.{name}": (piece, 'a field named "XXXX" is as absent as one named "": None either way')
+       for name, piece in (("x__listed__mutmut_18", 'spec.created_field or "XXXX"'),
+                           ("x__object_now__mutmut_26", 'embedded_field or "XXXX"'),
+                           ("x_apply_event__mutmut_116", 'embedded_field or "XXXX"'))},
+    "tap_stripe.events.x__object_now__mutmut_27": (
+        "if member.selected or before:",
+        "an unselected member is in a family only for its selected children, and no child list that an "
+        "object embeds has children: an unselected member never has `before` items"),
+    "tap_stripe.events.x__removed_children__mutmut_4": (
+        "if not field and not member.selected or member.skipped:",
+        "the same: an unselected member with an embedded field is never in a family; without a field "
+        "nothing is gone"),
+    "tap_stripe.events.x_read_window__mutmut_27": (
+        "segment.lo is not None or segment.hi is not None",
+        "an events window is planned with both bounds: the assertion only narrows types"),
+    "tap_stripe.engine.xǁRunǁadvance__mutmut_45": (
+        "break", "a report feed's report_plan is its only segment: nothing follows it in the loop"),
+    "tap_stripe.engine.xǁRunǁadvance__mutmut_30": (
+        "result.nbytes / result.objects",
+        "(a + b) // 2 equals (a + floor(b)) // 2 for an integer a: the same size, as a float"),
 }
 
 

@@ -374,3 +374,98 @@ def test_a_signal_stops_the_run_after_writing_what_was_fetched():
     with pytest.raises(RunTerminated) as raised:
         run._stop_on_signal([])
     assert raised.value.signum == 0
+
+
+def test_a_ready_window_without_children_is_written_early_and_recorded():
+    run, feed = window_feed(bookmark(created=NOW - 10 * DAY, events=NOW - DAY, version=7))
+    feed.segments[0].hi = NOW - 5 * DAY
+    later = Segment("window", NOW - 5 * DAY, HI, ready=True, output=lines("charges"))
+    feed.segments.insert(1, later)
+    assert run.advance(feed) is True
+    assert run.out.lines == [b"charges\n"] and later.written and later.recorded
+    assert cursors(run)["done"] == [[NOW - 5 * DAY, HI]]
+
+
+def test_writing_a_later_window_early_is_progress():
+    run, feed = window_feed(bookmark(created=NOW - 10 * DAY, events=NOW - DAY, version=7))
+    feed.segments[0].hi = NOW - 5 * DAY
+    child = Future()
+    later = Segment("window", NOW - 5 * DAY, HI, ready=True, output=lines("charges"), subs=[child], recorded=True)
+    feed.segments.insert(1, later)
+    assert run.advance(feed) is False
+    child.set_result([])
+    assert run.advance(feed) is True and run.out.lines == [b"charges\n"]
+
+
+def test_a_stopped_fetch_leaves_the_others_to_be_folded_in():
+    run, feed = window_feed(bookmark(created=NOW - 10 * DAY, events=NOW - 2 * DAY, version=7))
+    window, events = feed.segments
+    window.future = done(exc=Stopped())
+    events.future = done(SegmentResult(output=lines("charges")))
+    run.advance(feed)
+    assert events.ready and not window.ready
+
+
+def test_a_split_leaves_the_others_to_be_folded_in_and_its_sub_windows_keep_what_they_read():
+    from tap_stripe.windows import Split
+
+    run, feed = window_feed(bookmark(created=NOW - 10 * DAY, events=NOW - 2 * DAY, version=7))
+    window, events = feed.segments
+    lo = window.lo
+    split = Split(kept=[], windows=[(lo, lo + 100), (lo + 100, lo + 200), (lo + 200, lo + 300)], density=0.5,
+                  rest=(lo, lo + 100), fanout=4)
+    window.future = done(SegmentResult(split=split))
+    events.types, events.advances = ("charge.updated",), False
+    events.future = Future()
+    events_result = SegmentResult(output=lines("charges"), subs=[Future()])
+    events.future.set_result(events_result)
+    run.advance(feed)
+    assert [(s.lo, s.hi, s.fanout, s.estimate) for s in list(feed.segments)[:4]] == [
+        (lo, lo + 100, 4, None), (lo + 100, lo + 200, None, 50), (lo + 200, lo + 300, None, 50), (lo + 300, HI, None,
+                                                                                                 None)]
+    assert events.ready and events.output == lines("charges")
+    split = Split(kept=[], windows=[(NOW - 2 * DAY, NOW - DAY), (NOW - DAY, NOW - 100)], density=0.5)
+    events.ready, events.future = False, done(SegmentResult(split=split))
+    run.advance(feed)
+    subs = [s for s in feed.segments if s.kind == "events"]
+    assert [(s.lo, s.hi, s.types, s.advances) for s in subs] == [
+        (NOW - 2 * DAY, NOW - DAY, ("charge.updated",), False), (NOW - DAY, NOW - 100, ("charge.updated",), False),
+        (NOW - 100, HI, ("charge.updated",), False)]
+
+
+def test_the_size_of_a_feed_s_objects_stays_a_whole_number():
+    run, feed = window_feed()
+    window = feed.segments[0]
+    window.future = done(SegmentResult(output=[], subs=[Future()], nbytes=303, objects=3))
+    run.advance(feed)
+    assert feed.object_bytes == (4096 + 101) // 2 and isinstance(feed.object_bytes, int)
+
+
+def test_a_head_whose_children_show_the_feed_unreadable_skips_it():
+    run, feed = window_feed(bookmark(created=HI, events=NOW - 2 * DAY, version=7))
+    (events,) = feed.segments
+    events.future = done(SegmentResult(output=lines("charges"), subs=[done(exc=PermissionDenied("no", status=403))]))
+    assert run.advance(feed) is True
+    assert feed.root.skipped and run.out.lines == [] and cursors(run)["events"] == NOW - 2 * DAY
+
+
+def test_the_next_page_of_a_full_table_comes_right_after_the_page_that_found_it():
+    run = make_run(selected=("country_specs",))
+    feed = planned(run, "country_specs")
+    page = feed.segments[0]
+    tail = Segment("events")
+    feed.segments.append(tail)
+    page.future = done(SegmentResult(output=lines("country_specs"), subs=[Future()], next_cursor="cs_9"))
+    run.advance(feed)
+    assert [(s.kind, s.cursor) for s in feed.segments] == [("pages", None), ("pages", "cs_9"), ("events", None)]
+
+
+def test_a_signal_is_logged_with_its_number(caplog):
+    import logging
+
+    run, feed = window_feed()
+    run.scheduler.executor.shutdown = lambda **kw: None
+    run.termination.signum = 2
+    with caplog.at_level(logging.WARNING, logger="tap_stripe"), pytest.raises(RunTerminated):
+        run._stop_on_signal([feed])
+    assert caplog.messages == ["Stopping on signal 2: no new requests; what was fetched was written."]

@@ -414,3 +414,32 @@ def test_a_child_s_own_event_re_reads_its_parent_or_deletes_the_child():
     feed = family("customers", {"customers", "customer_tax_ids"}, record_account="acct_r")
     assert apply_event(context(), feed, ev_("customer.tax_id.deleted", {"id": "txi_1", "object": "tax_id"}, 77)) == \
         [("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_r", "at": 77})]
+
+
+def test_a_changed_object_s_children_are_read_again_except_skipped_ones():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers", "customer_sources", "customer_tax_ids"})
+    order = [m.spec.name for m in feed.root.children]
+    assert order.index("customer_sources") < order.index("customer_tax_ids")
+    next(m for m in feed.root.children if m.spec.name == "customer_sources").skipped = "denied"
+    now = {"id": "cus_1", "object": "customer", "created": 100}
+    ctx = context([now], {"customer_tax_ids": {"cus_1": ["txi_1"]}, "customer_sources": {"cus_1": ["src_1"]}})
+    seen = []
+    records = ctx.children.records
+    ctx.children.records = lambda f, m, o, at: seen.append(f) or records(f, m, o, at)
+    assert apply_event(ctx, feed, ev_("customer.updated", now))[1:] == [("customer_tax_ids", {"id": "txi_1"})]
+    assert seen == [feed]
+
+
+def test_a_resync_s_update_deletes_removed_children_of_every_embedding_member():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers", "customer_balance_transactions", "customer_tax_ids"},
+                  deletions_only=True)
+    names = [m.spec.name for m in feed.root.children]
+    assert names.index("customer_balance_transactions") < names.index("customer_tax_ids")
+    before = {"tax_ids": {"data": [{"id": "txi_1", "object": "tax_id"}], "has_more": False}}
+    after = {"id": "cus_1", "object": "customer", "created": 100, "tax_ids": {"data": [], "has_more": False}}
+    out = apply_event(context(), feed, ev_("customer.updated", after, _changes=[(before, after)]))
+    assert out == [("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_1", "at": 500})]

@@ -298,3 +298,27 @@ def test_a_resync_begun_by_an_older_tap_without_events_starts_from_its_account_s
                               "default": {"created": NOW - 3 * DAY}})
     feed = planned(make_run(state), "charges", "acct_1")
     assert feed.resync and feed.started == NOW - 8 * DAY
+
+
+def test_the_spans_completed_are_those_of_the_feed_s_account():
+    state = state_of(charges={"acct_1": {"created": NOW - 10 * DAY, "events": HI, "version": 7,
+                                         "done": [[NOW - 8 * DAY, NOW - 6 * DAY]]},
+                              "default": {"done": [[NOW - 9 * DAY, NOW - 2 * DAY]]}})
+    feed = planned(make_run(state), "charges", "acct_1")
+    assert [s for s in segs(feed) if s[0] == "window"] == [("window", NOW - 10 * DAY, NOW - 8 * DAY),
+                                                          ("window", NOW - 6 * DAY, HI)]
+
+
+def test_a_resync_of_an_unselected_parent_begun_by_an_older_tap_starts_from_the_parent_s_created_bookmark():
+    resync = {"version": 5, "created": NOW - 9 * DAY}
+    state = state_of(customers={"acct_1": {"resync": resync, "created": NOW - 8 * DAY},
+                                "default": {"created": NOW - 3 * DAY}})
+    feed = planned(make_run(state, selected=("customer_tax_ids",)), "customers", "acct_1")
+    assert feed.resync and feed.started == NOW - 8 * DAY
+
+
+def test_a_full_table_s_first_read_of_an_account_saves_that_account_s_events_bookmark():
+    run = table_run(selected=("payment_links",))
+    planned(run, "payment_links", "acct_1")
+    assert cursors(run, "payment_links", "acct_1") == {"events": HI}
+    assert cursors(run, "payment_links") is None

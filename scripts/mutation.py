@@ -123,7 +123,7 @@ MODULES: dict[str, dict] = {
                 "functions": ["x_next_day_boundary__*", "x_day_boundaries__*", "x_plan_report__*", "x__plan_payouts__*",
                               "x__recheck_remembered__*", "x__choose_payouts__*", "x__pending_ids__*",
                               "x__get_payout__*", "x__created__*"],
-                "unit": ["tests/test_report_intervals.py"],
+                "unit": ["tests/test_report_intervals.py", "tests/test_report_payouts.py"],
                 # in-process but each against a sandbox (seconds apiece), so stage 2 as well
                 "e2e": [REPORTS + t for t in (
                     "test_newest_version_default_columns_and_exact_decimals", "test_pinned_version_and_columns",

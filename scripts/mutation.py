@@ -201,6 +201,21 @@ EQUIVALENT = {
         "an events window is planned with both bounds: the assertion only narrows types"),
     "tap_stripe.engine.xǁRunǁadvance__mutmut_45": (
         "break", "a report feed's report_plan is its only segment: nothing follows it in the loop"),
+    "tap_stripe.emission.xǁEmissionǁwrite_state__mutmut_18": (
+        "self.state_dirty = None", "the flag is only tested for truth: None is as false as False"),
+    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_32": (
+        'spec.created_field or "XXcreatedXX"', "every stream read in created-time windows has a created field"),
+    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_33": (
+        'spec.created_field or "CREATED"', "the same: the default is never used"),
+    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_39": (
+        "segment.lo is not None or segment.hi is not None",
+        "a window is planned with both bounds: the assertion only narrows types"),
+    "tap_stripe.output.batch.xǁBatchWriterǁ_close__mutmut_14": (
+        'self._held = ""',
+        "the writer is broken from here on, and a broken writer releases no held STATE, whatever is held"),
+    "tap_stripe.pagination.x_list_pages__mutmut_8": (
+        "{cursor} if (cursor) or True",
+        "{None} instead of an empty set: a cursor is an object's id, never None"),
     "tap_stripe.engine.xǁRunǁadvance__mutmut_30": (
         "result.nbytes / result.objects",
         "(a + b) // 2 equals (a + floor(b)) // 2 for an integer a: the same size, as a float"),

@@ -162,3 +162,36 @@ def test_a_file_that_cannot_be_written_stops_every_later_state(tmp_path):
     writer._held = state(3)
     writer._release()
     assert kinds(out) == ["SCHEMA"]
+
+
+def test_a_state_let_through_leaves_nothing_held(tmp_path):
+    writer, out, _ = writer_in(tmp_path, batch_size=2)
+    writer.message(state(1))
+    writer.record("a", {"id": "a1"}, "t")
+    writer.record("a", {"id": "a2"}, "t")
+    writer.flush()
+    assert kinds(out) == ["STATE 1", "BATCH"]
+
+
+def test_report_amounts_are_written_exactly(tmp_path):
+    from decimal import Decimal
+
+    writer, out, _ = writer_in(tmp_path, batch_size=1)
+    writer.record("a", {"id": "a1", "amount": Decimal("12.30")}, "t")
+    with open(out.messages[0]["manifest"][0].removeprefix("file://"), "rb") as handle:
+        assert handle.read() == b'{"id":"a1","amount":12.30}\n'
+
+
+def test_the_error_names_the_file_and_the_failure(tmp_path):
+    import re
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    writer, _out, _ = writer_in(tmp_path, batch_size=100, root=(blocker / "batches").as_uri())
+    writer.record("a", {"id": "a1"}, "t")
+    with pytest.raises(FatalRunError) as raised:
+        writer.flush()
+    pattern = (re.escape(f"could not write the batch file {(blocker / 'batches').as_uri()}/tap-stripe--a-")
+               + r"[0-9a-f-]{36}-1\.jsonl \((\w+): .+\); no further state was written")
+    match = re.fullmatch(pattern, str(raised.value))
+    assert match and match[1] != "NoneType", str(raised.value)

@@ -283,3 +283,24 @@ def test_a_skipped_stream_not_selected_is_not_reported():
     run.emission.skip(feed, feed.root, ProductNotSetUp("not set up", status=400))
     assert feed.root.skipped and run.summary.stream("customers").skipped == []
     assert run.summary.stream("customer_tax_ids").skipped == [feed.root.skipped]
+
+
+def test_records_carry_the_time_of_the_write(monkeypatch):
+    monkeypatch.setattr(emission_module, "time", SimpleNamespace(time=lambda: 1_000_000_000.7, monotonic=time.monotonic))
+    run = make_run()
+    run.emission.write(planned(run), [("charges", "new", [{"id": "ch_1"}], 1)])
+    assert run.out.extracted == ["2001-09-09T01:46:40Z"]
+
+
+def test_a_skipped_stream_is_logged_with_its_account_and_why(caplog):
+    import logging
+
+    run = make_run(selected=("customers", "customer_tax_ids"))
+    with caplog.at_level(logging.WARNING, logger="tap_stripe"):
+        feed = planned(run, "customers", "acct_1")
+        run.emission.skip(feed, feed.root.children[0], ProductNotSetUp("nope", status=400))
+        feed = planned(run, "customers")
+        run.emission.skip(feed, feed.root, ProductNotSetUp("nope", status=400))
+    reason = "product not set up on this account [HTTP 400: nope]"
+    assert caplog.messages == [f"Skipping stream customer_tax_ids for account acct_1: {reason}",
+                               f"Skipping stream customers: {reason}"]

@@ -197,5 +197,59 @@ def test_a_window_is_sized_from_the_objects_of_its_first_page(sizes, left, split
     lo = oldest + 1 - left  # `left` objects expected at or below the page's oldest second
     below = [{"id": f"old_{i}", "created": lo + i} for i in range(5)]
     run, feed = fetcher_for(page + below)
+    run.fetcher.client._received = 1_000_000  # what the thread received before: not this page's
     result = run.fetcher.fetch(feed, Segment("window", lo, hi))
     assert (result.split is not None) is splits
+
+
+def test_a_steal_below_a_page_s_last_object_only_leaves_that_object_out():
+    objects = spread(1_000, 300, 10)
+    run, feed = fetcher_for(objects)
+    segment = Segment("window", 1_000, 5_000)
+    run.fetcher.client.on_get = lambda request: setattr(segment, "lo", 2_005) if request == 2 else None
+    run.fetcher.fetch(feed, segment)
+    assert len(run.fetcher.client.requests) == 2 and segment.closed
+    assert ids(segment.parts[1])[0] == "ch_0101" and len(ids(segment.parts[1])) == 99
+
+
+def test_pages_are_counted_for_their_stream():
+    run, feed = fetcher_for(spread(1_000, 250, 10))
+    run.fetcher.fetch(feed, Segment("window", 1_000, 5_000))
+    assert run.summary.stream("charges").pages == 3
+    run, feed = fetcher_for(spread(1_000, 5_000, 1))
+    run.fetcher.fetch(feed, Segment("window", 1_000, 6_000))  # split after its first page
+    assert run.summary.stream("charges").pages == 1
+
+
+def test_records_carry_the_feed_s_version_and_their_children_s_fetches():
+    run = make_run(selected=("customers", "customer_tax_ids"))
+    run.fetcher.client = Lister([{"id": "cus_1", "object": "customer", "created": 1_500}])
+    run.planner.scope.shapers = {"customers": Shaper(), "customer_tax_ids": Shaper()}
+    run.fetcher.render = {"customers": lambda record, extracted, version: f"{record['id']}@{version}\n".encode()}
+    feed = planned(run, "customers")
+    feed.version = 42
+    segment = Segment("window", 1_000, 5_000)
+    run.fetcher.fetch(feed, segment)
+    (part,) = segment.parts
+    assert part.rendered == [("customers", "new", b"cus_1@42\n", 1)]
+    assert len(part.subs) == 1 and len(run.scheduler.executor.submitted) == 1
+
+
+def test_a_window_of_a_stream_created_at_its_date_is_paged_by_that_field():
+    objects = [{"id": f"ii_{i:03d}", "created": None, "_at": 1_000 + i * 10, "date": 1_000 + i * 10}
+               for i in range(150)]
+    run, feed = fetcher_for(objects, "invoice_items")
+    segment = Segment("window", 1_000, 5_000)
+    run.fetcher.client.on_get = lambda request: setattr(segment, "lo", 1_205) if request == 2 else None
+    run.fetcher.fetch(feed, segment)
+    assert [p.written_from for p in segment.parts] == [objects[50]["date"] + 1, 1_205]
+    assert segment.reached == objects[50]["date"]
+
+
+def test_an_open_window_is_split_into_its_fan_out_and_an_open_rest():
+    objects = spread(1_000, 5_000, 1)
+    run, feed = fetcher_for(objects)
+    result = run.fetcher.fetch(feed, Segment("window", 0, 6_000, fanout=1))
+    assert result.split.rest is not None and result.split.rest[0] == 0
+    run, feed = fetcher_for(objects)
+    assert run.fetcher.fetch(feed, Segment("window", 0, 6_000)).split.rest is None

@@ -125,8 +125,23 @@ def test_a_list_resumed_after_a_cursor_goes_on_after_it_and_stops_if_it_comes_ba
             super().get(*args, **kwargs)
             return {"data": [{"id": "c"}], "has_more": True}
 
-    with pytest.raises(StripeError, match="cursor c twice"):
-        list(list_pages(Loop(["c"]), "/v1/x", [], account=None, endpoint="/v1/x", stream="x", starting_after="c"))
+    loop = Loop(["c"])
+    with pytest.raises(StripeError) as raised:
+        list(list_pages(loop, "/v1/x", [], account=None, endpoint="/v1/e", stream="x", starting_after="c"))
+    assert str(raised.value) == "stream x: GET /v1/x returned cursor c twice; stopping instead of looping"
+    assert raised.value.path == "/v1/x"
+    assert len(loop.requests) == 1  # the cursor it was given counts as used
+
+
+def test_a_list_that_is_not_paginated_is_one_page_whatever_it_says():
+    class Says(Pages):
+        def get(self, *args, **kwargs):
+            super().get(*args, **kwargs)
+            return {"data": [{"id": "a"}], "has_more": True}
+
+    client = Says(["a"])
+    assert len(list(list_pages(client, "/v1/x", [], account=None, endpoint="/v1/x", stream="x",
+                               paginated=False))) == 1
 
 
 def test_a_deleted_first_cursor_falls_back_on_the_ids_given_and_later_ones_on_the_previous_page():

@@ -286,7 +286,8 @@ def test_a_skipped_stream_not_selected_is_not_reported():
 
 
 def test_records_carry_the_time_of_the_write(monkeypatch):
-    monkeypatch.setattr(emission_module, "time", SimpleNamespace(time=lambda: 1_000_000_000.7, monotonic=time.monotonic))
+    clock = SimpleNamespace(time=lambda: 1_000_000_000.7, monotonic=time.monotonic)
+    monkeypatch.setattr(emission_module, "time", clock)
     run = make_run()
     run.emission.write(planned(run), [("charges", "new", [{"id": "ch_1"}], 1)])
     assert run.out.extracted == ["2001-09-09T01:46:40Z"]

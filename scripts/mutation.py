@@ -216,6 +216,10 @@ EQUIVALENT = {
     "tap_stripe.pagination.x_list_pages__mutmut_8": (
         "{cursor} if (cursor) or True",
         "{None} instead of an empty set: a cursor is an object's id, never None"),
+    **{f"tap_stripe.tap.xǁTapStripeǁload_state__mutmut_{n}": (
+        piece, "the settings refuse connected_accounts next to account_id(s), so with one id it is never set")
+       for n, piece in ((21, "self.config.get(None)"), (22, '"XXconnected_accountsXX"'),
+                        (23, '"CONNECTED_ACCOUNTS"'))},
     "tap_stripe.engine.xǁRunǁadvance__mutmut_30": (
         "result.nbytes / result.objects",
         "(a + b) // 2 equals (a + floor(b)) // 2 for an integer a: the same size, as a float"),

@@ -220,6 +220,16 @@ EQUIVALENT = {
         piece, "the settings refuse connected_accounts next to account_id(s), so with one id it is never set")
        for n, piece in ((21, "self.config.get(None)"), (22, '"XXconnected_accountsXX"'),
                         (23, '"CONNECTED_ACCOUNTS"'))},
+    "tap_stripe.reports.plan.x__choose_payouts__mutmut_15": (
+        "stop = None",
+        "a payout the data does not reach is created at or after its end, after every payout chosen: never "
+        "in the second of one"),
+    "tap_stripe.reports.plan.x__get_payout__mutmut_17": (
+        "safe='XXXX'", "quote never escapes letters: the same path for every id"),
+    "tap_stripe.reports.plan.x__plan_payouts__mutmut_57": (
+        'p.get("id") or "XXXX"', "every payout Stripe lists has an id"),
+    "tap_stripe.reports.plan.x__recheck_remembered__mutmut_56": (
+        'p.get("id") or "XXXX"', "every payout Stripe returns has an id"),
     "tap_stripe.engine.xǁRunǁadvance__mutmut_30": (
         "result.nbytes / result.objects",
         "(a + b) // 2 equals (a + floor(b)) // 2 for an integer a: the same size, as a float"),

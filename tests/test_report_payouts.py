@@ -146,3 +146,30 @@ def test_report_pending_must_be_a_list_of_payout_ids():
 
 def test_a_payout_without_a_created_time_counts_as_created_at_zero():
     assert _created({}) == 0 and _created({"created": None}) == 0 and _created({"created": 5}) == 5
+
+
+def test_a_remembered_payout_listed_again_is_read_once():
+    payouts = [payout(11, T0 + 5), payout(12, T0 + 20)]
+    assert read(plan(payouts, pending=["po_11"])) == [("po_11", T0, ()), ("po_12", T0 + 20, ())]
+
+
+def test_payouts_of_one_second_are_read_in_id_order_and_the_last_but_one_waits_for_the_last():
+    payouts = [payout(1, T0 + 5), payout("b", T0 + 10), payout("a", T0 + 10)]
+    assert read(plan(payouts)) == [("po_1", T0 + 5, ()), ("po_a", T0 + 9, ()), ("po_b", T0 + 10, ())]
+    client = Recorded(payouts)
+    client.payouts = [payout(9, T0 - 5 * DAY), payout(8, T0 - 5 * DAY)]
+    client.payouts[0]["id"], client.payouts[1]["id"] = "po_b", "po_a"
+    assert [t[0] for t in read(plan(None, pending=["po_b", "po_a"], client=client))] == ["po_a", "po_b"]
+
+
+def test_a_stuck_payout_the_plan_stops_at_holds_back_the_bookmark_of_its_second():
+    old = T0 - 80 * DAY
+    remembered = [f"po_r{i}" for i in range(MAX_PENDING_PAYOUTS)]
+    client = Recorded([*[payout(f"r{i}", old, "in_transit") for i in range(MAX_PENDING_PAYOUTS)],
+                       payout("a", T0 + 10), {**payout("x", T0 + 10, "in_transit"), "arrival_date": old}])
+    assert read(plan(None, pending=remembered, client=client)) == [("po_a", T0 + 9, tuple(remembered))]
+
+
+def test_a_malformed_report_pending_stops_the_plan():
+    with pytest.raises(ReportFailed, match="must be a list of payout ids"):
+        plan([payout(1, T0 + 5)], pending="po_1")

@@ -262,3 +262,19 @@ def test_a_singer_io_state_is_continued_from_through_the_cli(sandbox, run_tap):
     assert sorted(r["id"] for r in result.records("charges")) == sorted(c["id"] for c in truth)
     cursors = result.last_state["bookmarks"]["charges"]["accounts"]["default"]
     assert cursors["created"] == SANDBOX_NOW and cursors["events"] == SANDBOX_NOW
+
+
+@pytest.mark.parametrize("done", [[], [[1, 2]], [[1, 2], [5, 9]]])
+def test_spans_a_killed_run_completed_are_accepted(done):
+    assert validate(one({"done": done})) == one({"done": done})
+    resync = {"version": 1, "done": done}
+    assert validate(one({"resync": resync})) == one({"resync": resync})
+
+
+@pytest.mark.parametrize("done", ["1-2", [1, 2], [[1]], [[1, 2, 3]], [[2, 1]], [[1, 1]], [[True, 2]], [[1, 2.5]],
+                                  [(1, 2)], [[1, "2"]], [[0, 1], [2]], [[0, 1], [3, 2]]])
+def test_malformed_done_spans_are_refused(done):
+    assert refused(one({"done": done})) == ("state 'bookmarks.charges.accounts.acct_1.done' must be a list of "
+                                            "[from, to] pairs of unix seconds")
+    assert refused(one({"resync": {"version": 1, "done": done}})) == (
+        "state 'bookmarks.charges.accounts.acct_1.resync.done' must be a list of [from, to] pairs of unix seconds")

@@ -143,9 +143,9 @@ EQUIVALENT = {
         "with more pieces than seconds, lo + (hi - lo) * i // pieces takes every second anyway: same bounds"),
     "tap_stripe.windows.x__geometric__mutmut_21": (
         "if bounds[-1] >= lo:", "when bounds[-1] == lo it sets bounds[-1] = lo: no change"),
-    "tap_stripe.state.x_validate__mutmut_80": (
+    "tap_stripe.state.x_validate__mutmut_108": (
         'ours.get("state_format", None)', "a missing format read as None passes `isinstance(fmt, int)` as 1 does"),
-    "tap_stripe.state.x_validate__mutmut_82": (
+    "tap_stripe.state.x_validate__mutmut_110": (
         'ours.get("state_format", )', "the same: a missing format is None, which is accepted like 1"),
     "tap_stripe.state.x__seconds__mutmut_8": (
         'value.replace("XXZXX", "+00:00")',
@@ -155,12 +155,12 @@ EQUIVALENT = {
     "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_38": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_4": (
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_6": (
         "lo is None and hi is None:",
         "a window segment always has both bounds: the None checks only narrow types for mypy"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_5": (
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_7": (
         "segment.closed and lo is None or hi is None", "the same: lo and hi are never None for a window"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_38": (
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_40": (
         "lo is None and reached is None or reached - lo < 2",
         "the same: the window was chosen with both set, and they are only ever raised, never cleared"),
     "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_61": (

@@ -60,14 +60,14 @@ def test_an_account_s_cursors_must_be_an_object():
     assert refused(one("x")) == "state 'bookmarks.charges.accounts.acct_1' must be an object"
 
 
-@pytest.mark.parametrize("key", ["created", "events", "report", "version"])
+@pytest.mark.parametrize("key", ["created", "events", "report", "version", "pending", "reconciled"])
 @pytest.mark.parametrize("value", [True, False, 1.5, 1.0, "1714521600", [1], {}])
 def test_cursors_are_integer_unix_seconds(key, value):
     assert refused(one({key: value})) == (
         f"state 'bookmarks.charges.accounts.acct_1.{key}' must be unix seconds (an integer)")
 
 
-@pytest.mark.parametrize("key", ["created", "events", "report", "version"])
+@pytest.mark.parametrize("key", ["created", "events", "report", "version", "pending", "reconciled"])
 def test_integer_and_null_cursors_are_accepted(key):
     for value in (0, 1714521600, None):
         assert validate(one({key: value})) == one({key: value})

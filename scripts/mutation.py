@@ -230,9 +230,6 @@ EQUIVALENT = {
         'p.get("id") or "XXXX"', "every payout Stripe lists has an id"),
     "tap_stripe.reports.plan.x__recheck_remembered__mutmut_56": (
         'p.get("id") or "XXXX"', "every payout Stripe returns has an id"),
-    "tap_stripe.engine.xǁRunǁadvance__mutmut_30": (
-        "result.nbytes / result.objects",
-        "(a + b) // 2 equals (a + floor(b)) // 2 for an integer a: the same size, as a float"),
 }
 
 

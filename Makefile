@@ -39,7 +39,7 @@ lint: install
 soak: install
 	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
-# Mutation testing of the bookmark code (docs/mutation.md); a few minutes, one worker.
+# Mutation testing of what is written and when (docs/mutation.md); about 13 minutes, one worker.
 .PHONY: mutation
 mutation: install
 	$(BIN)/pip install --quiet 'mutmut>=3.8,<4' 'coverage>=7.10'

@@ -63,6 +63,7 @@ DELETIONS = ENGINE + "test_deletions_become_soft_delete_records"
 CHILDREN = ENGINE + "test_children_follow_their_changed_parent"
 REPORTS = "tests/test_reports.py::"
 LOSS = "tests/test_engine_loss.py::"
+SDK = "tests/test_sdk_capabilities.py::"
 MODULES: dict[str, dict] = {
     "windows": {"file": "tap_stripe/windows.py", "functions": ["*"],
                 "unit": ["tests/test_windows.py"],
@@ -70,31 +71,59 @@ MODULES: dict[str, dict] = {
     "state": {"file": "tap_stripe/state.py", "functions": ["*"],
               "unit": ["tests/test_state.py"],
               "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, KILLED_RESUMED, RESYNC, OLD_EVENTS]},
-    "events": {"file": "tap_stripe/events.py", "functions": ["x_newest_per_object__*", "x_read_window__*"],
+    "events": {"file": "tap_stripe/events.py",
+               "functions": ["x_read_window__*", "x_newest_per_object__*", "x_event_key__*", "x_apply_event__*",
+                             "x__apply_child_event__*", "x__object_now__*", "x__removed_children__*", "x__listed__*"],
                "unit": ["tests/test_events.py"],
                "e2e": [INCREMENTAL, DELETIONS, CHILDREN, OLD_EVENTS]},
     "plan": {"file": "tap_stripe/plan.py",
-             "functions": ["xǁPlannerǁplan_feed__*", "xǁPlannerǁplan_events__*", "xǁPlannerǁplan_resync__*",
-                           "xǁPlannerǁplan_floors__*"],
-             "unit": ["tests/test_engine_bookmarks.py"],
+             "functions": ["xǁPlannerǁ*", "x__type_groups__*", "x__common_done__*"],
+             "unit": ["tests/test_engine_bookmarks.py", "tests/test_plan.py"],
              "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, KILLED_RESUMED, RESYNC, OLD_EVENTS, DELETIONS,
                      *(LOSS + t for t in (
                          "test_a_state_with_created_but_no_events_reads_events_from_its_created_bookmark",
                          "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing",
                          "test_the_30_day_guard_counts_from_stripes_clock_not_from_end_date"))]},
     "emission": {"file": "tap_stripe/emission.py",
-                 "functions": ["xǁEmissionǁadvance_bookmarks__*", "xǁEmissionǁfinish__*"],
-                 "unit": ["tests/test_engine_bookmarks.py"],
+                 "functions": ["xǁEmissionǁemit_segment__*", "xǁEmissionǁwrite__*", "xǁEmissionǁadvance_bookmarks__*",
+                               "xǁEmissionǁadvance_pending__*", "xǁEmissionǁrecord_done__*", "xǁEmissionǁfinish__*",
+                               "xǁEmissionǁskip__*", "xǁEmissionǁmaybe_write_state__*", "xǁEmissionǁwrite_state__*",
+                               "x__after__*", "x__merged__*"],
+                 "unit": ["tests/test_engine_bookmarks.py", "tests/test_emission.py"],
                  "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, BURST, KILLED_RESUMED, RESYNC, OLD_EVENTS,
                          LOSS
                          + "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing"]},
+    "engine": {"file": "tap_stripe/engine.py",
+               "functions": ["xǁRunǁadvance__*", "xǁRunǁ_write_windows__*", "xǁRunǁ_complete__*",
+                             "xǁRunǁskip_failed_children__*", "xǁRunǁ_stop_on_signal__*"],
+               "unit": ["tests/test_engine_bookmarks.py", "tests/test_engine_run.py"],
+               "e2e": [INCREMENTAL, SHARED_WINDOW, BURST, KILLED_RESUMED, CHILDREN]},
+    "fetch": {"file": "tap_stripe/fetch.py",
+              "functions": ["xǁFetcherǁ_list_window__*"],
+              "unit": ["tests/test_fetch.py"],
+              "e2e": [SHARED_WINDOW, BURST, KILLED_RESUMED, BOOKMARK_SECOND]},
+    "batch": {"file": "tap_stripe/output/batch.py",
+              "functions": ["xǁBatchWriterǁrecord__*", "xǁBatchWriterǁmessage__*", "xǁBatchWriterǁflush__*",
+                            "xǁBatchWriterǁclose_all__*", "xǁBatchWriterǁ_close__*", "xǁBatchWriterǁ_release__*"],
+              "unit": ["tests/test_batch.py"],
+              "e2e": [SDK + "test_batch_writer_writes_state_only_after_the_files_it_covers",
+                      SDK + "test_a_batch_file_that_cannot_be_written_stops_the_run_without_state"]},
+    "tap": {"file": "tap_stripe/tap.py",
+            "functions": ["xǁTapStripeǁload_state__*"],
+            "unit": ["tests/test_load_state.py"],
+            "e2e": ["tests/test_state.py::test_a_singer_io_state_is_continued_from_through_the_cli"]},
+    "pagination": {"file": "tap_stripe/pagination.py", "functions": ["*"],
+                   "unit": ["tests/test_client.py", "tests/test_pagination.py"],
+                   "e2e": [INCREMENTAL, LOSS + "test_a_page_cursor_deleted_mid_run_goes_on_from_the_object_before_it"]},
     "scheduler": {"file": "tap_stripe/scheduler.py",
                   "functions": ["xǁSchedulerǁsteal__*"],
                   "unit": ["tests/test_engine_bookmarks.py"],
                   "e2e": [SHARED_WINDOW, BURST, KILLED_RESUMED]},
     "reports": {"file": "tap_stripe/reports/plan.py",
-                "functions": ["x_next_day_boundary__*", "x_day_boundaries__*", "x_plan_report__*"],
-                "unit": ["tests/test_report_intervals.py"],
+                "functions": ["x_next_day_boundary__*", "x_day_boundaries__*", "x_plan_report__*", "x__plan_payouts__*",
+                              "x__recheck_remembered__*", "x__choose_payouts__*", "x__pending_ids__*",
+                              "x__get_payout__*", "x__created__*"],
+                "unit": ["tests/test_report_intervals.py", "tests/test_report_payouts.py"],
                 # in-process but each against a sandbox (seconds apiece), so stage 2 as well
                 "e2e": [REPORTS + t for t in (
                     "test_newest_version_default_columns_and_exact_decimals", "test_pinned_version_and_columns",
@@ -114,30 +143,93 @@ EQUIVALENT = {
         "with more pieces than seconds, lo + (hi - lo) * i // pieces takes every second anyway: same bounds"),
     "tap_stripe.windows.x__geometric__mutmut_21": (
         "if bounds[-1] >= lo:", "when bounds[-1] == lo it sets bounds[-1] = lo: no change"),
-    "tap_stripe.state.x_validate__mutmut_80": (
+    "tap_stripe.state.x_validate__mutmut_108": (
         'ours.get("state_format", None)', "a missing format read as None passes `isinstance(fmt, int)` as 1 does"),
-    "tap_stripe.state.x_validate__mutmut_82": (
+    "tap_stripe.state.x_validate__mutmut_110": (
         'ours.get("state_format", )', "the same: a missing format is None, which is accepted like 1"),
     "tap_stripe.state.x__seconds__mutmut_8": (
         'value.replace("XXZXX", "+00:00")',
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
     "tap_stripe.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
-    "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_45": (
+    "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_38": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_4": (
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_6": (
         "lo is None and hi is None:",
         "a window segment always has both bounds: the None checks only narrow types for mypy"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_5": (
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_7": (
         "segment.closed and lo is None or hi is None", "the same: lo and hi are never None for a window"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_38": (
+    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_40": (
         "lo is None and reached is None or reached - lo < 2",
         "the same: the window was chosen with both set, and they are only ever raised, never cleared"),
-    "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_38": (
+    "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_61": (
         "member.floor = None",
         "unreachable: Planner.family keeps a member only if it or one below it is selected, "
         "so `floors` is never empty"),
+    "tap_stripe.plan.xǁPlannerǁmember_events__mutmut_53": (
+        "return min(created, )",
+        "only selected members are asked, so `created` holds the member's own bookmark: never empty"),
+    "tap_stripe.plan.xǁPlannerǁplan__mutmut_13": (
+        "break", "the family is the same for every account: none of the remaining accounts has one either"),
+    "tap_stripe.plan.xǁPlannerǁplan_feed__mutmut_91": (
+        "lo <= feed.hi",
+        "with lo == hi no window fits (and no done span), only listed_from becomes hi, which no event "
+        "created before hi can fall in: the same as None"),
+    **{f"tap_stripe.events.{name}": (piece, "an event whose object has no `object` type is a child's event "
+                                            "(or no one's) and never reaches this line")
+       for name, piece in (("x__apply_child_event__mutmut_30", 'snapshot.get("object", None)'),
+                           ("x__apply_child_event__mutmut_32", 'snapshot.get("object", )'),
+                           ("x__apply_child_event__mutmut_35", 'snapshot.get("object", "XXXX")'),
+                           ("x_apply_event__mutmut_94", 'snapshot.get("object", None)'),
+                           ("x_apply_event__mutmut_96", 'snapshot.get("object", )'),
+                           ("x_apply_event__mutmut_99", 'snapshot.get("object", "XXXX")'))},
+    **{f"tap_stripe.events.{name}": (piece, 'a field named "XXXX" is as absent as one named "": None either way')
+       for name, piece in (("x__listed__mutmut_18", 'spec.created_field or "XXXX"'),
+                           ("x__object_now__mutmut_26", 'embedded_field or "XXXX"'),
+                           ("x_apply_event__mutmut_116", 'embedded_field or "XXXX"'))},
+    "tap_stripe.events.x__object_now__mutmut_27": (
+        "if member.selected or before:",
+        "an unselected member is in a family only for its selected children, and no child list that an "
+        "object embeds has children: an unselected member never has `before` items"),
+    "tap_stripe.events.x__removed_children__mutmut_4": (
+        "if not field and not member.selected or member.skipped:",
+        "the same: an unselected member with an embedded field is never in a family; without a field "
+        "nothing is gone"),
+    "tap_stripe.events.x_read_window__mutmut_27": (
+        "segment.lo is not None or segment.hi is not None",
+        "an events window is planned with both bounds: the assertion only narrows types"),
+    "tap_stripe.engine.xǁRunǁadvance__mutmut_45": (
+        "break", "a report feed's report_plan is its only segment: nothing follows it in the loop"),
+    "tap_stripe.emission.xǁEmissionǁwrite_state__mutmut_18": (
+        "self.state_dirty = None", "the flag is only tested for truth: None is as false as False"),
+    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_32": (
+        'spec.created_field or "XXcreatedXX"', "every stream read in created-time windows has a created field"),
+    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_33": (
+        'spec.created_field or "CREATED"', "the same: the default is never used"),
+    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_39": (
+        "segment.lo is not None or segment.hi is not None",
+        "a window is planned with both bounds: the assertion only narrows types"),
+    "tap_stripe.output.batch.xǁBatchWriterǁ_close__mutmut_14": (
+        'self._held = ""',
+        "the writer is broken from here on, and a broken writer releases no held STATE, whatever is held"),
+    "tap_stripe.pagination.x_list_pages__mutmut_8": (
+        "{cursor} if (cursor) or True",
+        "{None} instead of an empty set: a cursor is an object's id, never None"),
+    **{f"tap_stripe.tap.xǁTapStripeǁload_state__mutmut_{n}": (
+        piece, "the settings refuse connected_accounts next to account_id(s), so with one id it is never set")
+       for n, piece in ((21, "self.config.get(None)"), (22, '"XXconnected_accountsXX"'),
+                        (23, '"CONNECTED_ACCOUNTS"'))},
+    "tap_stripe.reports.plan.x__choose_payouts__mutmut_15": (
+        "stop = None",
+        "a payout the data does not reach is created at or after its end, after every payout chosen: never "
+        "in the second of one"),
+    "tap_stripe.reports.plan.x__get_payout__mutmut_17": (
+        "safe='XXXX'", "quote never escapes letters: the same path for every id"),
+    "tap_stripe.reports.plan.x__plan_payouts__mutmut_57": (
+        'p.get("id") or "XXXX"', "every payout Stripe lists has an id"),
+    "tap_stripe.reports.plan.x__recheck_remembered__mutmut_56": (
+        'p.get("id") or "XXXX"', "every payout Stripe returns has an id"),
 }
 
 

@@ -152,3 +152,294 @@ def test_update_events_of_objects_this_runs_list_read_are_redundant_but_deletion
     assert not _listed(feed, spec, ev(spec.deleted_event, 1_500))  # a deletion: never redundant
     assert not _listed(feed, spec, ev("customer.updated", 1_500, _changes=[({"x": 1}, {})]))  # removed children
     assert not _listed(SimpleNamespace(listed_from=None, hi=2_000), spec, ev("customer.updated", 1_500))
+
+
+# --------------------------------------------------------------------------- applying events
+# In-process, with fakes for Stripe (`GET` of one object), the shapers and the child lists.
+class Shaper:
+    def __init__(self, name):
+        self.name = name
+
+    def shape(self, obj, account, changed_at):
+        return {"shaped": obj["id"], "account": account, "at": changed_at}
+
+    def deletion(self, obj_id, object_type, deleted_at, account):
+        return {"deleted": obj_id, "object": object_type, "account": account, "at": deleted_at}
+
+
+class Objects:
+    """`GET <retrieve_path>`: the objects by id (404 for others, or `error` for every one)."""
+
+    def __init__(self, objects=(), error=None):
+        self.objects = {o["id"]: o for o in objects}
+        self.error = error
+        self.gets = []
+
+    def get(self, path, params, *, account, endpoint, stream):
+        from tap_stripe.client import StripeError
+
+        self.gets.append((path, list(params), account, endpoint, stream))
+        if self.error is not None:
+            raise self.error
+        object_id = path.rsplit("/", 1)[1]
+        if object_id not in self.objects:
+            raise StripeError("no such object", status=404)
+        return self.objects[object_id]
+
+
+class ChildLists:
+    """`Children.records`: each member's records of a parent, from `lists` (member -> parent -> ids)."""
+
+    def __init__(self, lists=None):
+        self.lists = lists or {}
+        self.calls = []
+
+    def records(self, feed, member, obj, changed_at):
+        self.calls.append((member.spec.name, obj["id"], changed_at))
+        if not member.selected:
+            return []
+        return [(member.spec.name, {"id": i}) for i in self.lists.get(member.spec.name, {}).get(obj["id"], [])]
+
+
+def family(name, selected, **kw):
+    from tap_stripe.feeds import Feed
+    from tap_stripe.plan import Planner, Scope
+    from tap_stripe.streams import SPECS
+
+    scope = Scope(specs=SPECS, selected=set(selected), accounts=[None], platform_streams=(set(), True), hi=10_000,
+                  now=10_000, shapers={})
+    feed = Feed(Planner(scope, None, None, None).family(SPECS[name]), kw.pop("account", "acct_1"), 10_000)
+    feed.record_account = kw.pop("record_account", feed.account)
+    for k, v in kw.items():
+        setattr(feed, k, v)
+    return feed
+
+
+def context(objects=(), lists=None, error=None, updates_mode="refetch", expand=None, start=None):
+    from tap_stripe.events import EventContext
+    from tap_stripe.streams import SPECS
+
+    return EventContext(client=Objects(objects, error), shapers={n: Shaper(n) for n in SPECS},
+                        children=ChildLists(lists), summary=Summary(), expand=expand or {},
+                        updates_mode=updates_mode, start=start)
+
+
+def ev_(type_, obj, created=500, **extra):
+    return {"id": f"evt_{type_}_{obj['id']}", "type": type_, "created": created, "data": {"object": obj}, **extra}
+
+
+def test_a_parent_s_update_and_its_child_s_deletion_in_one_window_are_both_applied():
+    """A child's deletion is keyed by the child, not by the parent it would re-read: else the
+    parent's newer update (or the deletion) would be dropped as an older event of one object."""
+    from tap_stripe.events import apply_event, event_key
+
+    feed = family("customers", {"customers", "customer_tax_ids"})
+    customer = {"id": "cus_1", "object": "customer", "created": 100}
+    deleted = ev_("customer.tax_id.deleted", {"id": "txi_1", "object": "tax_id", "customer": "cus_1"}, 400)
+    for events in ([ev_("customer.updated", customer, 300), deleted],
+                   [deleted, ev_("customer.updated", customer, 450)]):
+        newest = newest_per_object(events, key=lambda e: event_key(feed, e))
+        assert [e["id"] for e in newest] == [e["id"] for e in events]
+        ctx = context([customer], {"customer_tax_ids": {"cus_1": ["txi_2"]}})
+        records = [r for e in newest for r in apply_event(ctx, feed, e)]
+        assert ("customers", {"shaped": "cus_1", "account": "acct_1", "at": events[0]["created"] if
+                              events[0]["type"] == "customer.updated" else 450}) in records
+        assert ("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_1", "at": 400}) \
+            in records
+
+
+def test_event_keys_the_object_the_parent_a_child_re_reads_or_the_deleted_child():
+    from tap_stripe.events import event_key
+
+    feed = family("customers", {"customers", "customer_tax_ids"})
+    assert event_key(feed, ev_("customer.updated", {"id": "cus_1", "object": "customer"})) == "cus_1"
+    tax_id = {"id": "txi_1", "object": "tax_id", "customer": "cus_9"}
+    assert event_key(feed, ev_("customer.tax_id.updated", tax_id)) == "cus_9"
+    assert event_key(feed, ev_("customer.tax_id.updated", {**tax_id, "customer": {"id": "cus_8"}})) == "cus_8"
+    assert event_key(feed, ev_("customer.tax_id.deleted", tax_id)) == "deleted txi_1"
+    assert event_key(feed, ev_("customer.tax_id.updated", {**tax_id, "customer": ""})) is None
+
+
+def test_an_update_is_re_read_by_id_with_this_run_s_expansions_and_its_children_read_again():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers", "customer_tax_ids"})
+    now = {"id": "cus_1", "object": "customer", "created": 100, "name": "now"}
+    ctx = context([now], {"customer_tax_ids": {"cus_1": ["txi_1"]}}, expand={"customers": ["test_clock"]})
+    out = apply_event(ctx, feed, ev_("customer.updated", {"id": "cus_1", "object": "customer", "name": "then"}))
+    assert out == [("customers", {"shaped": "cus_1", "account": "acct_1", "at": 500}),
+                   ("customer_tax_ids", {"id": "txi_1"})]
+    (path, params, account, endpoint, stream), = ctx.client.gets
+    assert (path, params[-1], account, endpoint, stream) == \
+        ("/v1/customers/cus_1", ("expand[]", "test_clock"), "acct_1", "/v1/customers/{id}", "customers")
+    assert ctx.children.calls[-1] == ("customer_tax_ids", "cus_1", 500)
+    # a parent not selected: only its children's records
+    feed = family("customers", {"customer_tax_ids"})
+    assert apply_event(ctx, feed, ev_("customer.updated", {"id": "cus_1", "object": "customer"})) == \
+        [("customer_tax_ids", {"id": "txi_1"})]
+
+
+def test_snapshots_are_used_without_expansions_and_a_vanished_object_keeps_its_snapshot():
+    from tap_stripe.events import apply_event
+
+    feed = family("charges", {"charges"})
+    snapshot = {"id": "ch_1", "object": "charge", "created": 100}
+    ctx = context(updates_mode="snapshot")
+    assert apply_event(ctx, feed, ev_("charge.updated", snapshot)) == \
+        [("charges", {"shaped": "ch_1", "account": "acct_1", "at": 500})]
+    assert ctx.client.gets == []
+    ctx = context(updates_mode="snapshot", expand={"charges": ["customer"]})  # expanded: fetched again
+    assert apply_event(ctx, feed, ev_("charge.updated", snapshot)) == \
+        [("charges", {"shaped": "ch_1", "account": "acct_1", "at": 500})]
+    assert len(ctx.client.gets) == 1
+    from tap_stripe.client import StripeError
+
+    with pytest.raises(StripeError, match="boom"):
+        apply_event(context(error=StripeError("boom", status=500)), feed, ev_("charge.updated", snapshot))
+
+
+def test_a_deletion_deletes_the_object_and_the_children_it_still_embeds():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers", "customer_tax_ids"}, record_account="acct_r")
+    snapshot = {"id": "cus_1", "object": "customer", "created": 100,
+                "tax_ids": {"data": [{"id": "txi_1", "object": "tax_id"}, {"id": "txi_2"}, {"x": 1}, "txi_3"]}}
+    ctx = context()
+    assert apply_event(ctx, feed, ev_("customer.deleted", snapshot)) == [
+        ("customers", {"deleted": "cus_1", "object": "customer", "account": "acct_r", "at": 500}),
+        ("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_r", "at": 500}),
+        ("customer_tax_ids", {"deleted": "txi_2", "object": "", "account": "acct_r", "at": 500})]
+    assert ctx.client.gets == []
+    # A re-read that answers deleted: the same; an unselected parent or a skipped child: none of theirs.
+    feed = family("customers", {"customer_tax_ids", "customer_sources"})
+    for member in feed.root.children:
+        if member.spec.name == "customer_sources":
+            member.skipped = "permission denied"
+    ctx = context([{"id": "cus_1", "deleted": True}])
+    assert apply_event(ctx, feed, ev_("customer.updated", {**snapshot, "sources": {"data": [{"id": "src_1"}]}})) \
+        == [("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_1", "at": 500}),
+            ("customer_tax_ids", {"deleted": "txi_2", "object": "", "account": "acct_1", "at": 500})]
+
+
+def test_events_of_objects_before_start_date_or_listed_by_this_run_are_left_out():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers"}, listed_from=1_000)
+    ctx = context([{"id": "cus_1", "object": "customer", "created": 1_500}], start=200)
+    old = {"id": "cus_1", "object": "customer", "created": 199}
+    assert apply_event(ctx, feed, ev_("customer.updated", old)) == []
+    assert apply_event(ctx, feed, ev_("customer.updated", {**old, "created": 1_500})) == []  # listed
+    assert apply_event(ctx, feed, ev_("customer.updated", {**old, "created": 200})) != []
+    assert apply_event(ctx, feed, ev_("customer.deleted", {**old, "created": 1_500})) != []
+    assert [get[0] for get in ctx.client.gets] == ["/v1/customers/cus_1"]
+
+
+def test_a_resync_s_update_events_only_delete_the_children_the_update_removed():
+    from tap_stripe.events import apply_event
+
+    feed = family("subscriptions", {"subscriptions", "subscription_items"}, deletions_only=True)
+    before = {"items": {"data": [{"id": "si_1", "object": "subscription_item"}, {"id": "si_2"}], "has_more": False}}
+    after = {"id": "sub_1", "object": "subscription", "created": 100,
+             "items": {"data": [{"id": "si_2"}], "has_more": False}}
+    event = ev_("customer.subscription.updated", after, _changes=[(before, after)])
+    ctx = context()
+    assert apply_event(ctx, feed, event) == [
+        ("subscription_items", {"deleted": "si_1", "object": "subscription_item", "account": "acct_1", "at": 500})]
+    assert ctx.client.gets == [] and ctx.children.calls == []
+    # A list that goes on past its first page, a previous value that is not a list, a member
+    # unselected or skipped: nothing is removed.
+    more = {**after, "items": {"data": [{"id": "si_2"}], "has_more": True}}
+    assert apply_event(ctx, feed, ev_("customer.subscription.updated", more, _changes=[(before, more)])) == []
+    assert apply_event(ctx, feed, ev_("customer.subscription.updated", after,
+                                      _changes=[({"items": None}, after)])) == []
+    assert apply_event(ctx, feed, ev_("customer.subscription.updated", after,
+                                      _changes=[(before, {**after, "items": None})])) == []
+    assert apply_event(ctx, family("subscriptions", {"subscriptions"}, deletions_only=True), event) == []
+    skipped = family("subscriptions", {"subscriptions", "subscription_items"}, deletions_only=True)
+    skipped.root.children[0].skipped = "permission denied"
+    assert apply_event(ctx, skipped, event) == []
+    # Several changes: each one's removals.
+    before2 = {"items": {"data": [{"id": "si_3"}], "has_more": False}}
+    two = ev_("customer.subscription.updated", after, _changes=[(before, after), (before2, after)])
+    assert [r["deleted"] for _, r in apply_event(ctx, feed, two)] == ["si_1", "si_3"]
+
+
+def test_an_update_that_removed_children_deletes_the_ones_gone_now():
+    from tap_stripe.events import apply_event
+
+    feed = family("subscriptions", {"subscriptions", "subscription_items"})
+    now = {"id": "sub_1", "object": "subscription", "created": 100}
+    ctx = context([now], {"subscription_items": {"sub_1": ["si_2"]}})
+    before = [{"items": {"data": [{"id": "si_1", "object": "subscription_item"}, {"id": "si_2"}]}},
+              {"items": {"data": [{"id": "si_3"}]}}, {"status": "x"}]
+    event = ev_("customer.subscription.updated", now, _changes=[(b, now) for b in before])
+    assert apply_event(ctx, feed, event) == [
+        ("subscriptions", {"shaped": "sub_1", "account": "acct_1", "at": 500}),
+        ("subscription_items", {"id": "si_2"}),
+        ("subscription_items", {"deleted": "si_1", "object": "subscription_item", "account": "acct_1", "at": 500}),
+        ("subscription_items", {"deleted": "si_3", "object": "", "account": "acct_1", "at": 500})]
+    feed = family("subscriptions", {"subscriptions"})  # the child unselected: no deletion of it
+    assert apply_event(ctx, feed, event) == [("subscriptions", {"shaped": "sub_1", "account": "acct_1", "at": 500})]
+
+
+def test_a_child_s_own_event_re_reads_its_parent_or_deletes_the_child():
+    from tap_stripe.events import apply_event
+
+    parent = {"id": "cus_1", "object": "customer", "created": 300}
+    tax_id = {"id": "txi_1", "object": "tax_id", "customer": "cus_1"}
+    feed = family("customers", {"customers", "customer_tax_ids"})
+    ctx = context([parent], {"customer_tax_ids": {"cus_1": ["txi_1"]}}, start=300)
+    assert apply_event(ctx, feed, ev_("customer.tax_id.updated", tax_id)) == [
+        ("customers", {"shaped": "cus_1", "account": "acct_1", "at": 500}), ("customer_tax_ids", {"id": "txi_1"})]
+    assert ctx.client.gets[-1][0] == "/v1/customers/cus_1"
+    assert apply_event(ctx, feed, ev_("customer.tax_id.deleted", tax_id)) == [
+        ("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_1", "at": 500})]
+    assert apply_event(ctx, feed, ev_("customer.tax_id.deleted", {"id": "txi_1"})) == []  # no object type
+    only_parent = family("customers", {"customers"})
+    assert apply_event(ctx, only_parent, ev_("customer.tax_id.deleted", tax_id)) == []
+    skipped = family("customers", {"customers", "customer_tax_ids"})
+    next(m for m in skipped.root.children if m.spec.name == "customer_tax_ids").skipped = "denied"
+    assert apply_event(ctx, skipped, ev_("customer.tax_id.updated", tax_id)) == []
+    gets = len(ctx.client.gets)
+    assert apply_event(ctx, feed, ev_("customer.tax_id.updated", {**tax_id, "customer": None})) == []
+    assert apply_event(context([parent]), family("customers", {"customers", "customer_tax_ids"},
+                                                 deletions_only=True),
+                       ev_("customer.tax_id.updated", tax_id)) == []
+    assert len(ctx.client.gets) == gets
+    # The parent gone (404, or deleted), or created before start_date: nothing.
+    assert apply_event(context(), feed, ev_("customer.tax_id.updated", tax_id)) == []
+    assert apply_event(context([{**parent, "deleted": True}]), feed, ev_("customer.tax_id.updated", tax_id)) == []
+    assert apply_event(context([parent], start=301), feed, ev_("customer.tax_id.updated", tax_id)) == []
+    # The deletion record carries the feed's record account and the event's time.
+    feed = family("customers", {"customers", "customer_tax_ids"}, record_account="acct_r")
+    assert apply_event(context(), feed, ev_("customer.tax_id.deleted", {"id": "txi_1", "object": "tax_id"}, 77)) == \
+        [("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_r", "at": 77})]
+
+
+def test_a_changed_object_s_children_are_read_again_except_skipped_ones():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers", "customer_sources", "customer_tax_ids"})
+    order = [m.spec.name for m in feed.root.children]
+    assert order.index("customer_sources") < order.index("customer_tax_ids")
+    next(m for m in feed.root.children if m.spec.name == "customer_sources").skipped = "denied"
+    now = {"id": "cus_1", "object": "customer", "created": 100}
+    ctx = context([now], {"customer_tax_ids": {"cus_1": ["txi_1"]}, "customer_sources": {"cus_1": ["src_1"]}})
+    seen = []
+    records = ctx.children.records
+    ctx.children.records = lambda f, m, o, at: seen.append(f) or records(f, m, o, at)
+    assert apply_event(ctx, feed, ev_("customer.updated", now))[1:] == [("customer_tax_ids", {"id": "txi_1"})]
+    assert seen == [feed]
+
+
+def test_a_resync_s_update_deletes_removed_children_of_every_embedding_member():
+    from tap_stripe.events import apply_event
+
+    feed = family("customers", {"customers", "customer_balance_transactions", "customer_tax_ids"},
+                  deletions_only=True)
+    names = [m.spec.name for m in feed.root.children]
+    assert names.index("customer_balance_transactions") < names.index("customer_tax_ids")
+    before = {"tax_ids": {"data": [{"id": "txi_1", "object": "tax_id"}], "has_more": False}}
+    after = {"id": "cus_1", "object": "customer", "created": 100, "tax_ids": {"data": [], "has_more": False}}
+    out = apply_event(context(), feed, ev_("customer.updated", after, _changes=[(before, after)]))
+    assert out == [("customer_tax_ids", {"deleted": "txi_1", "object": "tax_id", "account": "acct_1", "at": 500})]

@@ -61,14 +61,14 @@ def test_an_account_s_cursors_must_be_an_object():
     assert refused(one("x")) == "state 'bookmarks.charges.accounts.acct_1' must be an object"
 
 
-@pytest.mark.parametrize("key", ["created", "events", "report", "version"])
+@pytest.mark.parametrize("key", ["created", "events", "report", "version", "pending", "reconciled"])
 @pytest.mark.parametrize("value", [True, False, 1.5, 1.0, "1714521600", [1], {}])
 def test_cursors_are_integer_unix_seconds(key, value):
     assert refused(one({key: value})) == (
         f"state 'bookmarks.charges.accounts.acct_1.{key}' must be unix seconds (an integer)")
 
 
-@pytest.mark.parametrize("key", ["created", "events", "report", "version"])
+@pytest.mark.parametrize("key", ["created", "events", "report", "version", "pending", "reconciled"])
 def test_integer_and_null_cursors_are_accepted(key):
     for value in (0, 1714521600, None):
         assert validate(one({key: value})) == one({key: value})
@@ -263,3 +263,19 @@ def test_a_singer_io_state_is_continued_from_through_the_cli(sandbox, run_tap):
     assert sorted(r["id"] for r in result.records("charges")) == sorted(c["id"] for c in truth)
     cursors = result.last_state["bookmarks"]["charges"]["accounts"]["default"]
     assert cursors["created"] == SANDBOX_NOW and cursors["events"] == SANDBOX_NOW
+
+
+@pytest.mark.parametrize("done", [[], [[1, 2]], [[1, 2], [5, 9]]])
+def test_spans_a_killed_run_completed_are_accepted(done):
+    assert validate(one({"done": done})) == one({"done": done})
+    resync = {"version": 1, "done": done}
+    assert validate(one({"resync": resync})) == one({"resync": resync})
+
+
+@pytest.mark.parametrize("done", ["1-2", [1, 2], [[1]], [[1, 2, 3]], [[2, 1]], [[1, 1]], [[True, 2]], [[1, 2.5]],
+                                  [(1, 2)], [[1, "2"]], [[0, 1], [2]], [[0, 1], [3, 2]]])
+def test_malformed_done_spans_are_refused(done):
+    assert refused(one({"done": done})) == ("state 'bookmarks.charges.accounts.acct_1.done' must be a list of "
+                                            "[from, to] pairs of unix seconds")
+    assert refused(one({"resync": {"version": 1, "done": done}})) == (
+        "state 'bookmarks.charges.accounts.acct_1.resync.done' must be a list of [from, to] pairs of unix seconds")

@@ -289,3 +289,18 @@ def test_a_small_stream_read_from_the_beginning_costs_its_pages_plus_two_at_most
                                        "four windows come back empty (15 requests for 10 pages)")
 def test_a_small_dense_stream_whose_data_ends_below_the_first_fan_out():
     assert _small_stream_cost(962, 430, 1999141) <= 12
+
+
+def test_an_open_window_of_one_second_is_that_second_alone():
+    page = [{"id": f"o{i}", "created": 999} for i in range(100)]
+    split = split_window(999, 1_000, page, "created", fanout=2)
+    assert split.kept == [] and split.windows == [(999, 1_000)] and split.rest is None
+
+
+def test_an_open_window_denser_than_its_fan_out_cuts_one_second_below_its_page():
+    page = [{"id": f"o{i}", "created": 999 - i // 50} for i in range(100)]  # 50 a second: 998, 999
+    split = split_window(0, 1_000, page, "created", target=10, fanout=1)
+    assert split.windows == [(0, 998), (998, 999)] and split.rest == (0, 998)
+    # the cut at the window's own lo: nothing left open, the span below the page in equal pieces
+    split = split_window(998, 1_000, page, "created", target=10, fanout=1)
+    assert split.windows == [(998, 999)] and split.rest is None

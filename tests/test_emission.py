@@ -16,8 +16,7 @@ from tap_stripe import emission as emission_module
 from tap_stripe.client import PermissionDenied, ProductNotSetUp
 from tap_stripe.emission import STATE_INTERVAL, STATE_RECORDS, _after, _merged
 from tap_stripe.errors import FatalRunError
-from tap_stripe.evolution import SCHEMA_CHANGE
-from tap_stripe.feeds import Segment
+from tap_stripe.feeds import GroupKind, Segment
 
 
 def state_of(**streams):
@@ -102,10 +101,10 @@ def test_a_resync_window_drops_the_done_spans_behind_it_and_keeps_the_resync_s_o
     run.emission.emit_segment(feed, Segment("window", NOW - 10 * DAY, NOW - 6 * DAY), [])
     assert cursors(run, account="acct_1")["resync"] == {
         "version": 5, "created": NOW - 6 * DAY, "started": NOW - 11 * DAY, "extra": 1,
-        "done": [[NOW - 4 * DAY, NOW - 3 * DAY]]}
+        "done": [[NOW - 4 * DAY, NOW - 3 * DAY]], "streams": ["charges"]}
     run.emission.emit_segment(feed, Segment("window", NOW - 6 * DAY, NOW - 3 * DAY), [])
     assert cursors(run, account="acct_1")["resync"] == {
-        "version": 5, "created": NOW - 3 * DAY, "started": NOW - 11 * DAY, "extra": 1}
+        "version": 5, "created": NOW - 3 * DAY, "started": NOW - 11 * DAY, "extra": 1, "streams": ["charges"]}
     assert cursors(run)["resync"] == other
 
 
@@ -159,7 +158,7 @@ def test_records_after_a_schema_change_follow_its_schema_and_are_counted_for_sta
 
     run.emission.sinks.schema_change = schema_change
     feed = planned(run, "customers")
-    output = [("customers", SCHEMA_CHANGE, 2, 0), ("customers", "new", b"c1\n", 1),
+    output = [("customers", GroupKind.SCHEMA, 2, 0), ("customers", "new", b"c1\n", 1),
               ("customer_tax_ids", "new", [{"id": "txi_1"}, {"id": "txi_2"}], 2), ("customers", "new", b"c2\n", 1)]
     run.emission.write(feed, output)
     assert run.out.messages == [{"type": "SCHEMA", "stream": "customers"}]
@@ -167,7 +166,7 @@ def test_records_after_a_schema_change_follow_its_schema_and_are_counted_for_sta
     assert run.out.lines == [b"c1\n", b"c2\n"]
     assert [r[1]["id"] for r in run.out.records] == ["txi_1", "txi_2"]
     assert run.emission._written == 4
-    run.emission.write(feed, [("customers", SCHEMA_CHANGE, 3, 0), ("customers", "new", b"c3\n", 1)])
+    run.emission.write(feed, [("customers", GroupKind.SCHEMA, 3, 0), ("customers", "new", b"c3\n", 1)])
     assert announced == [("customers", 0)]  # as new as written: no other SCHEMA
     assert run.emission._written == 5
     next(m for m in feed.root.children if m.spec.name == "customer_tax_ids").skipped = "denied"

@@ -10,8 +10,9 @@ import pytest
 from test_report_intervals import BY_ID, DAY, T0, Payouts, payout, rtype
 
 from tap_stripe.client import StripeError
+from tap_stripe.errors import ReportFailed
 from tap_stripe.reports.plan import MAX_PENDING_PAYOUTS, STUCK_AFTER, _created, _pending_ids, plan_report
-from tap_stripe.reports.task import ReportFailed, ReportOptions
+from tap_stripe.reports.task import ReportOptions
 
 END = T0 + 30 * DAY  # data_available_end
 

@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import ROOT, SANDBOX_KEY, SANDBOX_NOW, machine
 
 from stripe_sandbox import Sandbox
-from tap_stripe.ratelimit import default_limits
+from tap_stripe.api.ratelimit import default_limits
 from tap_stripe.streams import SPECS
 
 TOP_LEVEL = ["customers", "charges", "subscriptions", "invoices", "balance_transactions"]

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tap_stripe.records import TAP_FIELD_SCHEMAS
+from tap_stripe.output.records import TAP_FIELD_SCHEMAS
 
 # Lists that are not streams, and why. The README's streams section prints these.
 EXCLUDED = {

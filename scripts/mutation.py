@@ -65,18 +65,18 @@ REPORTS = "tests/test_reports.py::"
 LOSS = "tests/test_engine_loss.py::"
 SDK = "tests/test_sdk_capabilities.py::"
 MODULES: dict[str, dict] = {
-    "windows": {"file": "tap_stripe/windows.py", "functions": ["*"],
+    "windows": {"file": "tap_stripe/engine/windows.py", "functions": ["*"],
                 "unit": ["tests/test_windows.py"],
                 "e2e": [BURST, BOOKMARK_SECOND, EMPTY_WINDOW, KILLED_RESUMED, SHARED_WINDOW]},
-    "state": {"file": "tap_stripe/state.py", "functions": ["*"],
+    "state": {"file": "tap_stripe/engine/state.py", "functions": ["*"],
               "unit": ["tests/test_state.py"],
               "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, KILLED_RESUMED, RESYNC, OLD_EVENTS]},
-    "events": {"file": "tap_stripe/events.py",
+    "events": {"file": "tap_stripe/engine/events.py",
                "functions": ["x_read_window__*", "x_newest_per_object__*", "x_event_key__*", "x_apply_event__*",
                              "x__apply_child_event__*", "x__object_now__*", "x__removed_children__*", "x__listed__*"],
                "unit": ["tests/test_events.py"],
                "e2e": [INCREMENTAL, DELETIONS, CHILDREN, OLD_EVENTS]},
-    "plan": {"file": "tap_stripe/plan.py",
+    "plan": {"file": "tap_stripe/engine/plan.py",
              "functions": ["xǁPlannerǁ*", "x__type_groups__*", "x__common_done__*"],
              "unit": ["tests/test_engine_bookmarks.py", "tests/test_plan.py"],
              "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, KILLED_RESUMED, RESYNC, OLD_EVENTS, DELETIONS,
@@ -84,7 +84,7 @@ MODULES: dict[str, dict] = {
                          "test_a_state_with_created_but_no_events_reads_events_from_its_created_bookmark",
                          "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing",
                          "test_the_30_day_guard_counts_from_stripes_clock_not_from_end_date"))]},
-    "emission": {"file": "tap_stripe/emission.py",
+    "emission": {"file": "tap_stripe/engine/emission.py",
                  "functions": ["xǁEmissionǁemit_segment__*", "xǁEmissionǁwrite__*", "xǁEmissionǁadvance_bookmarks__*",
                                "xǁEmissionǁadvance_pending__*", "xǁEmissionǁrecord_done__*", "xǁEmissionǁfinish__*",
                                "xǁEmissionǁskip__*", "xǁEmissionǁmaybe_write_state__*", "xǁEmissionǁwrite_state__*",
@@ -93,12 +93,12 @@ MODULES: dict[str, dict] = {
                  "e2e": [INCREMENTAL, BOOKMARK_SECOND, EMPTY_WINDOW, BURST, KILLED_RESUMED, RESYNC, OLD_EVENTS,
                          LOSS
                          + "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing"]},
-    "engine": {"file": "tap_stripe/engine.py",
+    "engine": {"file": "tap_stripe/engine/loop.py",
                "functions": ["xǁRunǁadvance__*", "xǁRunǁ_write_windows__*", "xǁRunǁ_complete__*",
                              "xǁRunǁskip_failed_children__*", "xǁRunǁ_stop_on_signal__*"],
                "unit": ["tests/test_engine_bookmarks.py", "tests/test_engine_run.py"],
                "e2e": [INCREMENTAL, SHARED_WINDOW, BURST, KILLED_RESUMED, CHILDREN]},
-    "fetch": {"file": "tap_stripe/fetch.py",
+    "fetch": {"file": "tap_stripe/engine/fetch.py",
               "functions": ["xǁFetcherǁ_list_window__*"],
               "unit": ["tests/test_fetch.py"],
               "e2e": [SHARED_WINDOW, BURST, KILLED_RESUMED, BOOKMARK_SECOND]},
@@ -112,10 +112,10 @@ MODULES: dict[str, dict] = {
             "functions": ["xǁTapStripeǁload_state__*"],
             "unit": ["tests/test_load_state.py"],
             "e2e": ["tests/test_state.py::test_a_singer_io_state_is_continued_from_through_the_cli"]},
-    "pagination": {"file": "tap_stripe/pagination.py", "functions": ["*"],
+    "pagination": {"file": "tap_stripe/api/pagination.py", "functions": ["*"],
                    "unit": ["tests/test_client.py", "tests/test_pagination.py"],
                    "e2e": [INCREMENTAL, LOSS + "test_a_page_cursor_deleted_mid_run_goes_on_from_the_object_before_it"]},
-    "scheduler": {"file": "tap_stripe/scheduler.py",
+    "scheduler": {"file": "tap_stripe/engine/scheduler.py",
                   "functions": ["xǁSchedulerǁsteal__*"],
                   "unit": ["tests/test_engine_bookmarks.py"],
                   "e2e": [SHARED_WINDOW, BURST, KILLED_RESUMED]},
@@ -138,45 +138,45 @@ KILLED = {1, 3}  # pytest: tests failed / internal error (mutmut counts both as 
 # Survivors that cannot be killed: the mutant behaves as the original. Each with a piece of
 # its changed line, so that a renumbering (the function changed) is not taken for them.
 EQUIVALENT = {
-    "tap_stripe.windows.x__cut__mutmut_11": (
+    "tap_stripe.engine.windows.x__cut__mutmut_11": (
         "min(pieces, hi + lo)",
         "with more pieces than seconds, lo + (hi - lo) * i // pieces takes every second anyway: same bounds"),
-    "tap_stripe.windows.x__geometric__mutmut_21": (
+    "tap_stripe.engine.windows.x__geometric__mutmut_21": (
         "if bounds[-1] >= lo:", "when bounds[-1] == lo it sets bounds[-1] = lo: no change"),
-    "tap_stripe.state.x_validate__mutmut_108": (
+    "tap_stripe.engine.state.x_validate__mutmut_108": (
         'ours.get("state_format", None)', "a missing format read as None passes `isinstance(fmt, int)` as 1 does"),
-    "tap_stripe.state.x_validate__mutmut_110": (
+    "tap_stripe.engine.state.x_validate__mutmut_110": (
         'ours.get("state_format", )', "the same: a missing format is None, which is accepted like 1"),
-    "tap_stripe.state.x__seconds__mutmut_8": (
+    "tap_stripe.engine.state.x__seconds__mutmut_8": (
         'value.replace("XXZXX", "+00:00")',
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
-    "tap_stripe.state.x__seconds__mutmut_9": (
+    "tap_stripe.engine.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
-    "tap_stripe.plan.xǁPlannerǁplan_resync__mutmut_38": (
+    "tap_stripe.engine.plan.xǁPlannerǁplan_resync__mutmut_38": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_6": (
+    "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_6": (
         "lo is None and hi is None:",
         "a window segment always has both bounds: the None checks only narrow types for mypy"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_7": (
+    "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_7": (
         "segment.closed and lo is None or hi is None", "the same: lo and hi are never None for a window"),
-    "tap_stripe.scheduler.xǁSchedulerǁsteal__mutmut_40": (
+    "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_40": (
         "lo is None and reached is None or reached - lo < 2",
         "the same: the window was chosen with both set, and they are only ever raised, never cleared"),
-    "tap_stripe.plan.xǁPlannerǁplan_floors__mutmut_61": (
+    "tap_stripe.engine.plan.xǁPlannerǁplan_floors__mutmut_61": (
         "member.floor = None",
         "unreachable: Planner.family keeps a member only if it or one below it is selected, "
         "so `floors` is never empty"),
-    "tap_stripe.plan.xǁPlannerǁmember_events__mutmut_53": (
+    "tap_stripe.engine.plan.xǁPlannerǁmember_events__mutmut_53": (
         "return min(created, )",
         "only selected members are asked, so `created` holds the member's own bookmark: never empty"),
-    "tap_stripe.plan.xǁPlannerǁplan__mutmut_13": (
+    "tap_stripe.engine.plan.xǁPlannerǁplan__mutmut_13": (
         "break", "the family is the same for every account: none of the remaining accounts has one either"),
-    "tap_stripe.plan.xǁPlannerǁplan_feed__mutmut_91": (
+    "tap_stripe.engine.plan.xǁPlannerǁplan_feed__mutmut_91": (
         "lo <= feed.hi",
         "with lo == hi no window fits (and no done span), only listed_from becomes hi, which no event "
         "created before hi can fall in: the same as None"),
-    **{f"tap_stripe.events.{name}": (piece, "an event whose object has no `object` type is a child's event "
+    **{f"tap_stripe.engine.events.{name}": (piece, "an event whose object has no `object` type is a child's event "
                                             "(or no one's) and never reaches this line")
        for name, piece in (("x__apply_child_event__mutmut_30", 'snapshot.get("object", None)'),
                            ("x__apply_child_event__mutmut_32", 'snapshot.get("object", )'),
@@ -184,36 +184,36 @@ EQUIVALENT = {
                            ("x_apply_event__mutmut_94", 'snapshot.get("object", None)'),
                            ("x_apply_event__mutmut_96", 'snapshot.get("object", )'),
                            ("x_apply_event__mutmut_99", 'snapshot.get("object", "XXXX")'))},
-    **{f"tap_stripe.events.{name}": (piece, 'a field named "XXXX" is as absent as one named "": None either way')
+    **{f"tap_stripe.engine.events.{name}": (piece, 'a field named "XXXX" is as absent as one named "": None either way')
        for name, piece in (("x__listed__mutmut_18", 'spec.created_field or "XXXX"'),
                            ("x__object_now__mutmut_26", 'embedded_field or "XXXX"'),
                            ("x_apply_event__mutmut_116", 'embedded_field or "XXXX"'))},
-    "tap_stripe.events.x__object_now__mutmut_27": (
+    "tap_stripe.engine.events.x__object_now__mutmut_27": (
         "if member.selected or before:",
         "an unselected member is in a family only for its selected children, and no child list that an "
         "object embeds has children: an unselected member never has `before` items"),
-    "tap_stripe.events.x__removed_children__mutmut_4": (
+    "tap_stripe.engine.events.x__removed_children__mutmut_4": (
         "if not field and not member.selected or member.skipped:",
         "the same: an unselected member with an embedded field is never in a family; without a field "
         "nothing is gone"),
-    "tap_stripe.events.x_read_window__mutmut_27": (
+    "tap_stripe.engine.events.x_read_window__mutmut_27": (
         "segment.lo is not None or segment.hi is not None",
         "an events window is planned with both bounds: the assertion only narrows types"),
-    "tap_stripe.engine.xǁRunǁadvance__mutmut_45": (
+    "tap_stripe.engine.loop.xǁRunǁadvance__mutmut_45": (
         "break", "a report feed's report_plan is its only segment: nothing follows it in the loop"),
-    "tap_stripe.emission.xǁEmissionǁwrite_state__mutmut_18": (
+    "tap_stripe.engine.emission.xǁEmissionǁwrite_state__mutmut_18": (
         "self.state_dirty = None", "the flag is only tested for truth: None is as false as False"),
-    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_32": (
+    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_32": (
         'spec.created_field or "XXcreatedXX"', "every stream read in created-time windows has a created field"),
-    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_33": (
+    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_33": (
         'spec.created_field or "CREATED"', "the same: the default is never used"),
-    "tap_stripe.fetch.xǁFetcherǁ_list_window__mutmut_39": (
+    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_39": (
         "segment.lo is not None or segment.hi is not None",
         "a window is planned with both bounds: the assertion only narrows types"),
     "tap_stripe.output.batch.xǁBatchWriterǁ_close__mutmut_14": (
         'self._held = ""',
         "the writer is broken from here on, and a broken writer releases no held STATE, whatever is held"),
-    "tap_stripe.pagination.x_list_pages__mutmut_8": (
+    "tap_stripe.api.pagination.x_list_pages__mutmut_8": (
         "{cursor} if (cursor) or True",
         "{None} instead of an empty set: a cursor is an object's id, never None"),
     **{f"tap_stripe.tap.xǁTapStripeǁload_state__mutmut_{n}": (

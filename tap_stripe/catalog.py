@@ -29,7 +29,7 @@ import msgspec
 import orjson
 from singer_sdk.singerlib import Catalog, CatalogEntry, MetadataMapping, Schema
 
-from tap_stripe.records import RecordShaper
+from tap_stripe.output.records import RecordShaper
 from tap_stripe.settings import several_accounts
 from tap_stripe.streams import SPECS
 from tap_stripe.streams.base import load_schema, narrow_expandable

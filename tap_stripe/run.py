@@ -1,6 +1,6 @@
 """One sync of the tap, wired: the client, Stripe's clock, the accounts, the selected streams'
 SCHEMA messages and record paths (`tap_stripe.output`), schema evolution, and the engine's
-run over them (`tap_stripe.engine.Run`), with the run's summary at the end. The plugin
+run over them (`tap_stripe.engine.loop.Run`), with the run's summary at the end. The plugin
 (`tap_stripe.tap.TapStripe`) calls `sync` and `collect`, and builds its client with `client`."""
 
 from __future__ import annotations
@@ -14,24 +14,25 @@ from typing import Any, Protocol, cast
 import orjson
 from singer_sdk import Stream
 
-from tap_stripe import accounts, process
+from tap_stripe import process
+from tap_stripe.api import accounts
+from tap_stripe.api.client import ClientOptions, ClientStats, Credentials, StripeClient, redact
+from tap_stripe.api.ratelimit import RateLimiter, default_limits
 from tap_stripe.catalog import read_catalog
-from tap_stripe.client import ClientOptions, ClientStats, Credentials, StripeClient, redact
-from tap_stripe.emission import Sinks
-from tap_stripe.engine import Run
+from tap_stripe.engine.emission import Sinks
+from tap_stripe.engine.loop import Run
+from tap_stripe.engine.plan import Scope
+from tap_stripe.engine.state import State
 from tap_stripe.errors import AuthenticationFailed, FatalRunError, StateError, StripeError, Termination
-from tap_stripe.evolution import FieldPolicy, SchemaEvolution
 from tap_stripe.output.emitter import Emitter, EvolvingOutput, message_dict, protected_schema
+from tap_stripe.output.evolution import FieldPolicy, SchemaEvolution
 from tap_stripe.output.metrics import MeteredSummary, http_request_metric
-from tap_stripe.plan import Scope
-from tap_stripe.ratelimit import RateLimiter, default_limits
-from tap_stripe.records import RecordShaper
+from tap_stripe.output.records import RecordShaper
+from tap_stripe.output.summary import RunSummary
 from tap_stripe.sensitive.protect import Protector
 from tap_stripe.settings import Settings
 from tap_stripe.spec import StreamKind, StreamSpec
-from tap_stripe.state import State
 from tap_stripe.streams.base import overrides_post_process
-from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
 
@@ -189,7 +190,7 @@ def _outputs(tap: Plugin, selected: set[str], writer: Any, summary: RunSummary,
 
 def schema_evolution(tap: Plugin, selected: set[str], output: EvolvingOutput,
                      summary: RunSummary) -> SchemaEvolution | None:
-    """Fields newer than the schemas (`tap_stripe.evolution`), for the selected streams
+    """Fields newer than the schemas (`tap_stripe.output.evolution`), for the selected streams
     (`schema_evolution`; always for a custom stream whose schema is inferred)."""
     evolving = {name for name in selected if tap.specs[name].kind != StreamKind.REPORT and (
         tap.settings.schema_evolution or getattr(tap.stream_classes[name], "schema_inferred", False))}

@@ -2,7 +2,7 @@
 
 The SDK provides the command line (`--about`, `--discover`, `--config`, `--catalog`,
 `--state`), the catalog with its selection metadata, and stream maps. Syncing is the
-engine's (`tap_stripe.engine`, wired in `tap_stripe.run`), because the SDK syncs one stream
+engine's (`tap_stripe.engine.loop`, wired in `tap_stripe.run`), because the SDK syncs one stream
 and one request at a time. The engine hands each record to the tap's record path
 (`tap_stripe.output.emitter`), where the SDK's deselection and stream maps apply exactly as in
 the SDK's own record path (guarded by a golden-output test).
@@ -28,6 +28,7 @@ from singer_sdk.plugin_base import PluginBase
 from singer_sdk.singerlib import Catalog
 
 from tap_stripe import __version__, run
+from tap_stripe.api.client import Credentials, StripeClient, redact
 from tap_stripe.catalog import (
     ShapersOnDemand,
     StreamMapsOnDemand,
@@ -36,17 +37,16 @@ from tap_stripe.catalog import (
     is_selected,
     lean_catalog,
 )
-from tap_stripe.client import Credentials, StripeClient, redact
+from tap_stripe.engine.state import adopt as adopt_state
+from tap_stripe.engine.state import validate as validate_state
 from tap_stripe.errors import ConfigError, FatalRunError, RunTerminated, StateError, StripeError, Termination
+from tap_stripe.output.records import RecordShaper
 from tap_stripe.output.writer import SDKMessageWriter
-from tap_stripe.records import RecordShaper
 from tap_stripe.sensitive.classify import load_classification, mark_catalog, with_custom_streams
 from tap_stripe.sensitive.protect import Protector, validate_policy
 from tap_stripe.sensitive.scan import scan_first_pages, write_report
 from tap_stripe.settings import CONFIG_SCHEMA, Settings, several_accounts, validate
 from tap_stripe.spec import StreamSpec
-from tap_stripe.state import adopt as adopt_state
-from tap_stripe.state import validate as validate_state
 from tap_stripe.streams import SPECS, STREAM_CLASSES, StripeStream, configured
 from tap_stripe.streams.base import load_schema  # noqa: F401  (tests and tools import it from here)
 

@@ -184,8 +184,8 @@ def expected_rows(sandbox, stream: str, account=None) -> dict[str, dict]:
     """The sandbox's truth for `stream`, shaped the way the tap emits it: with the top-level
     fields its schema lacks that schema evolution (on by default) adds — a value, a field's
     name, not a secret's — such as the `metadata` tests set on objects without one."""
-    from tap_stripe.evolution import FIELD_NAME, looks_secret, scrubbed
-    from tap_stripe.records import RecordShaper
+    from tap_stripe.output.evolution import FIELD_NAME, looks_secret, scrubbed
+    from tap_stripe.output.records import RecordShaper
     from tap_stripe.tap import SPECS, load_schema
 
     shaper = RecordShaper(load_schema(stream), SPECS[stream].created_field).keeping_unknown()

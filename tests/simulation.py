@@ -887,7 +887,7 @@ class Simulation:
     def proc_accounts(self, proc: Proc) -> list[int]:
         if self.h.mode == "platform":
             return [0]
-        from tap_stripe.accounts import shard_of
+        from tap_stripe.api.accounts import shard_of
 
         indices = list(range(1, self.n_accounts + 1))
         if proc.shards:

@@ -3,7 +3,7 @@
 import pytest
 from conftest import SANDBOX_NOW, TargetModel, catalog_for, expected_rows, tap_config
 
-from tap_stripe.accounts import shard_of
+from tap_stripe.api.accounts import shard_of
 
 STREAMS = ["charges", "customers", "products"]
 

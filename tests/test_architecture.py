@@ -39,9 +39,9 @@ def _imports(module: str) -> tuple[set[str], set[tuple[str, str]]]:
 GRAPH = {m: _imports(m)[0] for m in MODULES}
 
 
-@pytest.mark.parametrize("module", ["tap_stripe.plan", "tap_stripe.fetch", "tap_stripe.scheduler",
-                                    "tap_stripe.emission", "tap_stripe.engine", "tap_stripe.events",
-                                    "tap_stripe.children", "tap_stripe.feeds", "tap_stripe.errors"])
+@pytest.mark.parametrize("module", ["tap_stripe.engine.plan", "tap_stripe.engine.fetch", "tap_stripe.engine.scheduler",
+                                    "tap_stripe.engine.emission", "tap_stripe.engine.loop", "tap_stripe.engine.events",
+                                    "tap_stripe.engine.children", "tap_stripe.engine.feeds", "tap_stripe.errors"])
 def test_each_engine_module_imports_alone(module):
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=PACKAGE.parent)
 
@@ -59,7 +59,7 @@ def test_declaring_the_streams_imports_no_http_client():
     """The stream classes (report streams included: `tap_stripe.reports.columns`) are declared
     without the tap's HTTP client or the modules that call it: discovery needs none of them.
     (`requests` itself comes with the SDK: `singer_sdk` imports its REST streams.)"""
-    http = ("tap_stripe.client", "tap_stripe.pagination", "tap_stripe.reports.task", "tap_stripe.reports.plan",
+    http = ("tap_stripe.api.client", "tap_stripe.api.pagination", "tap_stripe.reports.task", "tap_stripe.reports.plan",
             "tap_stripe.reports.run")
     code = f"import sys, tap_stripe.streams; print(sorted(m for m in {http!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent,

@@ -6,10 +6,10 @@ import random
 import pytest
 import requests_mock as rm
 
-from tap_stripe.client import ClientOptions, Credentials, StripeClient
+from tap_stripe.api.client import ClientOptions, Credentials, StripeClient
+from tap_stripe.api.pagination import list_pages
+from tap_stripe.api.ratelimit import RateLimiter
 from tap_stripe.errors import AuthenticationFailed, PermissionDenied, ProductNotSetUp, RetriesExhausted, StripeError
-from tap_stripe.pagination import list_pages
-from tap_stripe.ratelimit import RateLimiter
 
 API = "https://api.stripe.test"
 
@@ -159,7 +159,7 @@ def test_retry_after_is_waited_exactly_capped_and_floored(requests_mock, monkeyp
 def test_waits_grow_exponentially_with_jitter_up_to_max_backoff(requests_mock, monkeypatch):
     waits = []
     monkeypatch.setattr("time.sleep", waits.append)
-    monkeypatch.setattr("tap_stripe.client.random", random.Random(7))
+    monkeypatch.setattr("tap_stripe.api.client.random", random.Random(7))
     requests_mock.get(f"{API}/v1/charges", [{"status_code": 500, "json": {}}] * 5 + [{"json": {"data": []}}])
     make_client(max_retries=5, max_backoff_seconds=3, limiter=Unlimited()).get("/v1/charges")
     ceilings = [0.5, 1, 2, 3, 3]  # 0.5 s × 2^(n-1), capped at max_backoff_seconds

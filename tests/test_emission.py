@@ -12,11 +12,11 @@ import orjson
 import pytest
 from test_engine_bookmarks import DAY, HI, NOW, bookmark, cursors, make_run, planned
 
-from tap_stripe import emission as emission_module
-from tap_stripe.client import PermissionDenied, ProductNotSetUp
-from tap_stripe.emission import STATE_INTERVAL, STATE_RECORDS, _after, _merged
+from tap_stripe.api.client import PermissionDenied, ProductNotSetUp
+from tap_stripe.engine import emission as emission_module
+from tap_stripe.engine.emission import STATE_INTERVAL, STATE_RECORDS, _after, _merged
+from tap_stripe.engine.feeds import GroupKind, Segment
 from tap_stripe.errors import FatalRunError
-from tap_stripe.feeds import GroupKind, Segment
 
 
 def state_of(**streams):

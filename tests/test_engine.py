@@ -326,7 +326,7 @@ def test_a_long_window_is_shared_by_idle_workers_and_no_state_passes_an_unwritte
 
 
 def test_worker_shares_give_the_largest_streams_their_whole_endpoint_rate():
-    from tap_stripe.scheduler import worker_shares
+    from tap_stripe.engine.scheduler import worker_shares
 
     shares = worker_shares({"charges": 2000, "balance": 2000, "intents": 1000, "customers": 500},
                            endpoint_rate=25, global_rate=100, latency=0.25, limit=36)
@@ -344,7 +344,7 @@ def test_a_task_ending_wakes_the_main_loop_and_is_counted_out():
     from concurrent.futures import wait
     from types import SimpleNamespace
 
-    from tap_stripe.scheduler import Scheduler
+    from tap_stripe.engine.scheduler import Scheduler
 
     client = SimpleNamespace(limiter=SimpleNamespace(global_rate=100.0, endpoint_rate=25.0), latency=0.25)
     scheduler = Scheduler(client, 2)
@@ -368,7 +368,7 @@ def test_requests_in_flight_follow_the_budget_and_the_latency_observed():
     (threads would only contend for the interpreter)."""
     from types import SimpleNamespace
 
-    from tap_stripe.scheduler import AUTO_MAX_WORKERS, HEADROOM, START_IN_FLIGHT, Scheduler
+    from tap_stripe.engine.scheduler import AUTO_MAX_WORKERS, HEADROOM, START_IN_FLIGHT, Scheduler
 
     clock = SimpleNamespace(wall=0.0, cpu=0.0)
 

@@ -17,14 +17,14 @@ from types import SimpleNamespace
 import pytest
 from conftest import make_settings
 
-from tap_stripe.emission import Sinks
-from tap_stripe.engine import Run
-from tap_stripe.feeds import Feed, Segment
-from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
-from tap_stripe.records import rfc3339
-from tap_stripe.scheduler import STEAL_MIN_LISTED, STEAL_MIN_OBJECTS, STEAL_MIN_READ
-from tap_stripe.state import State
-from tap_stripe.summary import RunSummary
+from tap_stripe.engine.emission import Sinks
+from tap_stripe.engine.feeds import Feed, Segment
+from tap_stripe.engine.loop import Run
+from tap_stripe.engine.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, Scope
+from tap_stripe.engine.scheduler import STEAL_MIN_LISTED, STEAL_MIN_OBJECTS, STEAL_MIN_READ
+from tap_stripe.engine.state import State
+from tap_stripe.output.records import rfc3339
+from tap_stripe.output.summary import RunSummary
 from tap_stripe.tap import SPECS
 
 NOW = 1_767_225_600
@@ -492,7 +492,7 @@ def test_a_small_stream_never_steals():
 def test_a_window_counts_the_objects_its_feed_listed():
     """`Feed.listed`, which lets a feed steal, grows by each page a window reads (left at 0, a
     large stream would never steal)."""
-    from tap_stripe.records import RecordShaper
+    from tap_stripe.output.records import RecordShaper
 
     objects = [{"id": f"ch_{i:04d}", "object": "charge", "created": HI - 1 - i} for i in range(250)]
 
@@ -743,7 +743,7 @@ def test_a_fresh_resync_reads_deletions_and_the_updates_that_remove_embedded_chi
 
 
 def test_a_first_load_window_is_open_and_an_incremental_one_is_not():
-    from tap_stripe.windows import FIRST_FANOUT
+    from tap_stripe.engine.windows import FIRST_FANOUT
 
     feed = planned(make_run())  # from the beginning: nothing says where the data begins
     assert feed.segments[0].fanout == FIRST_FANOUT and feed.listed_from == 0

@@ -143,11 +143,11 @@ def test_a_grandchild_selected_without_its_middle_stream_reads_only_what_is_new(
 
     from conftest import make_settings
 
-    from tap_stripe.feeds import Feed
-    from tap_stripe.plan import Planner, Scope
-    from tap_stripe.state import State
+    from tap_stripe.engine.feeds import Feed
+    from tap_stripe.engine.plan import Planner, Scope
+    from tap_stripe.engine.state import State
+    from tap_stripe.output.summary import RunSummary
     from tap_stripe.streams import SPECS
-    from tap_stripe.summary import RunSummary
 
     specs = {"subscriptions": SPECS["subscriptions"],
              "subscription_items": dataclasses.replace(SPECS["subscription_items"], children=("grandchildren",)),
@@ -251,9 +251,9 @@ def test_a_childs_own_events_re_read_its_parent_and_its_deletion_reaches_the_tar
 # ----- mid-run deletions do not stop the run -------------------------------------------------------
 
 def test_a_page_cursor_deleted_mid_run_goes_on_from_the_object_before_it(sandbox):
-    from tap_stripe.client import ClientOptions, Credentials, StripeClient
-    from tap_stripe.pagination import list_pages
-    from tap_stripe.ratelimit import RateLimiter
+    from tap_stripe.api.client import ClientOptions, Credentials, StripeClient
+    from tap_stripe.api.pagination import list_pages
+    from tap_stripe.api.ratelimit import RateLimiter
 
     options = ClientOptions(api_url=sandbox.url, api_version="2023-08-16", user_agent="test", connect_timeout=5,
                             read_timeout=10, max_retries=0, max_backoff_seconds=0)

@@ -9,9 +9,9 @@ from concurrent.futures import Future
 import pytest
 from test_engine_bookmarks import DAY, HI, NOW, bookmark, cursors, make_run, planned
 
-from tap_stripe.client import PermissionDenied, ProductNotSetUp, StripeError
+from tap_stripe.api.client import PermissionDenied, ProductNotSetUp, StripeError
+from tap_stripe.engine.feeds import Part, Segment, SegmentResult
 from tap_stripe.errors import FatalRunError, RunTerminated, Stopped
-from tap_stripe.feeds import Part, Segment, SegmentResult
 from tap_stripe.reports import ReportFailed
 
 
@@ -301,7 +301,7 @@ def test_a_permission_error_skips_the_feed_and_another_error_stops_the_run_after
 
 
 def test_a_split_becomes_its_sub_windows_then_a_ready_tail():
-    from tap_stripe.windows import Split
+    from tap_stripe.engine.windows import Split
 
     run, feed = window_feed(bookmark(created=NOW - 10 * DAY, events=NOW - 2 * DAY, version=7))
     window, events = feed.segments
@@ -407,7 +407,7 @@ def test_a_stopped_fetch_leaves_the_others_to_be_folded_in():
 
 
 def test_a_split_leaves_the_others_to_be_folded_in_and_its_sub_windows_keep_what_they_read():
-    from tap_stripe.windows import Split
+    from tap_stripe.engine.windows import Split
 
     run, feed = window_feed(bookmark(created=NOW - 10 * DAY, events=NOW - 2 * DAY, version=7))
     window, events = feed.segments

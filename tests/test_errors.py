@@ -244,7 +244,7 @@ def _report_checks(sandbox, spec, account, truth, since, first, bookmark, record
 STATE_EVERY_SEGMENT = """\
 import os, sys
 try:
-    import tap_stripe.emission as emission
+    import tap_stripe.engine.emission as emission
     emission.STATE_INTERVAL  # at most one STATE per this many seconds
     emission.STATE_INTERVAL = 0
 except Exception as exc:

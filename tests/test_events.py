@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tap_stripe.events import EVENTS_PATH, newest_per_object, read_window
-from tap_stripe.windows import split_window
+from tap_stripe.engine.events import EVENTS_PATH, newest_per_object, read_window
+from tap_stripe.engine.windows import split_window
 
 
 class FakeEvents:
@@ -136,7 +136,7 @@ def test_newest_per_object_by_key():
 
 
 def test_update_events_of_objects_this_runs_list_read_are_redundant_but_deletions_never():
-    from tap_stripe.events import _listed  # the rule itself, pinned
+    from tap_stripe.engine.events import _listed  # the rule itself, pinned
     from tap_stripe.streams import SPECS
 
     spec = SPECS["customers"]
@@ -176,7 +176,7 @@ class Objects:
         self.gets = []
 
     def get(self, path, params, *, account, endpoint, stream):
-        from tap_stripe.client import StripeError
+        from tap_stripe.api.client import StripeError
 
         self.gets.append((path, list(params), account, endpoint, stream))
         if self.error is not None:
@@ -202,8 +202,8 @@ class ChildLists:
 
 
 def family(name, selected, **kw):
-    from tap_stripe.feeds import Feed
-    from tap_stripe.plan import Planner, Scope
+    from tap_stripe.engine.feeds import Feed
+    from tap_stripe.engine.plan import Planner, Scope
     from tap_stripe.streams import SPECS
 
     scope = Scope(specs=SPECS, selected=set(selected), accounts=[None], platform_streams=(set(), True), hi=10_000,
@@ -216,7 +216,7 @@ def family(name, selected, **kw):
 
 
 def context(objects=(), lists=None, error=None, updates_mode="refetch", expand=None, start=None):
-    from tap_stripe.events import EventContext
+    from tap_stripe.engine.events import EventContext
     from tap_stripe.streams import SPECS
 
     return EventContext(client=Objects(objects, error), shapers={n: Shaper(n) for n in SPECS},
@@ -231,7 +231,7 @@ def ev_(type_, obj, created=500, **extra):
 def test_a_parent_s_update_and_its_child_s_deletion_in_one_window_are_both_applied():
     """A child's deletion is keyed by the child, not by the parent it would re-read: else the
     parent's newer update (or the deletion) would be dropped as an older event of one object."""
-    from tap_stripe.events import apply_event, event_key
+    from tap_stripe.engine.events import apply_event, event_key
 
     feed = family("customers", {"customers", "customer_tax_ids"})
     customer = {"id": "cus_1", "object": "customer", "created": 100}
@@ -249,7 +249,7 @@ def test_a_parent_s_update_and_its_child_s_deletion_in_one_window_are_both_appli
 
 
 def test_event_keys_the_object_the_parent_a_child_re_reads_or_the_deleted_child():
-    from tap_stripe.events import event_key
+    from tap_stripe.engine.events import event_key
 
     feed = family("customers", {"customers", "customer_tax_ids"})
     assert event_key(feed, ev_("customer.updated", {"id": "cus_1", "object": "customer"})) == "cus_1"
@@ -261,7 +261,7 @@ def test_event_keys_the_object_the_parent_a_child_re_reads_or_the_deleted_child(
 
 
 def test_an_update_is_re_read_by_id_with_this_run_s_expansions_and_its_children_read_again():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("customers", {"customers", "customer_tax_ids"})
     now = {"id": "cus_1", "object": "customer", "created": 100, "name": "now"}
@@ -280,7 +280,7 @@ def test_an_update_is_re_read_by_id_with_this_run_s_expansions_and_its_children_
 
 
 def test_snapshots_are_used_without_expansions_and_a_vanished_object_keeps_its_snapshot():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("charges", {"charges"})
     snapshot = {"id": "ch_1", "object": "charge", "created": 100}
@@ -292,14 +292,14 @@ def test_snapshots_are_used_without_expansions_and_a_vanished_object_keeps_its_s
     assert apply_event(ctx, feed, ev_("charge.updated", snapshot)) == \
         [("charges", {"shaped": "ch_1", "account": "acct_1", "at": 500})]
     assert len(ctx.client.gets) == 1
-    from tap_stripe.client import StripeError
+    from tap_stripe.api.client import StripeError
 
     with pytest.raises(StripeError, match="boom"):
         apply_event(context(error=StripeError("boom", status=500)), feed, ev_("charge.updated", snapshot))
 
 
 def test_a_deletion_deletes_the_object_and_the_children_it_still_embeds():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("customers", {"customers", "customer_tax_ids"}, record_account="acct_r")
     snapshot = {"id": "cus_1", "object": "customer", "created": 100,
@@ -322,7 +322,7 @@ def test_a_deletion_deletes_the_object_and_the_children_it_still_embeds():
 
 
 def test_events_of_objects_before_start_date_or_listed_by_this_run_are_left_out():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("customers", {"customers"}, listed_from=1_000)
     ctx = context([{"id": "cus_1", "object": "customer", "created": 1_500}], start=200)
@@ -335,7 +335,7 @@ def test_events_of_objects_before_start_date_or_listed_by_this_run_are_left_out(
 
 
 def test_a_resync_s_update_events_only_delete_the_children_the_update_removed():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("subscriptions", {"subscriptions", "subscription_items"}, deletions_only=True)
     before = {"items": {"data": [{"id": "si_1", "object": "subscription_item"}, {"id": "si_2"}], "has_more": False}}
@@ -365,7 +365,7 @@ def test_a_resync_s_update_events_only_delete_the_children_the_update_removed():
 
 
 def test_an_update_that_removed_children_deletes_the_ones_gone_now():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("subscriptions", {"subscriptions", "subscription_items"})
     now = {"id": "sub_1", "object": "subscription", "created": 100}
@@ -383,7 +383,7 @@ def test_an_update_that_removed_children_deletes_the_ones_gone_now():
 
 
 def test_a_child_s_own_event_re_reads_its_parent_or_deletes_the_child():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     parent = {"id": "cus_1", "object": "customer", "created": 300}
     tax_id = {"id": "txi_1", "object": "tax_id", "customer": "cus_1"}
@@ -417,7 +417,7 @@ def test_a_child_s_own_event_re_reads_its_parent_or_deletes_the_child():
 
 
 def test_a_changed_object_s_children_are_read_again_except_skipped_ones():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("customers", {"customers", "customer_sources", "customer_tax_ids"})
     order = [m.spec.name for m in feed.root.children]
@@ -433,7 +433,7 @@ def test_a_changed_object_s_children_are_read_again_except_skipped_ones():
 
 
 def test_a_resync_s_update_deletes_removed_children_of_every_embedding_member():
-    from tap_stripe.events import apply_event
+    from tap_stripe.engine.events import apply_event
 
     feed = family("customers", {"customers", "customer_balance_transactions", "customer_tax_ids"},
                   deletions_only=True)

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from conftest import SANDBOX_NOW, catalog_for, tap_config
 
-from tap_stripe.evolution import FieldPolicy, SchemaEvolution, json_type, scrubbed, type_list
+from tap_stripe.output.evolution import FieldPolicy, SchemaEvolution, json_type, scrubbed, type_list
 
 KNOWN = frozenset({"id", "object", "created", "email", "_account_id", "_updated_at"})
 

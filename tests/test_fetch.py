@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from test_engine_bookmarks import make_run, planned
 
+from tap_stripe.engine.feeds import Segment
 from tap_stripe.errors import Stopped
-from tap_stripe.feeds import Segment
 
 
 class Lister:

@@ -16,7 +16,7 @@ from singer_sdk.helpers._util import dump_json
 from tap_stripe import sensitive
 from tap_stripe.catalog import RawEntry, catalog_text, read_catalog
 from tap_stripe.output.emitter import message_dict
-from tap_stripe.records import rfc3339
+from tap_stripe.output.records import rfc3339
 from tap_stripe.tap import TapStripe
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from conftest import SANDBOX_KEY
 
-from tap_stripe.state import StateError
+from tap_stripe.engine.state import StateError
 from tap_stripe.tap import TapStripe
 
 SINGER_IO = {"bookmarks": {"charges": {"created": 1_700_000_000}, "charges_events": {"updates_created": 1_700_000_100}}}

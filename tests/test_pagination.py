@@ -1,4 +1,4 @@
-"""Stripe list paging (`tap_stripe.pagination`), in-process against a fake list: the query of
+"""Stripe list paging (`tap_stripe.api.pagination`), in-process against a fake list: the query of
 each page, where a list ends, a cursor that loops, and a cursor object deleted mid-run (Stripe
 answers 404 for `starting_after`: paging goes on from the object before it)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tap_stripe.client import StripeError
-from tap_stripe.pagination import PAGE_SIZE, earlier_cursors, get_page, list_pages, next_cursor, page_query
+from tap_stripe.api.client import StripeError
+from tap_stripe.api.pagination import PAGE_SIZE, earlier_cursors, get_page, list_pages, next_cursor, page_query
 
 
 class Pages:

@@ -10,10 +10,17 @@ import time
 
 from test_engine_bookmarks import DAY, HI, NOW, VERSION, bookmark, cursors, make_run, planned, segs
 
-from tap_stripe.feeds import Feed
-from tap_stripe.plan import EVENTS_RETENTION, EVENTS_SAFETY_MARGIN, UNSETTLED_DAYS, Planner, _common_done, _type_groups
+from tap_stripe.engine.feeds import Feed
+from tap_stripe.engine.plan import (
+    EVENTS_RETENTION,
+    EVENTS_SAFETY_MARGIN,
+    UNSETTLED_DAYS,
+    Planner,
+    _common_done,
+    _type_groups,
+)
+from tap_stripe.engine.windows import FIRST_FANOUT
 from tap_stripe.tap import SPECS
-from tap_stripe.windows import FIRST_FANOUT
 
 LINKS = dataclasses.replace(SPECS["payment_links"], deleted_event="payment_link.deleted")
 LINK_ITEMS = dataclasses.replace(SPECS["payment_link_line_items"], deleted_event="payment_link.line_item.deleted")

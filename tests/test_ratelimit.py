@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from tap_stripe.ratelimit import EDGE_CUT, RateLimiter, default_limits
+from tap_stripe.api.ratelimit import EDGE_CUT, RateLimiter, default_limits
 
 
 class SimClock:
@@ -64,7 +64,7 @@ def clock(monkeypatch):
 
     def make(threads: int = 1, oversleep=lambda: 0.0) -> SimClock:
         sim = SimClock(threads, oversleep)
-        monkeypatch.setattr("tap_stripe.ratelimit.time", sim)
+        monkeypatch.setattr("tap_stripe.api.ratelimit.time", sim)
         return sim
 
     return make

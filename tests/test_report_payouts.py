@@ -9,7 +9,7 @@ import logging
 import pytest
 from test_report_intervals import BY_ID, DAY, T0, Payouts, payout, rtype
 
-from tap_stripe.client import StripeError
+from tap_stripe.api.client import StripeError
 from tap_stripe.errors import ReportFailed
 from tap_stripe.reports.plan import MAX_PENDING_PAYOUTS, STUCK_AFTER, _created, _pending_ids, plan_report
 from tap_stripe.reports.task import ReportOptions

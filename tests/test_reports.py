@@ -8,10 +8,10 @@ import jsonschema
 import pytest
 from conftest import SANDBOX_KEY, SANDBOX_NOW
 
-from tap_stripe.client import ClientOptions, Credentials, StripeClient
+from tap_stripe.api.client import ClientOptions, Credentials, StripeClient
+from tap_stripe.api.ratelimit import RateLimiter
 from tap_stripe.errors import ReportFailed, StripeError
-from tap_stripe.ratelimit import RateLimiter
-from tap_stripe.records import rfc3339
+from tap_stripe.output.records import rfc3339
 from tap_stripe.reports import plan as report_plan
 from tap_stripe.reports.columns import (
     REPORT_STREAMS,

@@ -593,7 +593,7 @@ def test_protection_copies_only_the_paths_it_changes():
 def test_shaping_never_changes_objects_below_the_record():
     """A child record and its parent's embedded list share nested objects: shaping either
     converts times in copies, leaving the shared objects (and the other record) as they were."""
-    from tap_stripe.records import RecordShaper
+    from tap_stripe.output.records import RecordShaper
     from tap_stripe.tap import load_schema
 
     period = {"start": 1767225600, "end": 1769904000}

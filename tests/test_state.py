@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
+from tap_stripe.engine.state import DEFAULT_ACCOUNT, STATE_FORMAT, State, adopt, validate
 from tap_stripe.errors import StateError
-from tap_stripe.state import DEFAULT_ACCOUNT, STATE_FORMAT, State, adopt, validate
 
 
 def one(cursors, stream="charges", account="acct_1"):

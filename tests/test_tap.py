@@ -11,8 +11,8 @@ from conftest import OPENAPI_DIR, ROOT, SANDBOX_KEY, catalog_for
 from jsonschema import Draft202012Validator, FormatChecker
 
 from tap_stripe.output.emitter import Emitter
+from tap_stripe.output.records import RecordShaper
 from tap_stripe.output.writer import FastWriter
-from tap_stripe.records import RecordShaper
 from tap_stripe.reports.columns import REPORTS_BY_NAME
 from tap_stripe.streams import STREAMS
 from tap_stripe.tap import SPECS, TapStripe, load_schema

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from tap_stripe.windows import (
+from tap_stripe.engine.windows import (
     MAX_SPLIT,
     TARGET_RECORDS,
     Split,
@@ -235,7 +235,7 @@ from collections import Counter
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tap_stripe.windows import FANOUT_GROWTH, FIRST_FANOUT
+from tap_stripe.engine.windows import FANOUT_GROWTH, FIRST_FANOUT
 
 
 def test_an_open_window_fans_out_below_its_first_page_then_leaves_the_rest_open():

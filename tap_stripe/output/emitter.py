@@ -36,7 +36,7 @@ def protected_schema(stream: Stream, protector: Protector, schema: dict, maps: l
 
 
 class EvolvingOutput:
-    """Schema evolution's side in the tap (`tap_stripe.evolution`): a stream's output rebuilt
+    """Schema evolution's side in the tap (`tap_stripe.output.evolution`): a stream's output rebuilt
     for its schema with added fields — the SDK's stream maps (and flattener) registered anew,
     the emitter, its SCHEMA messages — and put in place of the old for the records after."""
 

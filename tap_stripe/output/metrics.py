@@ -12,7 +12,7 @@ from typing import Any
 
 from singer_sdk import metrics
 
-from tap_stripe.summary import RunSummary
+from tap_stripe.output.summary import RunSummary
 
 
 def http_request_metric(logger: logging.Logger) -> Callable[[str, str, str | None, int, float], None]:

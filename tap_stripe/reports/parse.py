@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tap_stripe.errors import ReportFailed
-from tap_stripe.records import rfc3339
+from tap_stripe.output.records import rfc3339
 from tap_stripe.reports.columns import column_kind
 from tap_stripe.reports.task import ReportTask
 

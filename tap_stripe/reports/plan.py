@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
+from tap_stripe.api.pagination import list_pages
+from tap_stripe.engine.windows import created_params
 from tap_stripe.errors import ReportFailed, StripeError
-from tap_stripe.pagination import list_pages
 from tap_stripe.reports.columns import ReportSpec
 from tap_stripe.reports.task import ReportOptions, ReportTask
-from tap_stripe.windows import created_params
 
 LOGGER = logging.getLogger("tap_stripe")
 

@@ -9,7 +9,7 @@ import time
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
 from tap_stripe.errors import ReportFailed
 from tap_stripe.reports.parse import parse_report_csv
 from tap_stripe.reports.task import ReportOptions, ReportTask, form_data

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from tap_stripe.records import rfc3339
+from tap_stripe.output.records import rfc3339
 from tap_stripe.reports.columns import ReportSpec
 
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tap_stripe.records import mapped
+from tap_stripe.output.records import mapped
 from tap_stripe.sensitive.classify import is_leaf, path_segments, schema_types
 from tap_stripe.sensitive.rules import CATEGORIES, POLICIES
 

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
+from tap_stripe.api.pagination import list_pages
 from tap_stripe.errors import PermissionDenied, ProductNotSetUp
-from tap_stripe.pagination import list_pages
-from tap_stripe.records import RecordShaper
+from tap_stripe.output.records import RecordShaper
 from tap_stripe.sensitive.protect import mask_email, mask_ip, mask_phone
 from tap_stripe.spec import StreamKind, StreamSpec
 

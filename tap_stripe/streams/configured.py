@@ -10,7 +10,7 @@ Its schema is the generated one when the tap knows the object: the entry's `obje
 object of a built-in list, or its `path` is a built-in list's path. Otherwise (`schema_inferred`)
 discovery, which makes no request, gives a minimal schema — `id`, `object`, `created` (a
 date-time), the keys and the tap's own fields — and the run adds every other field of its
-records from their values (schema evolution, `tap_stripe.evolution`, on for such a stream
+records from their values (schema evolution, `tap_stripe.output.evolution`, on for such a stream
 whatever `schema_evolution` says), announcing each in an updated SCHEMA before the first record
 that has it.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tap_stripe.errors import ConfigError
-from tap_stripe.records import TAP_FIELD_SCHEMAS
+from tap_stripe.output.records import TAP_FIELD_SCHEMAS
 from tap_stripe.spec import StreamKind, StreamSpec
 from tap_stripe.streams.base import CreatedWindowStream, FullTableStream, StripeStream, load_schema
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from tap_stripe.client import StripeClient
-from tap_stripe.feeds import Feed, Paging, Segment, SegmentKind, SegmentResult
+from tap_stripe.api.client import StripeClient
+from tap_stripe.engine.feeds import Feed, Paging, Segment, SegmentKind, SegmentResult
 
 # Fetched-but-not-yet-written response bytes the run may hold, shared between its feeds.
 # Records wait as serialised lines (about their JSON size), so memory stays flat whatever

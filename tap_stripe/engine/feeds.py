@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from tap_stripe.engine.windows import TARGET_RECORDS, Split
 from tap_stripe.errors import StripeError
 from tap_stripe.spec import StreamSpec
-from tap_stripe.windows import TARGET_RECORDS, Split
 
 WINDOW_BYTES = 2 << 20  # a window's target size in memory
 FIRST_OBJECT_BYTES = 4 << 10  # a guess of an object's size until a feed has fetched some
@@ -31,7 +31,7 @@ class GroupKind(str, Enum):
     UPDATED = "updated"
     DELETED = "deleted"
     # No records: its payload is the schema revision the stream's records after it need (new
-    # fields, `tap_stripe.evolution`), its count 0; its SCHEMA is written before them.
+    # fields, `tap_stripe.output.evolution`), its count 0; its SCHEMA is written before them.
     SCHEMA = "schema"
 
     def __str__(self) -> str:

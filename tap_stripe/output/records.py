@@ -4,7 +4,7 @@
 - converts unix-time integers to RFC 3339 UTC strings, walking only the paths of the
   schema that hold `date-time` fields (nested objects, arrays and expanded objects too);
 - drops top-level keys the schema does not know (newer API versions add fields), or, with
-  schema evolution, leaves them for `tap_stripe.evolution` to add to the schema;
+  schema evolution, leaves them for `tap_stripe.output.evolution` to add to the schema;
 - adds `_account_id` and `_updated_at`.
 
 Everything else is already JSON-typed the way the schema says, so no generic per-field
@@ -146,7 +146,7 @@ class RecordShaper:
 
     def keeping_unknown(self) -> RecordShaper:
         """This shaper, leaving the top-level keys its schema does not know in the record, for
-        schema evolution to decide (`tap_stripe.evolution`)."""
+        schema evolution to decide (`tap_stripe.output.evolution`)."""
         shaper = copy.copy(self)
         shaper.drop_unknown = False
         return shaper

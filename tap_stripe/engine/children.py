@@ -10,13 +10,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
+from tap_stripe.api.pagination import list_pages
+from tap_stripe.engine.feeds import Feed, Member, Output
 from tap_stripe.errors import PermissionDenied, ProductNotSetUp, StripeError
-from tap_stripe.feeds import Feed, Member, Output
-from tap_stripe.pagination import list_pages
-from tap_stripe.records import RecordShaper
+from tap_stripe.output.records import RecordShaper
+from tap_stripe.output.summary import RunSummary
 from tap_stripe.spec import StreamSpec
-from tap_stripe.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
 from tap_stripe.errors import StripeError
 
 PAGE_SIZE = 100

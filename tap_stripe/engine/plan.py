@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tap_stripe.feeds import Feed, Member, Segment, SegmentKind
-from tap_stripe.records import RecordShaper, rfc3339
+from tap_stripe.engine.feeds import Feed, Member, Segment, SegmentKind
+from tap_stripe.engine.state import State
+from tap_stripe.engine.windows import FIRST_FANOUT
+from tap_stripe.output.records import RecordShaper, rfc3339
+from tap_stripe.output.summary import RunSummary
 from tap_stripe.spec import StreamKind, StreamSpec
-from tap_stripe.state import State
-from tap_stripe.summary import RunSummary
-from tap_stripe.windows import FIRST_FANOUT
 
 if TYPE_CHECKING:
     from tap_stripe.settings import Settings
@@ -45,7 +45,7 @@ class Scope:
     hi: int  # the run's upper bound on `created`: Stripe's clock at the start, or end_date
     now: int  # Stripe's clock at the start (the 30-day events guard counts from it)
     shapers: Mapping[str, RecordShaper]
-    # Schema evolution (`tap_stripe.evolution`): admits a shaped record's new fields in the
+    # Schema evolution (`tap_stripe.output.evolution`): admits a shaped record's new fields in the
     # worker that renders it, and returns the schema revision it needs (None: no evolution, the
     # shapers drop fields their schemas lack).
     admit: Callable[[str, dict], int] | None = None

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import requests
 
-from tap_stripe.client import Credentials, StripeClient, TLS12Adapter, tls_context
+from tap_stripe.api.client import Credentials, StripeClient, TLS12Adapter, tls_context
 from tap_stripe.errors import AuthenticationFailed, StripeError
 from tap_stripe.settings import Settings
 
@@ -96,7 +96,7 @@ def resolve(client: StripeClient, settings: Settings) -> list[str | None]:
 
 
 def list_connected_accounts(client: StripeClient) -> list[str]:
-    from tap_stripe.pagination import list_pages
+    from tap_stripe.api.pagination import list_pages
 
     ids: list[str] = []
     for body in list_pages(client, "/v1/accounts", [], account=None, endpoint="/v1/accounts",

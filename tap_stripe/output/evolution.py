@@ -46,7 +46,7 @@ from decimal import Decimal
 from typing import Any
 
 from tap_stripe.errors import Unaddable
-from tap_stripe.records import mapped
+from tap_stripe.output.records import mapped
 from tap_stripe.sensitive.classify import classify_schema
 from tap_stripe.sensitive.protect import Protector
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from tap_stripe.engine.feeds import Feed, GroupKind, Member, Rendered, Segment, SegmentKind
+from tap_stripe.engine.state import State
 from tap_stripe.errors import FatalRunError, PermissionDenied, ReportFailed, StripeError
-from tap_stripe.feeds import Feed, GroupKind, Member, Rendered, Segment, SegmentKind
-from tap_stripe.records import rfc3339
-from tap_stripe.state import State
-from tap_stripe.summary import RunSummary
+from tap_stripe.output.records import rfc3339
+from tap_stripe.output.summary import RunSummary
 
 LOGGER = logging.getLogger("tap_stripe")
 STATE_INTERVAL = 1.0

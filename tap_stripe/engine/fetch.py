@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from tap_stripe import events as ev
 from tap_stripe import reports
-from tap_stripe.children import Children
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
+from tap_stripe.api.pagination import earlier_cursors, get_page, list_pages, next_cursor
+from tap_stripe.engine import events as ev
+from tap_stripe.engine.children import Children
+from tap_stripe.engine.feeds import Feed, GroupKind, Output, Paging, Part, Rendered, Segment, SegmentKind, SegmentResult
+from tap_stripe.engine.plan import Scope
+from tap_stripe.engine.state import State
+from tap_stripe.engine.windows import created_params, split_if_dense
 from tap_stripe.errors import Stopped
-from tap_stripe.feeds import Feed, GroupKind, Output, Paging, Part, Rendered, Segment, SegmentKind, SegmentResult
-from tap_stripe.pagination import earlier_cursors, get_page, list_pages, next_cursor
-from tap_stripe.plan import Scope
-from tap_stripe.records import rfc3339
-from tap_stripe.state import State
-from tap_stripe.summary import RunSummary
-from tap_stripe.windows import created_params, split_if_dense
+from tap_stripe.output.records import rfc3339
+from tap_stripe.output.summary import RunSummary
 
 if TYPE_CHECKING:
     from tap_stripe.settings import Settings

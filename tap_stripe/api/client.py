@@ -37,6 +37,7 @@ import urllib3
 from backoff.types import Details
 from requests.adapters import HTTPAdapter
 
+from tap_stripe.api.ratelimit import RateLimiter
 from tap_stripe.errors import (
     AuthenticationFailed,
     PermissionDenied,
@@ -45,7 +46,6 @@ from tap_stripe.errors import (
     Retryable,
     StripeError,
 )
-from tap_stripe.ratelimit import RateLimiter
 
 LOGGER = logging.getLogger("tap_stripe")
 

@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tap_stripe.children import Children
-from tap_stripe.client import StripeClient
+from tap_stripe.api.client import StripeClient
+from tap_stripe.api.pagination import list_pages
+from tap_stripe.engine.children import Children
+from tap_stripe.engine.feeds import Feed, Member, Output, Segment
+from tap_stripe.engine.windows import Split, created_params, split_if_dense
 from tap_stripe.errors import StripeError
-from tap_stripe.feeds import Feed, Member, Output, Segment
-from tap_stripe.pagination import list_pages
-from tap_stripe.records import RecordShaper
+from tap_stripe.output.records import RecordShaper
+from tap_stripe.output.summary import RunSummary
 from tap_stripe.spec import StreamSpec
-from tap_stripe.summary import RunSummary
-from tap_stripe.windows import Split, created_params, split_if_dense
 
 EVENTS_PATH = "/v1/events"
 

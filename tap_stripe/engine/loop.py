@@ -15,8 +15,13 @@ from collections import deque
 from concurrent.futures import wait
 from typing import TYPE_CHECKING
 
-from tap_stripe.client import StripeClient
-from tap_stripe.emission import Emission, Sinks, stream_message
+from tap_stripe.api.client import StripeClient
+from tap_stripe.engine.emission import Emission, Sinks, stream_message
+from tap_stripe.engine.feeds import Feed, Rendered, Segment, SegmentKind, SegmentResult
+from tap_stripe.engine.fetch import Fetcher, Handoff, RunContext
+from tap_stripe.engine.plan import Planner, Scope
+from tap_stripe.engine.scheduler import Scheduler
+from tap_stripe.engine.state import State
 from tap_stripe.errors import (
     FatalRunError,
     PermissionDenied,
@@ -27,12 +32,7 @@ from tap_stripe.errors import (
     StripeError,
     Termination,
 )
-from tap_stripe.feeds import Feed, Rendered, Segment, SegmentKind, SegmentResult
-from tap_stripe.fetch import Fetcher, Handoff, RunContext
-from tap_stripe.plan import Planner, Scope
-from tap_stripe.scheduler import Scheduler
-from tap_stripe.state import State
-from tap_stripe.summary import RunSummary
+from tap_stripe.output.summary import RunSummary
 
 if TYPE_CHECKING:
     from tap_stripe.settings import Settings

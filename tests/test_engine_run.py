@@ -11,8 +11,7 @@ from test_engine_bookmarks import DAY, HI, NOW, bookmark, cursors, make_run, pla
 
 from tap_stripe.api.client import PermissionDenied, ProductNotSetUp, StripeError
 from tap_stripe.engine.feeds import Part, Segment, SegmentResult
-from tap_stripe.errors import FatalRunError, RunTerminated, Stopped
-from tap_stripe.reports import ReportFailed
+from tap_stripe.errors import FatalRunError, ReportFailed, RunTerminated, Stopped
 
 
 def done(value=None, exc=None) -> Future:

@@ -258,3 +258,15 @@ def client(session_sandbox):
 @pytest.fixture
 def c(sb):
     return SandboxClient(sb)
+
+
+def assert_matches(model: TargetModel, sandbox, streams, account=None):
+    """Every live object at its newest version, nothing else. `account=None` is a run over the
+    key's own account alone: every row counts, whatever `_account_id` it carries."""
+    for stream in streams:
+        expected = expected_rows(sandbox, stream, account)
+        got = {r["id"]: r for r in model.rows(stream).values() if account is None or r.get("_account_id") == account}
+        assert sorted(set(expected) - set(got)) == [], f"{stream}: missing rows"
+        assert sorted(set(got) - set(expected)) == [], f"{stream}: rows of deleted objects"
+        for key, record in expected.items():
+            assert comparable(got[key]) == comparable(record), f"{stream} {key} is not at its newest version"

@@ -4,19 +4,9 @@ holds against the sandbox's truth."""
 
 import json
 
-from conftest import SANDBOX_KEY, SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, tap_config
+from conftest import SANDBOX_KEY, SANDBOX_NOW, TargetModel, assert_matches, catalog_for, expected_rows, tap_config
 
 DAY = 86400
-
-
-def assert_matches(model: TargetModel, sandbox, streams, account=None):
-    for stream in streams:
-        expected = expected_rows(sandbox, stream, account)
-        got = {r["id"]: r for r in model.rows(stream).values() if account is None or r.get("_account_id") == account}
-        assert sorted(set(expected) - set(got)) == [], f"{stream}: missing rows"
-        assert sorted(set(got) - set(expected)) == [], f"{stream}: rows of deleted objects"
-        for key, record in expected.items():
-            assert comparable(got[key]) == comparable(record), f"{stream} {key} is not at its newest version"
 
 
 def bookmark(state: dict, stream: str, key: str, account: str = "default"):

@@ -18,21 +18,17 @@ from contextlib import suppress
 
 import pytest
 import requests
-from conftest import ROOT, SANDBOX_KEY, SANDBOX_NOW, TargetModel, catalog_for, comparable, expected_rows, tap_config
+from conftest import (
+    ROOT,
+    SANDBOX_KEY,
+    SANDBOX_NOW,
+    TargetModel,
+    assert_matches,
+    catalog_for,
+    tap_config,
+)
 
 DAY = 86400
-
-
-def assert_matches(model: TargetModel, sandbox, streams, account=None):
-    """Every live object at its newest version, nothing else. `account=None` is a run over the
-    key's own account alone: every row counts, whatever `_account_id` it carries."""
-    for stream in streams:
-        expected = expected_rows(sandbox, stream, account)
-        got = {r["id"]: r for r in model.rows(stream).values() if account is None or r.get("_account_id") == account}
-        assert sorted(set(expected) - set(got)) == [], f"{stream}: missing rows"
-        assert sorted(set(got) - set(expected)) == [], f"{stream}: rows of deleted objects"
-        for key, record in expected.items():
-            assert comparable(got[key]) == comparable(record), f"{stream} {key} is not at its newest version"
 
 
 def cursors(state: dict) -> dict[tuple[str, str, str], int]:

@@ -156,7 +156,7 @@ class StripeClient:
             session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=4))
             session.verify = self.ca_bundle or True
             self._local.session = session
-            self._local.environment = {}  # `_environment`'s settings per host, for this session
+            self._local.environment = {}  # `_environment`'s settings per host, for this requests.Session
         return session
 
     def get(self, path: str, params: list[tuple[str, Any]] | dict | None = None, *,

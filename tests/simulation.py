@@ -1436,7 +1436,10 @@ class StateChecker:
                 if self._moved(stream, key, "created", created):
                     self._created(stream, account, account_id, created, None)
                 resync = cursors.get("resync") or {}
-                if self._moved(stream, key, "resync", resync.get("created")):
+                # A resync claims its rows for the streams that received all of it (`streams`):
+                # a parent deselected while its child is read is not among them.
+                if self._moved(stream, key, "resync", resync.get("created")) and \
+                        stream in resync.get("streams", (stream,)):
                     version = resync.get("version") if not self.multi else None
                     self._created(stream, account, account_id, resync["created"], version)
                 if self._moved(stream, key, "events", cursors.get("events")) and created is not None \

@@ -1033,14 +1033,19 @@ class Simulation:
             if not signalled:  # failed by a fault, not stopped: the next Run resumes
                 break
         # What every run writes again by its settings (full tables without events, re-reads due
-        # every run, the lookback): a run from the state the loop ended with, nothing changed.
-        again = self.count_records(proc) if finished else 0
+        # every run, the lookback): a run from the state the loop ended with, nothing changed. A
+        # loop that never finished is finished first by an uninterrupted run: otherwise what its
+        # runs write again (a reconciliation due every run, larger than K) would count as zero.
+        if not finished and not faulty and (step.kill == "TERM" or every >= KILL_PROGRESS_RECORDS):
+            self.run_process(proc, None, 0)
+        again = self.count_records(proc)
         # Progress is promised where those re-writes leave most of K: near K, what a run keeps
         # depends on where among them the kill lands.
         measured = (step.kill == "TERM" or every >= KILL_PROGRESS_RECORDS) and 2 * again < every
         self.outcome.progress.append((needed, written, runs, every, finished, measured))
         self.outcome.log.append(f"    {proc.label}: {runs} runs killed every {every} records wrote {written} "
-                                f"records for {needed}" + ("" if finished else ", never finished"))
+                                f"records for {needed}" + ("" if finished else ", never finished") +
+                                f"; a run writes {again} again")
         # A SIGKILL loses what was written since the last STATE (the tap writes one at least every
         # 100 records) and the page in flight: progress is promised for kills at least ten such
         # spans apart. SIGTERM ends with a true STATE, so its progress is checked at any K.

@@ -10,6 +10,7 @@ delta debugging (simulation.Memo says why that is the default).
 """
 
 import os
+import re
 
 import simulation as sim
 from hypothesis import HealthCheck, Phase, given, settings
@@ -99,3 +100,18 @@ def test_only_a_deletion_gone_from_stripe_s_retention_is_excused():
     assert not [f for f in several.findings if f.category == "deleted-kept"], several.report()
     single = sim.simulate(sim.History(seed=11, mode="connected", accounts=1, steps=steps))
     assert single.allowed_extra == 0
+
+
+def test_a_kill_loop_under_a_reconciliation_due_every_run_promises_no_progress():
+    """With `full_resync_every_days: 0` every run re-writes customers and invoices: SIGTERM
+    every 3 records may let no run end (each writes one of the two re-reads, then the other).
+    What each run writes again is measured on a finished load (an unfinished loop is finished
+    by one more run), never taken as zero, so such a loop is not held to the progress promised
+    where re-writes leave most of K."""
+    history = sim.History(seed=50160, mode="platform", accounts=2, start_days=40, workers=1, resync_every=0,
+                          steps=(sim.KillLoop("TERM", 50),))
+    outcome = sim.simulate(history)
+    (_, _, _, every, _, measured), = outcome.progress
+    again = int(next(m[1] for line in outcome.log if (m := re.search(r"a run writes (\d+) again", line))))
+    assert again >= 2 * every and not measured, outcome.report()
+    assert not [f for f in outcome.findings if f.category == "no-progress"], outcome.report()

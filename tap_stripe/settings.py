@@ -2,7 +2,7 @@
 
 `validate(config)` runs before any request and returns a `Settings` with defaults filled
 in, or raises `ConfigError` whose message is one line naming the setting to fix. Types,
-choices, bounds and forms are checked against CONFIG_SCHEMA itself (`check_schema`); the
+choices, bounds and forms are checked against CONFIG_SCHEMA itself (`schema_problem`); the
 code here checks what a schema cannot say: settings that go together or exclude each other,
 streams that exist, dates in order, a key that looks like a Stripe key, a file that exists.
 Values are never echoed, so a misplaced secret cannot leak through an error.
@@ -202,7 +202,9 @@ def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str
              version: str = "") -> Settings:
     """Check every setting and fill in defaults; raise ConfigError on the first problem."""
     given = given_settings(config)
-    check_schema(given)
+    error = next(SCHEMA_CHECK.iter_errors(given), None)  # types, choices, bounds, forms
+    if error is not None:
+        raise ConfigError(schema_problem(error))
     api_key, oauth = _credentials(given)
     account_ids, shard = _accounts(given, oauth)
     start, end = _dates(given)
@@ -244,13 +246,6 @@ def given_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             value = value.lower() == "true"
         given[name] = value
     return given
-
-
-def check_schema(given: Mapping[str, Any]) -> None:
-    """Types, choices, bounds and forms, as CONFIG_SCHEMA declares them (`schema_problem`)."""
-    error = next(SCHEMA_CHECK.iter_errors(given), None)
-    if error is not None:
-        raise ConfigError(schema_problem(error))
 
 
 def schema_problem(error: ValidationError) -> str:

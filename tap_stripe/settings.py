@@ -16,10 +16,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 from singer_sdk import typing as th
 
 from tap_stripe.errors import ConfigError
@@ -181,9 +182,17 @@ class Settings:
     full_resync_every: int = DEFAULT_FULL_RESYNC_EVERY_DAYS * 86400  # seconds between two full re-reads
 
 
+def _whole(checker: Any, value: Any) -> bool:
+    """An integer, as JSON Schema has it, or a whole Decimal (the SDK reads `8.0` in a config
+    file as one)."""
+    return Draft202012Validator.TYPE_CHECKER.is_type(value, "integer") or (
+        isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value())
+
+
 # The tap's own settings, as declared above. The SDK adds its built-in ones (stream maps,
 # flattening, batches) to CONFIG_SCHEMA in place; those are checked where they are read.
-SCHEMA_CHECK = Draft202012Validator(copy.deepcopy(CONFIG_SCHEMA))
+SCHEMA_CHECK = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", _whole))(copy.deepcopy(CONFIG_SCHEMA))
 OWN_SETTINGS: dict[str, dict] = SCHEMA_CHECK.schema["properties"]
 KINDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
          "array": "a list", "object": "an object"}

@@ -137,3 +137,17 @@ def test_null_or_an_empty_text_setting_is_left_out():
                               "ca_bundle": "", "schema_evolution": None})
     assert not settings.connected_accounts and settings.on_permission_error == "skip"
     assert settings.max_retries == 8 and settings.ca_bundle is None and settings.schema_evolution is True
+
+
+def test_a_whole_number_read_as_a_decimal_is_an_integer():
+    """The SDK reads a config file's `8.0` as a Decimal: an integer setting takes it."""
+    from decimal import Decimal
+
+    from conftest import make_settings
+
+    from tap_stripe.errors import ConfigError
+
+    settings = make_settings({"max_workers": Decimal("8.0"), "max_retries": 3.0, "request_timeout": Decimal("2.5")})
+    assert (settings.max_workers, settings.max_retries, settings.request_timeout) == (8, 3, 2.5)
+    with pytest.raises(ConfigError, match=r"^setting 'max_workers' must be an integer$"):
+        make_settings({"max_workers": Decimal("8.5")})

@@ -95,7 +95,7 @@ MODULES: dict[str, dict] = {
                          + "test_a_resync_left_unfinished_by_an_older_tap_then_leaving_full_resync_loses_nothing"]},
     "engine": {"file": "tap_stripe/engine/loop.py",
                "functions": ["xǁRunǁadvance__*", "xǁRunǁ_write_windows__*", "xǁRunǁ_complete__*",
-                             "xǁRunǁskip_failed_children__*", "xǁRunǁ_stop_on_signal__*"],
+                             "xǁRunǁskip_failed_children__*", "xǁRunǁ_stop_on_signal__*", "x__split_window__*"],
                "unit": ["tests/test_engine_bookmarks.py", "tests/test_engine_run.py"],
                "e2e": [INCREMENTAL, SHARED_WINDOW, BURST, KILLED_RESUMED, CHILDREN]},
     "fetch": {"file": "tap_stripe/engine/fetch.py",

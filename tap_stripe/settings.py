@@ -1,12 +1,17 @@
 """The tap's settings: their JSON Schema (shown by `--about`) and their validation.
 
 `validate(config)` runs before any request and returns a `Settings` with defaults filled
-in, or raises `ConfigError` whose message is one line naming the setting to fix. Values
-are never echoed, so a misplaced secret cannot leak through an error.
+in, or raises `ConfigError` whose message is one line naming the setting to fix. Types,
+choices, bounds and forms are checked against CONFIG_SCHEMA itself (`schema_problem`); the
+code here checks what a schema cannot say: settings that go together or exclude each other,
+streams that exist, dates in order, a key that looks like a Stripe key, a file that exists.
+Values are never echoed, so a misplaced secret cannot leak through an error.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from jsonschema import Draft202012Validator, ValidationError, validators
 from singer_sdk import typing as th
 
 from tap_stripe.errors import ConfigError
@@ -25,24 +31,25 @@ DEFAULT_FULL_RESYNC = ("customers", "invoices")
 # full: the reconciliation that repairs anything events never reported. In between, events.
 DEFAULT_FULL_RESYNC_EVERY_DAYS = 7
 KEY_PATTERN = re.compile(r"^(sk|rk)_(live|test)_[0-9A-Za-z_]+$")
+ACCOUNT_PATTERN = r"^acct_[0-9A-Za-z]+$"
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property("api_key", th.StringType, secret=True,
                 description="Secret (`sk_…`) or restricted (`rk_…`) API key, sent as a Bearer token. "
                             "Not needed with OAuth settings."),
-    th.Property("account_id", th.StringType,
+    th.Property("account_id", th.StringType(pattern=ACCOUNT_PATTERN),
                 description="A connected account to read (`acct_…`), sent as `Stripe-Account`."),
-    th.Property("account_ids", th.ArrayType(th.StringType),
+    th.Property("account_ids", th.ArrayType(th.StringType(pattern=ACCOUNT_PATTERN)),
                 description="Several connected accounts to read in one run."),
     th.Property("connected_accounts", th.StringType, allowed_values=["all"],
                 description="`all`: list the platform's accounts through /v1/accounts and read each."),
-    th.Property("account_shard", th.StringType,
+    th.Property("account_shard", th.StringType(pattern=r"^\d+/\d+$"),
                 description="`i/N`: read only the i-th of N stable, disjoint subsets of the accounts."),
     th.Property("start_date", th.DateTimeType,
                 description="RFC 3339 date; objects created before it are not read. Default: all history."),
     th.Property("end_date", th.DateTimeType,
                 description="RFC 3339 date; exclusive upper bound on `created`. Default: the run's start."),
-    th.Property("lookback_seconds", th.IntegerType, default=300,
+    th.Property("lookback_seconds", th.IntegerType(minimum=0), default=300,
                 description="Re-read this many seconds before each bookmark, for objects that become "
                             "visible late."),
     th.Property("api_url", th.StringType, default="https://api.stripe.com",
@@ -51,36 +58,36 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Base URL of Stripe's file downloads (report results)."),
     th.Property("api_version", th.StringType, default=API_VERSION,
                 description="Sent as `Stripe-Version` on every request; the schemas match this version."),
-    th.Property("request_timeout", th.NumberType, default=80,
+    th.Property("request_timeout", th.NumberType(exclusive_minimum=0), default=80,
                 description="Seconds to wait for a response (read timeout)."),
-    th.Property("connect_timeout", th.NumberType, default=10,
+    th.Property("connect_timeout", th.NumberType(exclusive_minimum=0), default=10,
                 description="Seconds to wait for a connection."),
     th.Property("user_agent", th.StringType, description="User-Agent header; default `tap-stripe/<version>`."),
     th.Property("expand", th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
                 description="Extra fields to expand, per stream: `{\"charges\": [\"customer\"]}`."),
-    th.Property("max_retries", th.IntegerType, default=8,
+    th.Property("max_retries", th.IntegerType(minimum=0), default=8,
                 description="Retries of a request that failed in a retryable way (429, 409, 5xx, timeouts)."),
-    th.Property("max_backoff_seconds", th.NumberType, default=60,
+    th.Property("max_backoff_seconds", th.NumberType(minimum=0), default=60,
                 description="Longest wait between two retries."),
     th.Property("on_permission_error", th.StringType, default="skip", allowed_values=["skip", "fail"],
                 description="A stream the key may not read: `skip` it with a warning, or `fail` the run."),
     th.Property("ca_bundle", th.StringType,
                 description="Path to a CA bundle (corporate proxies). Certificates are always verified."),
-    th.Property("max_requests_per_second", th.NumberType,
+    th.Property("max_requests_per_second", th.NumberType(exclusive_minimum=0),
                 description="Global request budget. Default: 80% of Stripe's limit for the key's mode "
                             "(80 live, 20 test)."),
-    th.Property("max_requests_per_second_per_endpoint", th.NumberType,
+    th.Property("max_requests_per_second_per_endpoint", th.NumberType(exclusive_minimum=0),
                 description="Budget per API operation. Default 20 (80% of Stripe's 25)."),
-    th.Property("max_workers", th.IntegerType,
+    th.Property("max_workers", th.IntegerType(minimum=1),
                 description="Upper bound on requests in flight. By default the tap keeps as many in flight as "
                             "the rate budget needs at the latency it observes (rate × latency, with headroom)."),
     th.Property("full_resync_streams", th.ArrayType(th.StringType), default=list(DEFAULT_FULL_RESYNC),
                 description="Streams reconciled by a periodic full re-read (with table versions), every "
                             "`full_resync_every_days`; events carry their changes in between."),
-    th.Property("full_resync_every_days", th.NumberType, default=DEFAULT_FULL_RESYNC_EVERY_DAYS,
+    th.Property("full_resync_every_days", th.NumberType(minimum=0), default=DEFAULT_FULL_RESYNC_EVERY_DAYS,
                 description="Days between two full re-reads of a `full_resync_streams` stream or of a full "
                             "table with events; the first run past the interval does it (0: every run)."),
-    th.Property("reread_days", th.ObjectType(additional_properties=th.NumberType),
+    th.Property("reread_days", th.ObjectType(additional_properties=th.NumberType(minimum=0)),
                 description="Streams whose objects change without events, re-read this many days back each run "
                             "(balance transactions need none: their pending ones are re-read until settled)."),
     th.Property("updates_mode", th.StringType, default="refetch", allowed_values=["refetch", "snapshot"],
@@ -108,15 +115,15 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Report streams: the columns to request, per report stream."),
     th.Property("report_timezone", th.StringType,
                 description="Report streams: IANA time zone for day boundaries and the report (default UTC)."),
-    th.Property("report_versions", th.ObjectType(additional_properties=th.StringType),
+    th.Property("report_versions", th.ObjectType(additional_properties=th.StringType(pattern=r"^([a-z_.]+\.)?\d+$")),
                 description="Report streams: pin a report type version per stream (default: the newest "
                             "the account offers)."),
-    th.Property("report_poll_timeout_seconds", th.NumberType, default=600,
+    th.Property("report_poll_timeout_seconds", th.NumberType(minimum=0), default=600,
                 description="Report streams: how long to wait for a report run before leaving its interval "
                             "to the next sync."),
     th.Property("summary_file", th.StringType,
                 description="Write the run summary as JSON to this path."),
-    th.Property("progress_interval_seconds", th.NumberType, default=10,
+    th.Property("progress_interval_seconds", th.NumberType(minimum=0), default=10,
                 description="Seconds between progress lines on stderr (0 turns them off)."),
     th.Property("schema_evolution", th.BooleanType, default=True,
                 description="A field a stream's schema lacks (a newer API version, a field Stripe adds) is added "
@@ -175,58 +182,117 @@ class Settings:
     full_resync_every: int = DEFAULT_FULL_RESYNC_EVERY_DAYS * 86400  # seconds between two full re-reads
 
 
+def _whole(checker: Any, value: Any) -> bool:
+    """An integer, as JSON Schema has it, or a whole Decimal (the SDK reads `8.0` in a config
+    file as one)."""
+    return Draft202012Validator.TYPE_CHECKER.is_type(value, "integer") or (
+        isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value())
+
+
+# The tap's own settings, as declared above. The SDK adds its built-in ones (stream maps,
+# flattening, batches) to CONFIG_SCHEMA in place; those are checked where they are read.
+SCHEMA_CHECK = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", _whole))(copy.deepcopy(CONFIG_SCHEMA))
+OWN_SETTINGS: dict[str, dict] = SCHEMA_CHECK.schema["properties"]
+KINDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+         "array": "a list", "object": "an object"}
+# What the value of a setting with a `pattern` looks like, for the message when it does not.
+LOOKS_LIKE = {"account_id": "an account id (acct_…)", "account_ids": "an account id (acct_…)",
+              "account_shard": "i/N with 0 <= i < N, e.g. 0/3", "report_versions": 'a version like "3"'}
+
+
 def several_accounts(config: Mapping[str, Any]) -> bool:
     """Whether a run reads several accounts (then ids can repeat across accounts)."""
     return bool(config.get("connected_accounts") or len(config.get("account_ids") or []) > 1
                 or config.get("account_shard"))
 
 
-def _timestamp(config: dict, name: str) -> int | None:
-    value = config.get(name)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"setting '{name}' must be an RFC 3339 date-time string, e.g. 2024-01-31T00:00:00Z")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"setting '{name}' is not an RFC 3339 date-time (e.g. 2024-01-31T00:00:00Z)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(parsed.timestamp())
+def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str]],
+             version: str = "") -> Settings:
+    """Check every setting and fill in defaults; raise ConfigError on the first problem."""
+    given = given_settings(config)
+    error = next(SCHEMA_CHECK.iter_errors(given), None)  # types, choices, bounds, forms
+    if error is not None:
+        raise ConfigError(schema_problem(error))
+    api_key, oauth = _credentials(given)
+    account_ids, shard = _accounts(given, oauth)
+    start, end = _dates(given)
+    _stream_names(given, stream_names, expandable)
+    _sensitive_data(given, stream_names)
+    _local_files(given)
+    read = functools.partial(_read, given)
+    return Settings(
+        api_key=api_key, oauth=oauth or None, oauth_url=_url(given, "oauth_url"),
+        account_ids=account_ids, connected_accounts="connected_accounts" in given, shard=shard,
+        multi_account=several_accounts(config),
+        start=start, end=end, lookback=read("lookback_seconds"),
+        api_url=_url(given, "api_url"), files_url=_url(given, "files_url"), api_version=read("api_version"),
+        user_agent=given.get("user_agent", f"tap-stripe/{version}"), ca_bundle=given.get("ca_bundle"),
+        request_timeout=read("request_timeout"), connect_timeout=read("connect_timeout"),
+        max_retries=read("max_retries"), max_backoff_seconds=read("max_backoff_seconds"),
+        max_rps=read("max_requests_per_second"), max_rps_endpoint=read("max_requests_per_second_per_endpoint"),
+        max_workers=read("max_workers"), on_permission_error=read("on_permission_error"),
+        expand={stream: list(fields) for stream, fields in given.get("expand", {}).items()},
+        full_resync_streams=frozenset(read("full_resync_streams")), reread_days=dict(given.get("reread_days", {})),
+        full_resync_every=int(read("full_resync_every_days") * 86400), updates_mode=read("updates_mode"),
+        summary_file=given.get("summary_file"), progress_interval=read("progress_interval_seconds"),
+        report_interval=read("report_interval"), report_columns=dict(given.get("report_columns", {})),
+        report_timezone=given.get("report_timezone"), report_versions=dict(given.get("report_versions", {})),
+        report_poll_timeout=read("report_poll_timeout_seconds"), schema_evolution=read("schema_evolution"),
+    )
 
 
-def _default(name: str) -> Any:
-    """A setting's default, as CONFIG_SCHEMA (and so `--about` and the README) declares it."""
-    return CONFIG_SCHEMA["properties"][name].get("default")
+def given_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings `config` gives: null (every setting's type allows it) or an empty text
+    setting (an environment variable set empty) is a setting left out; `true`/`false` as
+    text is a flag. `custom_streams` is read (from JSON text too) by `configured.custom_streams`."""
+    given = {}
+    for name, value in config.items():
+        types = OWN_SETTINGS.get(name, {}).get("type", [])
+        if value is None or name == "custom_streams" or (value == "" and "string" in types):
+            continue
+        if "boolean" in types and isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        given[name] = value
+    return given
 
 
-def _number(config: dict, name: str, *, integer: bool = False, minimum: float = 0, allow_zero: bool = True) -> Any:
-    value = config.get(name, _default(name))
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or \
-            (integer and not float(value).is_integer()):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"setting '{name}' must be {kind}")
-    if value < minimum or (not allow_zero and value == 0):
-        raise ConfigError(f"setting '{name}' must be {'greater than' if not allow_zero else 'at least'} {minimum}")
-    return int(value) if integer else float(value)
+def schema_problem(error: ValidationError) -> str:
+    """A JSON Schema error as one line: the setting (its path, `expand.charges`) and what it
+    expects. Built from where the error is and what the schema says, never from
+    `error.message` or `error.instance`, which hold the value."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    expected: Any = error.validator_value
+    if error.validator == "type":
+        types = [t for t in ([expected] if isinstance(expected, str) else expected) if t != "null"]
+        what = " or ".join(KINDS.get(t, t) for t in types)
+        if error.schema.get("format") == "date-time":
+            what = "an RFC 3339 date-time string, e.g. 2024-01-31T00:00:00Z"
+    elif error.validator == "enum":
+        what = f'"{expected[0]}"' if len(expected) == 1 else f"one of: {', '.join(map(str, expected))}"
+    elif error.validator in ("minimum", "exclusiveMinimum"):
+        what = f"{'at least' if error.validator == 'minimum' else 'greater than'} {expected}"
+    elif error.validator == "pattern":
+        what = LOOKS_LIKE.get(str(error.absolute_path[0]), f"of the form {expected}")
+    else:
+        return f"setting '{where}' is not valid ({error.validator})"
+    return f"setting '{where}' must be {what}"
 
 
-def _flag(config: dict, name: str) -> bool:
-    value = config.get(name, _default(name))
-    if isinstance(value, str) and value.lower() in ("true", "false"):  # from the environment
-        value = value.lower() == "true"
-    if not isinstance(value, bool):
-        raise ConfigError(f"setting '{name}' must be true or false")
-    return value
+def _read(given: Mapping[str, Any], name: str) -> Any:
+    """A setting's value, or its default as CONFIG_SCHEMA (and so `--about` and the README)
+    declares it; a number's as a float, an integer's as an int."""
+    value = given.get(name, OWN_SETTINGS[name].get("default"))
+    types = OWN_SETTINGS[name]["type"]
+    if value is None or not {"integer", "number"} & set(types):
+        return value
+    return int(value) if "integer" in types else float(value)
 
 
-def _url(config: dict, name: str) -> str:
-    value = config.get(name) or _default(name)
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
+def _url(given: Mapping[str, Any], name: str) -> str:
+    value = _read(given, name)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"setting '{name}' must be an http(s) URL")
     if parts.scheme == "http" and parts.hostname not in ("localhost", "::1") and \
             not parts.hostname.startswith("127."):
@@ -235,206 +301,105 @@ def _url(config: dict, name: str) -> str:
     return value.rstrip("/")
 
 
-def validate(config: dict, stream_names: set[str], expandable: dict[str, set[str]],
-             version: str = "") -> Settings:
-    """Check every setting and fill in defaults; raise ConfigError on the first problem."""
-    api_key, oauth = _credentials(config)
-    account_ids, connected, shard = _accounts(config, oauth)
-    start, end = _dates(config)
-    expand = _expand(config, stream_names, expandable)
-    full_resync, reread = _stream_lists(config, stream_names)
-    _choices(config, stream_names)
-    _sensitive_data(config, stream_names)
-    ca_bundle = _ca_bundle(config)
-    return Settings(
-        api_key=api_key,
-        account_ids=account_ids,
-        connected_accounts=bool(connected),
-        shard=shard,
-        start=start,
-        end=end,
-        lookback=_number(config, "lookback_seconds", integer=True),
-        api_url=_url(config, "api_url"),
-        files_url=_url(config, "files_url"),
-        api_version=str(config.get("api_version") or _default("api_version")),
-        request_timeout=_number(config, "request_timeout", allow_zero=False),
-        connect_timeout=_number(config, "connect_timeout", allow_zero=False),
-        user_agent=str(config.get("user_agent") or f"tap-stripe/{version}"),
-        expand={k: list(v) for k, v in expand.items()},
-        max_retries=_number(config, "max_retries", integer=True),
-        max_backoff_seconds=_number(config, "max_backoff_seconds"),
-        on_permission_error=config.get("on_permission_error") or _default("on_permission_error"),
-        ca_bundle=ca_bundle,
-        max_rps=_number(config, "max_requests_per_second", allow_zero=False),
-        max_rps_endpoint=_number(config, "max_requests_per_second_per_endpoint", allow_zero=False),
-        max_workers=_number(config, "max_workers", integer=True, minimum=1),
-        full_resync_streams=frozenset(full_resync),
-        reread_days=dict(reread),
-        full_resync_every=int(_number(config, "full_resync_every_days") * 86400),
-        updates_mode=config.get("updates_mode") or _default("updates_mode"),
-        oauth=oauth or None,
-        oauth_url=_url(config, "oauth_url"),
-        summary_file=config.get("summary_file"),
-        progress_interval=_number(config, "progress_interval_seconds"),
-        report_interval=config.get("report_interval") or _default("report_interval"),
-        report_columns=dict(config.get("report_columns") or {}),
-        report_timezone=config.get("report_timezone") or None,
-        report_versions=dict(config.get("report_versions") or {}),
-        report_poll_timeout=_number(config, "report_poll_timeout_seconds"),
-        multi_account=several_accounts(config),
-        schema_evolution=_flag(config, "schema_evolution"),
-    )
-
-
-def _credentials(config: dict) -> tuple[str | None, dict[str, str]]:
+def _credentials(given: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
     """The API key, or the OAuth settings (all three or none)."""
     oauth_keys = ("oauth_client_id", "oauth_client_secret", "oauth_refresh_token")
-    oauth = {k: config[k] for k in oauth_keys if config.get(k)}
+    oauth = {k: given[k] for k in oauth_keys if k in given}
     if oauth and len(oauth) != len(oauth_keys):
         missing = [k for k in oauth_keys if k not in oauth]
         raise ConfigError(f"setting '{missing[0]}' is required with the other OAuth settings")
-    api_key = config.get("api_key")
+    api_key = given.get("api_key")
     if not oauth:
         if not api_key:
             raise ConfigError("setting 'api_key' is required (or TAP_STRIPE_API_KEY, or the OAuth settings)")
-        if not isinstance(api_key, str) or not KEY_PATTERN.match(api_key):
+        if not KEY_PATTERN.match(api_key):
             raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key "
                               "(expected sk_live_…, sk_test_…, rk_live_… or rk_test_…)")
-    elif not KEY_PATTERN.match(str(oauth["oauth_client_secret"])):
+    elif not KEY_PATTERN.match(oauth["oauth_client_secret"]):
         raise ConfigError("setting 'oauth_client_secret' is not a Stripe secret key (expected sk_…)")
 
     return api_key, oauth
 
 
-def _accounts(config: dict, oauth: dict[str, str]) -> tuple[list[str] | None, Any, tuple[int, int] | None]:
-    """The accounts to read: `account_id(s)`, `connected_accounts`, `account_shard`."""
-    account_ids = None
-    if config.get("account_id"):
-        if not re.fullmatch(r"acct_[0-9A-Za-z]+", str(config["account_id"])):
-            raise ConfigError("setting 'account_id' must look like acct_…")
-        account_ids = [config["account_id"]]
-    if config.get("account_ids"):
-        ids = config["account_ids"]
-        if not isinstance(ids, list) or \
-                not all(isinstance(i, str) and re.fullmatch(r"acct_[0-9A-Za-z]+", i) for i in ids):
-            raise ConfigError("setting 'account_ids' must be a list of account ids (acct_…)")
+def _accounts(given: Mapping[str, Any], oauth: dict[str, str]) -> tuple[list[str] | None, tuple[int, int] | None]:
+    """The accounts to read (`account_id(s)`, `connected_accounts`) and the `account_shard`."""
+    account_ids = [given["account_id"]] if "account_id" in given else None
+    if given.get("account_ids"):
         if account_ids:
             raise ConfigError("settings 'account_id' and 'account_ids' exclude each other; use one")
-        account_ids = list(dict.fromkeys(ids))
-    connected = config.get("connected_accounts")
-    if connected not in (None, "", "all"):
-        raise ConfigError("setting 'connected_accounts' must be \"all\"")
+        account_ids = list(dict.fromkeys(given["account_ids"]))
+    connected = "connected_accounts" in given
     if connected and account_ids:
         raise ConfigError("setting 'connected_accounts' excludes 'account_id' and 'account_ids'")
     if oauth and (connected or account_ids):
         raise ConfigError("OAuth settings read the token's own account; remove 'account_id(s)'/'connected_accounts'")
-    shard = None
-    if config.get("account_shard"):
-        match = re.fullmatch(r"(\d+)/(\d+)", str(config["account_shard"]))
-        if not match or not 0 <= int(match[1]) < int(match[2]):
-            raise ConfigError("setting 'account_shard' must be i/N with 0 <= i < N, e.g. 0/3")
-        if not (connected or account_ids):
-            raise ConfigError("setting 'account_shard' needs 'connected_accounts' or 'account_ids'")
-        shard = (int(match[1]), int(match[2]))
+    if "account_shard" not in given:
+        return account_ids, None
+    index, count = (int(n) for n in given["account_shard"].split("/"))
+    if index >= count:
+        raise ConfigError(f"setting 'account_shard' must be {LOOKS_LIKE['account_shard']}")
+    if not (connected or account_ids):
+        raise ConfigError("setting 'account_shard' needs 'connected_accounts' or 'account_ids'")
 
-    return account_ids, connected, shard
+    return account_ids, (index, count)
 
 
-def _dates(config: dict) -> tuple[int | None, int | None]:
-    start = _timestamp(config, "start_date")
-    end = _timestamp(config, "end_date")
+def _dates(given: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """`start_date` and `end_date` in unix seconds (a date-time without a zone is UTC)."""
+    dates: list[int | None] = []
+    for name in ("start_date", "end_date"):
+        try:
+            parsed = datetime.fromisoformat(given[name].replace("Z", "+00:00")) if name in given else None
+        except ValueError:
+            raise ConfigError(f"setting '{name}' is not an RFC 3339 date-time (e.g. 2024-01-31T00:00:00Z)") from None
+        dates.append(None if parsed is None else int(parsed.replace(tzinfo=parsed.tzinfo or timezone.utc).timestamp()))
+    start, end = dates
     if start is not None and end is not None and end <= start:
         raise ConfigError("setting 'end_date' must be after 'start_date'")
 
     return start, end
 
 
-def _expand(config: dict, stream_names: set[str], expandable: dict[str, set[str]]) -> dict[str, list[str]]:
-    expand = config.get("expand") or {}
-    if not isinstance(expand, dict):
-        raise ConfigError("setting 'expand' must be an object of stream name to a list of fields")
-    for stream, fields in expand.items():
-        if stream not in stream_names:
-            raise ConfigError(f"setting 'expand' names unknown stream '{stream}'")
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            raise ConfigError(f"setting 'expand.{stream}' must be a list of field names")
-        for name in fields:
-            if name.split(".")[0] not in expandable.get(stream, set()):
-                allowed = ", ".join(sorted(expandable.get(stream, set()))) or "none"
-                raise ConfigError(f"setting 'expand.{stream}': '{name}' is not expandable "
-                                  f"(expandable: {allowed})")
-
-    return expand
-
-
-def _stream_lists(config: dict, stream_names: set[str]) -> tuple[list[str], dict[str, float]]:
-    """`full_resync_streams` and `reread_days`: known streams only."""
-    full_resync = config.get("full_resync_streams", _default("full_resync_streams"))
-    if not isinstance(full_resync, list) or not all(isinstance(s, str) for s in full_resync):
-        raise ConfigError("setting 'full_resync_streams' must be a list of stream names")
-    for stream in full_resync:
-        if stream not in stream_names:
-            raise ConfigError(f"setting 'full_resync_streams' names unknown stream '{stream}'")
-
-    reread = config.get("reread_days") or {}
-    if not isinstance(reread, dict):
-        raise ConfigError("setting 'reread_days' must be an object of stream name to a number of days")
-    for stream, days in reread.items():
-        if stream not in stream_names:
-            raise ConfigError(f"setting 'reread_days' names unknown stream '{stream}'")
-        if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
-            raise ConfigError(f"setting 'reread_days.{stream}' must be a number of days (0 or more)")
-
-    return full_resync, reread
-
-
-def _choices(config: dict, stream_names: set[str]) -> None:
-    """Settings with a fixed set of values, and the report streams' choices."""
-    for name in ("on_permission_error", "updates_mode", "report_interval"):
-        allowed = CONFIG_SCHEMA["properties"][name]["enum"]
-        if config.get(name) not in (None, *allowed):
-            raise ConfigError(f"setting '{name}' must be one of: {', '.join(allowed)}")
+def _stream_names(given: Mapping[str, Any], stream_names: set[str], expandable: dict[str, set[str]]) -> None:
+    """The settings keyed by (or listing) streams name streams there are (the report
+    settings: report streams), and `expand` fields that can be expanded."""
+    for name in ("expand", "full_resync_streams", "reread_days"):
+        for stream in given.get(name, ()):
+            if stream not in stream_names:
+                raise ConfigError(f"setting '{name}' names unknown stream '{stream}'")
     report_streams = {name for name in stream_names if name.startswith("report_")}
     for name in ("report_columns", "report_versions"):
-        value = config.get(name) or {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"setting '{name}' must be an object keyed by report stream")
-        for stream, choice in value.items():
+        for stream in given.get(name, ()):
             if stream not in report_streams:
                 raise ConfigError(f"setting '{name}' names '{stream}', which is not a report stream")
-            ok = isinstance(choice, list) and all(isinstance(c, str) for c in choice) if name == "report_columns" \
-                else isinstance(choice, str) and bool(re.fullmatch(r"([a-z_.]+\.)?\d+", choice))
-            if not ok:
-                raise ConfigError(f"setting '{name}.{stream}' must be " +
-                                  ("a list of column names" if name == "report_columns" else 'a version like "3"'))
-    if config.get("report_timezone"):
+    for stream, fields in given.get("expand", {}).items():
+        for field in fields:
+            if field.split(".")[0] not in expandable.get(stream, set()):
+                allowed = ", ".join(sorted(expandable.get(stream, set()))) or "none"
+                raise ConfigError(f"setting 'expand.{stream}': '{field}' is not expandable "
+                                  f"(expandable: {allowed})")
+
+
+def _sensitive_data(given: Mapping[str, Any], stream_names: set[str]) -> None:
+    from tap_stripe.sensitive.protect import validate_policy
+
+    try:
+        validate_policy(given, stream_names)
+    except ValueError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def _local_files(given: Mapping[str, Any]) -> None:
+    """What the machine must have: the time zone's entry in the time zone database, the CA bundle."""
+    if "report_timezone" in given:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
-            ZoneInfo(str(config["report_timezone"]))
+            ZoneInfo(given["report_timezone"])
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError("setting 'report_timezone' is not an IANA time zone (e.g. Europe/Paris)") from None
-
-
-def _sensitive_data(config: dict, stream_names: set[str]) -> None:
-    if config.get("sensitive_data") is not None:  # the classification is read only when needed
-        from tap_stripe import sensitive
-
-        try:
-            classification = sensitive.load_classification()
-            if not classification.keys() >= stream_names:  # streams of `custom_streams`: no classified fields
-                classification = {**{name: {} for name in stream_names}, **classification}
-            sensitive.validate_policy(config, classification)
-        except ValueError as exc:
-            raise ConfigError(str(exc).splitlines()[0]) from None
-
-
-def _ca_bundle(config: dict) -> str | None:
-    ca_bundle = config.get("ca_bundle")
-    if ca_bundle is not None:
+    if "ca_bundle" in given:
         import os
 
-        if not isinstance(ca_bundle, str) or not os.path.isfile(ca_bundle):
+        if not os.path.isfile(given["ca_bundle"]):
             raise ConfigError("setting 'ca_bundle' must be the path of a readable CA bundle file")
-
-    return ca_bundle

@@ -29,17 +29,11 @@ from singer_sdk.singerlib import Catalog
 
 from tap_stripe import __version__, run
 from tap_stripe.api.client import Credentials, StripeClient, redact
-from tap_stripe.catalog import (
-    ShapersOnDemand,
-    StreamMapsOnDemand,
-    StreamsOnDemand,
-    catalog_text,
-    is_selected,
-    lean_catalog,
-)
+from tap_stripe.catalog import catalog_text, lean_catalog
 from tap_stripe.engine.state import adopt as adopt_state
 from tap_stripe.engine.state import validate as validate_state
 from tap_stripe.errors import ConfigError, FatalRunError, RunTerminated, StateError, StripeError, Termination
+from tap_stripe.on_demand import ShapersOnDemand, StreamMapsOnDemand, StreamsOnDemand, is_selected
 from tap_stripe.output.records import RecordShaper
 from tap_stripe.output.writer import SDKMessageWriter
 from tap_stripe.sensitive.classify import load_classification, mark_catalog, with_custom_streams

@@ -84,3 +84,70 @@ def test_discovery_with_a_key_checks_the_settings_too(sandbox, run_tap):
     result = run_tap({**tap_config(sandbox), "report_columns": ["gross"]}, args=("--discover",))
     assert result.returncode != 0
     assert "setting 'report_columns'" in result.stderr and "Traceback" not in result.stderr
+
+
+# A value that must never show in a message: a secret pasted into the wrong setting.
+LEAKED = "sk_live_misplacedSecret123"
+WRONG_TYPE_OR_CHOICE = [
+    ({"max_workers": LEAKED}, "max_workers", "an integer"),
+    ({"request_timeout": LEAKED}, "request_timeout", "a number"),
+    ({"schema_evolution": LEAKED}, "schema_evolution", "true or false"),
+    ({"expand": LEAKED}, "expand", "an object"),
+    ({"expand": {"charges": LEAKED}}, "expand.charges", "a list"),
+    ({"expand": {"charges": [LEAKED, 7]}}, "expand.charges[1]", "a string"),
+    ({"start_date": 20240131}, "start_date", "RFC 3339"),
+    ({"reread_days": {"charges": LEAKED}}, "reread_days.charges", "a number"),
+    ({"sensitive_data": {"categories": {"contact": 7}}}, "sensitive_data.categories.contact", "a string"),
+    ({"on_permission_error": LEAKED}, "on_permission_error", "one of: skip, fail"),
+    ({"updates_mode": LEAKED}, "updates_mode", "one of: refetch, snapshot"),
+    ({"report_interval": LEAKED}, "report_interval", "one of: day, sync"),
+    ({"connected_accounts": LEAKED}, "connected_accounts", '"all"'),
+    ({"account_id": LEAKED}, "account_id", "acct_"),
+    ({"account_ids": ["acct_1", LEAKED]}, "account_ids[1]", "acct_"),
+    ({"account_shard": LEAKED, "account_ids": ["acct_1"]}, "account_shard", "i/N"),
+    ({"report_versions": {"report_balance_summary": LEAKED}}, "report_versions.report_balance_summary", "version"),
+    ({"max_requests_per_second": 0}, "max_requests_per_second", "greater than 0"),
+    ({"reread_days": {"charges": -1}}, "reread_days.charges", "at least 0"),
+]
+
+
+@pytest.mark.parametrize("override,setting,expected", WRONG_TYPE_OR_CHOICE, ids=[s for _, s, _ in WRONG_TYPE_OR_CHOICE])
+def test_a_wrong_type_or_choice_names_the_setting_not_the_value(override, setting, expected):
+    """Types, choices, bounds and forms come from the settings' JSON Schema: one line that
+    names the setting (its path) and what it expects, never the value given."""
+    from conftest import SANDBOX_KEY
+
+    from tap_stripe.errors import ConfigError
+    from tap_stripe.settings import validate
+    from tap_stripe.streams import SPECS
+
+    with pytest.raises(ConfigError) as raised:
+        validate({"api_key": SANDBOX_KEY, **override}, set(SPECS), {"charges": {"customer"}})
+    message = str(raised.value)
+    assert message.startswith(f"setting '{setting}' must be ") and expected in message, message
+    assert "\n" not in message and LEAKED not in message and "20240131" not in message and " 7" not in message
+
+
+def test_null_or_an_empty_text_setting_is_left_out():
+    """Null (which every setting's type allows) is a setting left out, as is an empty text
+    setting (an environment variable set empty): the default applies."""
+    from conftest import make_settings
+
+    settings = make_settings({"connected_accounts": "", "on_permission_error": None, "max_retries": None,
+                              "ca_bundle": "", "schema_evolution": None})
+    assert not settings.connected_accounts and settings.on_permission_error == "skip"
+    assert settings.max_retries == 8 and settings.ca_bundle is None and settings.schema_evolution is True
+
+
+def test_a_whole_number_read_as_a_decimal_is_an_integer():
+    """The SDK reads a config file's `8.0` as a Decimal: an integer setting takes it."""
+    from decimal import Decimal
+
+    from conftest import make_settings
+
+    from tap_stripe.errors import ConfigError
+
+    settings = make_settings({"max_workers": Decimal("8.0"), "max_retries": 3.0, "request_timeout": Decimal("2.5")})
+    assert (settings.max_workers, settings.max_retries, settings.request_timeout) == (8, 3, 2.5)
+    with pytest.raises(ConfigError, match=r"^setting 'max_workers' must be an integer$"):
+        make_settings({"max_workers": Decimal("8.5")})

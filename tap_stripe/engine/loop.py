@@ -22,6 +22,7 @@ from tap_stripe.engine.fetch import Fetcher, Handoff, RunContext
 from tap_stripe.engine.plan import Planner, Scope
 from tap_stripe.engine.scheduler import Scheduler
 from tap_stripe.engine.state import State
+from tap_stripe.engine.windows import Split
 from tap_stripe.errors import (
     FatalRunError,
     PermissionDenied,
@@ -124,15 +125,7 @@ class Run:
                 _splice(feed.segments, position, [Segment(SegmentKind.REPORT, task=task) for task in result.tasks])
                 continue
             if result.split is not None:
-                # The kept newest objects become a ready tail after the new sub-windows.
-                split = result.split
-                windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi),
-                                   fanout=split.fanout_of(lo, hi), types=segment.types, advances=segment.advances)
-                           for lo, hi in split.windows]
-                tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
-                               types=segment.types, advances=segment.advances, pending=result.pending,
-                               output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
-                _splice(feed.segments, position, [*windows, tail])
+                _splice(feed.segments, position, _split_window(segment, result.split, result))
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.pending = result.pending
@@ -229,3 +222,15 @@ def _splice(segments: deque, position: int, replacement: list[Segment]) -> None:
     del segments[position]
     for offset, segment in enumerate(replacement):
         segments.insert(position + offset, segment)
+
+
+def _split_window(segment: Segment, split: Split, result: SegmentResult) -> list[Segment]:
+    """A window that was split (`result.split`): its new sub-windows, then the kept newest
+    objects as a ready tail after them."""
+    windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi),
+                       fanout=split.fanout_of(lo, hi), types=segment.types, advances=segment.advances)
+               for lo, hi in split.windows]
+    tail = Segment(segment.kind, windows[-1].hi if windows else segment.lo, segment.hi,
+                   types=segment.types, advances=segment.advances, pending=result.pending,
+                   output=result.output, subs=result.subs, ready=True, nbytes=result.nbytes)
+    return [*windows, tail]

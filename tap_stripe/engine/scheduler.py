@@ -11,10 +11,12 @@ Fetched but unwritten records are held to BUFFER_BYTES in all, shared between fe
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from tap_stripe.api.client import StripeClient
@@ -35,6 +37,32 @@ STEAL_MIN_READ = 200  # objects a window must have read before its density is tr
 # Objects a feed's windows must have listed before it steals: a stream of fewer than ten pages
 # costs at most its pages plus two requests, and a steal costs a partial page.
 STEAL_MIN_LISTED = 1000
+
+
+@dataclass
+class FeedLoad:
+    """What one feed holds and fetches (`Scheduler.schedule`): the bytes it holds (fetched and
+    unwritten, and what its fetches in flight are expected to bring), its fetches in flight,
+    the pages it has left to fetch, and the index of its first fetched segment."""
+
+    held: int
+    busy: int
+    pages: int
+    first_ready: int
+
+    @classmethod
+    def of(cls, feed: Feed) -> FeedLoad:
+        load = cls(held=0, busy=0, pages=0, first_ready=len(feed.segments))
+        for index, segment in enumerate(feed.segments):
+            if segment.ready:
+                load.held += segment.nbytes
+                load.first_ready = min(load.first_ready, index)
+                continue
+            load.pages += feed.expected_pages(segment)
+            if segment.future is not None and not segment.future.done():
+                load.busy += 1
+                load.held += feed.expected_bytes(segment)
+        return load
 
 
 class Scheduler:
@@ -96,58 +124,43 @@ class Scheduler:
         buffer holds: they are what the buffered windows wait for. A feed's head segment may
         always start, so every feed keeps moving.
         """
-        running = 0
-        buffered: dict[int, int] = {}
-        in_flight: dict[int, int] = {}
-        remaining: dict[int, int] = {}
-        first_ready: dict[int, int] = {}
-        for feed in active:
-            held = busy = pages = 0
-            first = len(feed.segments)
-            for index, segment in enumerate(feed.segments):
-                if segment.ready:
-                    held += segment.nbytes
-                    first = min(first, index)
-                    continue
-                pages += feed.expected_pages(segment)
-                if segment.future is not None and not segment.future.done():
-                    busy += 1
-                    held += feed.expected_bytes(segment)
-            key = id(feed)
-            buffered[key], in_flight[key], remaining[key], first_ready[key] = held, busy, pages, first
-            running += busy
+        loads = {id(feed): FeedLoad.of(feed) for feed in active}
         limit = self.in_flight_limit()
-        slots = limit - running
+        slots = limit - sum(load.busy for load in loads.values())
         if slots <= 0:
             return
         limiter = self.client.limiter
-        workers = worker_shares(remaining, limiter.endpoint_rate, limiter.global_rate, self.client.latency, limit)
-        total_workers = max(1, sum(workers.values()))
-        ahead = max(2, limit)
-        candidates = []
+        workers = worker_shares({key: load.pages for key, load in loads.items()}, limiter.endpoint_rate,
+                                limiter.global_rate, self.client.latency, limit)
+        slots = self.start_segments(active, fetch, loads, workers, slots, ahead=max(2, limit))
         for feed in active:
-            for index, segment in enumerate(feed.segments):
-                if index >= ahead:
-                    break
-                if segment.future is None and not segment.ready:
-                    candidates.append((index, feed, segment))
+            key = id(feed)
+            if slots > 0 and loads[key].busy < workers[key] and all(s.future or s.ready for s in feed.segments) \
+                    and self.steal(feed, fetch):
+                slots -= 1
+
+    def start_segments(self, active: list[Feed], fetch: Callable[[Feed, Segment], SegmentResult],
+                       loads: dict[int, FeedLoad], workers: dict[int, int], slots: int, ahead: int) -> int:
+        """Start the segments not started among the first `ahead` of each feed, earliest first,
+        within `slots` and each feed's workers and buffer share (`schedule`); the slots left."""
+        total_workers = max(1, sum(workers.values()))
+        candidates = [(index, feed, segment) for feed in active
+                      for index, segment in enumerate(itertools.islice(feed.segments, ahead))
+                      if segment.future is None and not segment.ready]
         candidates.sort(key=lambda c: c[0])
         for index, feed, segment in candidates:
             key = id(feed)
+            load = loads[key]
             expected = feed.expected_bytes(segment)
             share = BUFFER_BYTES * workers[key] // total_workers
-            if index > 0 and (slots <= 0 or in_flight[key] >= workers[key] or
-                              (index > first_ready[key] and buffered[key] + expected > share)):
+            if index > 0 and (slots <= 0 or load.busy >= workers[key] or
+                              (index > load.first_ready and load.held + expected > share)):
                 continue
-            buffered[key] += expected
-            in_flight[key] += 1
+            load.held += expected
+            load.busy += 1
             slots -= 1
             segment.future = self.submit(fetch, feed, segment)
-        for feed in active:
-            key = id(feed)
-            if slots > 0 and in_flight[key] < workers[key] and all(s.future or s.ready for s in feed.segments) \
-                    and self.steal(feed, fetch):
-                slots -= 1
+        return slots
 
     def steal(self, feed: Feed, fetch: Callable[[Feed, Segment], SegmentResult]) -> bool:
         """Give an idle worker half of the longest window still being paged.

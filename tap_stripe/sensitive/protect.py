@@ -23,7 +23,7 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from tap_stripe.output.records import mapped
@@ -35,8 +35,10 @@ from tap_stripe.sensitive.rules import CATEGORIES, POLICIES
 # ---------------------------------------------------------------------------------------------
 
 
-def validate_policy(config: Mapping[str, Any], classification: Mapping[str, Any] | None = None) -> None:
-    """Raise ValueError (one line) for a bad `sensitive_data` / `sensitive_hash_key` setting."""
+def validate_policy(config: Mapping[str, Any], streams: Collection[str] | None = None) -> None:
+    """Raise ValueError (one line) for a bad `sensitive_data` / `sensitive_hash_key` setting;
+    given `streams` (the stream names, or a classification keyed by them), a field rule must
+    name one of them."""
     setting = config.get("sensitive_data")
     if setting is None:
         return
@@ -58,7 +60,7 @@ def validate_policy(config: Mapping[str, Any], classification: Mapping[str, Any]
         stream, dot, path = name.partition(".")
         if not dot or not path:
             raise ValueError(f"sensitive_data.fields: {name!r} must be '<stream>.<path>'")
-        if classification is not None and stream not in classification:
+        if streams is not None and stream not in streams:
             raise ValueError(f"sensitive_data.fields: unknown stream {stream!r} in {name!r}")
         if policy not in POLICIES:
             raise ValueError(f"sensitive_data.fields.{name}: unknown policy {policy!r}; "

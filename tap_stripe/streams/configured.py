@@ -48,9 +48,24 @@ CUSTOM_STREAM_KEYS = ("name", "path", "key", "created", "object", "event_types",
 
 def custom_streams(config: dict, builtin: Iterable[str]) -> tuple[CustomStream, ...]:
     """The `custom_streams` setting, checked (ConfigError names the entry and what is wrong)."""
+    builtin = set(builtin)
+    out: list[CustomStream] = []
+    for i, entry in enumerate(_entries(config)):
+        name = _entry_name(entry, f"setting 'custom_streams[{i}]'")
+        where = f"setting 'custom_streams' entry '{name}'"
+        if name in builtin:
+            raise ConfigError(f"{where}: '{name}' is a built-in stream; give the custom stream another name")
+        if any(c.name == name for c in out):
+            raise ConfigError(f"{where}: the name is used twice")
+        out.append(_entry_stream(entry, name, where))
+    return tuple(out)
+
+
+def _entries(config: dict) -> list:
+    """The setting's entries: a list, or JSON text of one (from the environment)."""
     raw = config.get("custom_streams")
     if raw in (None, "", []):
-        return ()
+        return []
     if isinstance(raw, str):  # from the environment: JSON
         try:
             raw = json.loads(raw)
@@ -59,56 +74,56 @@ def custom_streams(config: dict, builtin: Iterable[str]) -> tuple[CustomStream, 
     if not isinstance(raw, list):
         raise ConfigError("setting 'custom_streams' must be a list of objects like "
                           '{"name": "billing_widgets", "path": "/v1/billing/widgets"}')
-    builtin = set(builtin)
-    out: list[CustomStream] = []
-    for i, entry in enumerate(raw):
-        where = f"setting 'custom_streams[{i}]'"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{where} must be an object with 'name' and 'path'")
-        unknown = sorted(set(entry) - set(CUSTOM_STREAM_KEYS))
-        if unknown:
-            raise ConfigError(f"{where} has an unknown key '{unknown[0]}' (expected {', '.join(CUSTOM_STREAM_KEYS)})")
-        name = entry.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-            raise ConfigError(f"{where}: 'name' must be a snake_case stream name (a-z, 0-9, _)")
-        where = f"setting 'custom_streams' entry '{name}'"
-        if name in builtin:
-            raise ConfigError(f"{where}: '{name}' is a built-in stream; give the custom stream another name")
-        if any(c.name == name for c in out):
-            raise ConfigError(f"{where}: the name is used twice")
-        path = entry.get("path")
-        if not isinstance(path, str) or not re.fullmatch(r"/v1(/[a-z0-9_]+)+", path):
-            raise ConfigError(f"{where}: 'path' must be a list path starting with /v1/, without placeholders "
-                              "or query (e.g. /v1/billing/widgets)")
-        key = entry.get("key", "id")
-        keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
-        if not keys or not all(isinstance(k, str) and k for k in keys):
-            raise ConfigError(f"{where}: 'key' must be a field name or a list of field names")
-        created = entry.get("created", False)
-        if not isinstance(created, bool):
-            raise ConfigError(f"{where}: 'created' must be true (the list takes created[gte]/created[lt]) or false")
-        object_type = entry.get("object")
-        if object_type is not None and (not isinstance(object_type, str) or
-                                        not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*", object_type)):
-            raise ConfigError(f"{where}: 'object' must be a Stripe object type (e.g. billing.widget)")
-        event_types = entry.get("event_types") or []
-        if not isinstance(event_types, list) or not all(
-                isinstance(t, str) and re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", t) for t in event_types):
-            raise ConfigError(f"{where}: 'event_types' must be a list of event types (e.g. billing.widget.updated)")
-        if event_types and not created:
-            raise ConfigError(f"{where}: 'event_types' needs 'created': true (a full-table stream is re-read "
-                              "whole each run)")
-        if event_types and not object_type:
-            raise ConfigError(f"{where}: 'event_types' needs 'object', the type of the events' objects")
-        if len(event_types) > 20:
-            raise ConfigError(f"{where}: 'event_types' takes at most 20 types (Stripe's limit per request)")
-        params = entry.get("params") or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) and
-                                                   not isinstance(v, bool) for k, v in params.items()):
-            raise ConfigError(f"{where}: 'params' must be an object of list parameters to strings")
-        out.append(CustomStream(name=name, path=path, key=keys, created=created, object=object_type,
-                                event_types=tuple(event_types), params=tuple((k, str(v)) for k, v in params.items())))
-    return tuple(out)
+    return raw
+
+
+def _entry_name(entry: Any, where: str) -> str:
+    """An entry's name, once the entry is an object of known keys and the name a stream name."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with 'name' and 'path'")
+    unknown = sorted(set(entry) - set(CUSTOM_STREAM_KEYS))
+    if unknown:
+        raise ConfigError(f"{where} has an unknown key '{unknown[0]}' (expected {', '.join(CUSTOM_STREAM_KEYS)})")
+    name = entry.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+        raise ConfigError(f"{where}: 'name' must be a snake_case stream name (a-z, 0-9, _)")
+    return name
+
+
+def _entry_stream(entry: dict, name: str, where: str) -> CustomStream:
+    """The stream an entry describes: its path, key, created-time windows, events and parameters."""
+    path = entry.get("path")
+    if not isinstance(path, str) or not re.fullmatch(r"/v1(/[a-z0-9_]+)+", path):
+        raise ConfigError(f"{where}: 'path' must be a list path starting with /v1/, without placeholders "
+                          "or query (e.g. /v1/billing/widgets)")
+    key = entry.get("key", "id")
+    keys = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list) else ()
+    if not keys or not all(isinstance(k, str) and k for k in keys):
+        raise ConfigError(f"{where}: 'key' must be a field name or a list of field names")
+    created = entry.get("created", False)
+    if not isinstance(created, bool):
+        raise ConfigError(f"{where}: 'created' must be true (the list takes created[gte]/created[lt]) or false")
+    object_type = entry.get("object")
+    if object_type is not None and (not isinstance(object_type, str) or
+                                    not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*", object_type)):
+        raise ConfigError(f"{where}: 'object' must be a Stripe object type (e.g. billing.widget)")
+    event_types = entry.get("event_types") or []
+    if not isinstance(event_types, list) or not all(
+            isinstance(t, str) and re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", t) for t in event_types):
+        raise ConfigError(f"{where}: 'event_types' must be a list of event types (e.g. billing.widget.updated)")
+    if event_types and not created:
+        raise ConfigError(f"{where}: 'event_types' needs 'created': true (a full-table stream is re-read "
+                          "whole each run)")
+    if event_types and not object_type:
+        raise ConfigError(f"{where}: 'event_types' needs 'object', the type of the events' objects")
+    if len(event_types) > 20:
+        raise ConfigError(f"{where}: 'event_types' takes at most 20 types (Stripe's limit per request)")
+    params = entry.get("params") or {}
+    if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) and
+                                               not isinstance(v, bool) for k, v in params.items()):
+        raise ConfigError(f"{where}: 'params' must be an object of list parameters to strings")
+    return CustomStream(name=name, path=path, key=keys, created=created, object=object_type,
+                        event_types=tuple(event_types), params=tuple((k, str(v)) for k, v in params.items()))
 
 
 class ConfiguredStream(StripeStream):

@@ -31,7 +31,9 @@ DEFAULT_FULL_RESYNC = ("customers", "invoices")
 # full: the reconciliation that repairs anything events never reported. In between, events.
 DEFAULT_FULL_RESYNC_EVERY_DAYS = 7
 KEY_PATTERN = re.compile(r"^(sk|rk)_(live|test)_[0-9A-Za-z_]+$")
-ACCOUNT_PATTERN = r"^acct_[0-9A-Za-z]+$"
+# `(?!\n)$`: the end of the text, in JSON Schema's regular expressions and in Python's, whose
+# `$` also matches before a last newline (an id with one would break the Stripe-Account header).
+ACCOUNT_PATTERN = r"^acct_[0-9A-Za-z]+(?!\n)$"
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property("api_key", th.StringType, secret=True,
@@ -43,7 +45,7 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Several connected accounts to read in one run."),
     th.Property("connected_accounts", th.StringType, allowed_values=["all"],
                 description="`all`: list the platform's accounts through /v1/accounts and read each."),
-    th.Property("account_shard", th.StringType(pattern=r"^\d+/\d+$"),
+    th.Property("account_shard", th.StringType(pattern=r"^\d+/\d+(?!\n)$"),
                 description="`i/N`: read only the i-th of N stable, disjoint subsets of the accounts."),
     th.Property("start_date", th.DateTimeType,
                 description="RFC 3339 date; objects created before it are not read. Default: all history."),
@@ -312,10 +314,12 @@ def _credentials(given: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
     if not oauth:
         if not api_key:
             raise ConfigError("setting 'api_key' is required (or TAP_STRIPE_API_KEY, or the OAuth settings)")
-        if not KEY_PATTERN.match(api_key):
+        if api_key != api_key.strip():
+            raise ConfigError("setting 'api_key' begins or ends with whitespace or a line break: remove it")
+        if not KEY_PATTERN.fullmatch(api_key):
             raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key "
                               "(expected sk_live_…, sk_test_…, rk_live_… or rk_test_…)")
-    elif not KEY_PATTERN.match(oauth["oauth_client_secret"]):
+    elif not KEY_PATTERN.fullmatch(oauth["oauth_client_secret"]):
         raise ConfigError("setting 'oauth_client_secret' is not a Stripe secret key (expected sk_…)")
 
     return api_key, oauth

@@ -240,3 +240,12 @@ def test_the_key_never_appears_in_errors(requests_mock):
 def requests_mock():
     with rm.Mocker() as mocker:
         yield mocker
+
+
+def test_a_header_the_http_library_refuses_fails_without_quoting_it():
+    """requests refuses a header value with a line break and quotes it in its error: the key's
+    would reach the log. The client's error names what to check, never the value."""
+    with pytest.raises(StripeError) as raised:
+        make_client(Credentials("sk_test_secret987\n")).get("/v1/charges")
+    assert "secret987" not in str(raised.value) and "API key" in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

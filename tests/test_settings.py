@@ -151,3 +151,22 @@ def test_a_whole_number_read_as_a_decimal_is_an_integer():
     assert (settings.max_workers, settings.max_retries, settings.request_timeout) == (8, 3, 2.5)
     with pytest.raises(ConfigError, match=r"^setting 'max_workers' must be an integer$"):
         make_settings({"max_workers": Decimal("8.5")})
+
+
+@pytest.mark.parametrize("override", [{"api_key": "sk_test_abcdef123\n"}, {"api_key": " sk_test_abcdef123"},
+                                      {"account_id": "acct_1\n"}, {"account_ids": ["acct_1\n"]},
+                                      {"account_shard": "0/2\n", "account_ids": ["acct_1", "acct_2"]}],
+                         ids=["key-newline", "key-space", "account-newline", "accounts-newline", "shard-newline"])
+def test_a_setting_with_a_trailing_line_break_is_refused_without_its_value(override):
+    """A key read from a file often ends with a line break; in a header it would make requests
+    raise an error quoting the header, the key with it. Refused first, by name, never echoed."""
+    from conftest import SANDBOX_KEY
+
+    from tap_stripe.errors import ConfigError
+    from tap_stripe.settings import validate
+    from tap_stripe.streams import SPECS
+
+    with pytest.raises(ConfigError) as raised:
+        validate({"api_key": SANDBOX_KEY, **override}, set(SPECS), {})
+    message = str(raised.value)
+    assert message.startswith("setting '") and "\n" not in message and "abcdef123" not in message, message

@@ -245,7 +245,12 @@ class StripeClient:
         if extra_headers:
             headers.update(extra_headers)
         prepared = requests.PreparedRequest()
-        prepared.prepare(method=method, url=url, headers=headers, params=params, data=data)
+        try:
+            prepared.prepare(method=method, url=url, headers=headers, params=params, data=data)
+        except requests.exceptions.InvalidHeader:
+            # Its message quotes the header's value: the API key or an OAuth token.
+            raise StripeError("a request header holds a line break or leading whitespace: check the "
+                              "API key, account ids and user_agent settings", path=path) from None
         started = time.monotonic()
         try:
             # `Session.send` with what `Session.request` would merge from the environment

@@ -130,3 +130,52 @@ def test_a_refused_embedding_reads_the_child_endpoints_instead(account, run_tap)
     assert {r["id"]: comparable(r) for r in run.records("customer_tax_ids")} == \
         {k: comparable(r) for k, r in expected.items()}
     assert len(tax_ids_requests(sb)) == len(customers)  # every customer's, from its endpoint
+
+
+# --------------------------------------------------------------------------- which lists a parent asks for
+def family(*children, expand=None):
+    """The customers' family with `children` (names; "-name" for a skipped one) and the
+    `Children` of a run with the `expand` setting."""
+    from tap_stripe.engine.children import Children
+    from tap_stripe.engine.feeds import Feed, Member
+
+    members = [Member(SPECS[name.lstrip("-")], True, skipped="denied" if name.startswith("-") else None)
+               for name in children]
+    feed = Feed(Member(SPECS["customers"], True, children=members), None, SANDBOX_NOW)
+    return Children(None, {}, expand or {}, None), feed
+
+
+def added(children, feed) -> list[str]:
+    params, fields = children.parent_query(feed.root, feed)
+    assert params == SPECS["customers"].list_query(children.expand) + [("expand[]", f) for f in fields]
+    return fields
+
+
+def test_a_parent_asks_for_the_includable_lists_of_the_children_it_reads():
+    assert added(*family("customer_tax_ids", "customer_sources", "customer_balance_transactions")) == \
+        ["data.tax_ids", "data.sources"]
+    assert added(*family("customer_balance_transactions")) == []  # no child that is embedded
+    assert added(*family()) == []  # the parent alone: its pages no heavier
+    assert added(*family("-customer_tax_ids", "customer_sources")) == ["data.sources"]  # skipped: not read
+    # a child with expansions is read from its endpoint (an embedded list is never expanded)
+    assert added(*family("customer_tax_ids", expand={"customer_tax_ids": ["customer"]})) == []
+    # the parent's own expansions ask for it already (a class's `default_expand`): its records keep it
+    children, feed = family("customer_tax_ids", expand={"customers": ["tax_ids"]})
+    assert added(children, feed) == [] and children.includable(feed.root) == ()
+    children, feed = family("customer_tax_ids")
+    feed.include_refused = True
+    assert added(children, feed) == []
+
+
+def test_an_includable_list_is_kept_for_the_children_and_out_of_the_parent_s_record():
+    children, feed = family("customer_tax_ids", "customer_balance_transactions")
+    fields = children.includable(feed.root)
+    assert fields == ("tax_ids",)
+    tax_ids = {"object": "list", "data": [{"id": "txi_1"}], "has_more": False}
+    obj = {"id": "cus_1", "email": "a@example.com", "tax_ids": tax_ids}
+    own, for_children = children.included(fields, obj)
+    assert own is obj and own == {"id": "cus_1", "email": "a@example.com"}
+    assert for_children == {"id": "cus_1", "email": "a@example.com", "tax_ids": tax_ids}
+    plain = {"id": "cus_2"}
+    assert children.included(fields, plain) == (plain, plain)
+    assert children.included(fields, plain)[1] is plain  # nothing copied when nothing was embedded

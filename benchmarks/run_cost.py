@@ -36,6 +36,7 @@ takes longer than the minute to the next one.
 
     .venv/bin/python benchmarks/run_cost.py                  # N = 300 and 3,000
     .venv/bin/python benchmarks/run_cost.py --n 100 --scales 1 --verbose
+    .venv/bin/python benchmarks/run_cost.py --latency-ms 200 --jitter-ms 100   # Stripe-like: 250 ± 50 ms
     .venv/bin/python benchmarks/run_cost.py --demo
     .venv/bin/python benchmarks/run_cost.py --freshness --minutes 5
     .venv/bin/python benchmarks/run_cost.py --all            # all three (make bench-cost)
@@ -229,8 +230,9 @@ def make_changes(sb: Sandbox, k: int, seconds: int, tag: str) -> dict[str, int]:
     return done
 
 
-def scenario_account(n: int, k: int, verbose: bool) -> list[Run]:
-    with Sandbox(seed=1, volumes=volumes_for(n), now=SANDBOX_NOW, history_days=365) as sb:
+def scenario_account(n: int, k: int, verbose: bool, latency: tuple[float, float] = (0, 0)) -> list[Run]:
+    with Sandbox(seed=1, volumes=volumes_for(n), now=SANDBOX_NOW, history_days=365, latency_ms=latency[0],
+                 jitter_ms=latency[1]) as sb:
         tap = Tap(sb, TOP_LEVEL + CHILDREN, Path(tempfile.mkdtemp(prefix=f"tap-cost-{n}-")))
         runs = [tap.run("(a) first load")]
         sb.advance(120)
@@ -238,8 +240,9 @@ def scenario_account(n: int, k: int, verbose: bool) -> list[Run]:
         done = make_changes(sb, k, 120, f"n{n}")
         runs.append(tap.run(f"(c) after {k} changes, 2 min later"))
     what = ", ".join(f"{v} {kind.replace('_', ' ')}" for kind, v in done.items())
+    at = f"; every response after {latency[0]:g} + up to {latency[1]:g} ms" if any(latency) else ""
     print_table(f"N = {n:,}: {n:,} customers, charges, subscriptions, invoices; {2 * n:,} balance transactions "
-                f"(changes: {what})", runs, verbose)
+                f"(changes: {what}){at}", runs, verbose)
     return runs
 
 
@@ -346,6 +349,10 @@ def main() -> None:
     p.add_argument("--freshness", action="store_true", help="a run every simulated minute (only this)")
     p.add_argument("--minutes", type=int, default=5, help="--freshness: simulated minutes (default 5)")
     p.add_argument("--rate", type=float, default=10, help="--freshness: changes per sandbox second (default 10)")
+    p.add_argument("--latency-ms", type=float, default=0,
+                   help="scenario 1: the sandbox answers each request after this (default 0)")
+    p.add_argument("--jitter-ms", type=float, default=0,
+                   help="scenario 1: and after up to this much more, uniformly (default 0)")
     p.add_argument("--all", action="store_true", help="scenario 1, then --demo, then --freshness")
     a = p.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each table as soon as it is measured
@@ -358,7 +365,7 @@ def main() -> None:
         results = {}
         for scale in (int(s) for s in a.scales.split(",")):
             n = a.n * scale
-            results[n] = scenario_account(n, a.k, a.verbose)
+            results[n] = scenario_account(n, a.k, a.verbose, (a.latency_ms, a.jitter_ms))
         targets_account(results, a.k)
     if a.demo or a.all:
         scenario_demo(a.verbose)

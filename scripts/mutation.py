@@ -203,11 +203,11 @@ EQUIVALENT = {
         "break", "a report feed's report_plan is its only segment: nothing follows it in the loop"),
     "tap_stripe.engine.emission.xǁEmissionǁwrite_state__mutmut_18": (
         "self.state_dirty = None", "the flag is only tested for truth: None is as false as False"),
-    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_32": (
+    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_34": (
         'spec.created_field or "XXcreatedXX"', "every stream read in created-time windows has a created field"),
-    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_33": (
+    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_35": (
         'spec.created_field or "CREATED"', "the same: the default is never used"),
-    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_39": (
+    "tap_stripe.engine.fetch.xǁFetcherǁ_list_window__mutmut_41": (
         "segment.lo is not None or segment.hi is not None",
         "a window is planned with both bounds: the assertion only narrows types"),
     "tap_stripe.output.batch.xǁBatchWriterǁ_close__mutmut_14": (

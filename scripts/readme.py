@@ -53,7 +53,9 @@ def streams_table() -> str:
             replication = "report runs, bookmark on the interval end (opt-in)"
             changes = "re-run per interval"
         elif spec.parent:
-            embedded = f" (embedded `{spec.embedded_field}`)" if spec.embedded_field else ""
+            embedded = f" (embedded `{spec.embedded_field}`" + (", asked for with `expand[]`)" if
+                                                                spec.embedded_when_expanded else ")") \
+                if spec.embedded_field else ""
             replication = f"child of `{spec.parent}`{embedded}"
             changes = "read with each new or changed parent"
         elif spec.kind == "singleton":

@@ -17,7 +17,7 @@ from .http import Request, Response
 from .ids import random_token
 from .limits import Faults, RateLimiter
 from .oauth import OAuth
-from .store import API_VERSION, DELETED_TYPES, SLOT_BITS, NotFound, Store
+from .store import API_VERSION, DELETED_TYPES, SLOT_BITS, NotFound, Store, Stream
 
 # A version's name: a date, and since 2024-09-30 the major release's name (`2026-10-28.endive`).
 API_VERSION_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
@@ -314,7 +314,16 @@ class App:
             return
         head, _, rest = path.partition(".")
         if head not in d:
-            raise ValueError(path)
+            child = self.store.includable_child(st, head) if isinstance(st, Stream) else None
+            if child is None or not isinstance(d.get("id"), str) or (rest and not rest.startswith("data.")):
+                raise ValueError(path)
+            # A child list Stripe returns only when expanded (a customer's `tax_ids`)
+            listing = orjson.loads(self.store.included_list(acct, st, child, d["id"]))
+            if rest and depth < 3:  # `tax_ids.data.customer`: each of its items
+                for item in listing["data"]:
+                    self._expand_obj(acct, child, item, rest[len("data."):], depth + 1)
+            d[head] = listing
+            return
         tname = st.links.get(head)
         if tname is None:
             allowed = {f for f, _ in st.spec.expandable} | set(getattr(st.spec, "expandable_fields", ())) \

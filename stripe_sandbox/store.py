@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from . import schemas, templates
-from .facts import CANCELED_ON_DELETE, EMBEDDED_BY_DEFAULT, EVENT_RETENTION, STATUS_DEFAULT_EXCLUDE
+from .facts import CANCELED_ON_DELETE, DEFAULT_LIMIT, EMBEDDED_BY_DEFAULT, EVENT_RETENTION, STATUS_DEFAULT_EXCLUDE
 from .fake import MISSING, PH, SKIP_TOP, conforms, gen, prefix_for, string_for
 from .ids import make_id, mix, name_key, parse_id, random_token
 from .resources import DELETED_TYPES
@@ -304,7 +304,7 @@ class Store:
             if ef and (ef in props or not props):
                 if (st.otype, ef) in EMBEDDED_BY_DEFAULT:
                     obj[ef] = PH("children", ch.name)
-                else:  # Stripe returns these lists only when expanded/included
+                else:  # Stripe returns these lists only when expanded (App: `included_list`)
                     obj.pop(ef, None)
         # derived links: keep e.g. invoice.customer == invoice.subscription.customer
         for fld in list(st.links):
@@ -456,16 +456,41 @@ class Store:
                 out.append((idx, oid))
         return out
 
-    def _embedded(self, acct, ch: Stream, pi: int, parent_id: str) -> bytes:
+    def _embedded(self, acct, ch: Stream, pi: int, parent_id: str, total_count: bool = True) -> bytes:
+        """The first page of parent `pi`'s child list `ch` as the parent embeds it: the page its
+        list endpoint returns at the default limit (10 items, in its order), `has_more`, `url`.
+        `total_count`: a list a parent carries by default has one ("a lines property containing
+        the total count of line items and the first handful of those items", spec: GET
+        /v1/invoices/{invoice}/lines); an includable list (`includable_child`) is given in the
+        shape of Stripe's spec for it, which has none."""
         kids = self.child_ids(acct, ch, pi)
         if not self.objects.get((acct, ch.name)) and not ch.children:
             c = self.created(acct, ch.parent, pi)
-            data = b",".join(self.render_many(acct, ch, [(c, idx) for idx, _ in kids[:10]]))
+            data = b",".join(self.render_many(acct, ch, [(c, idx) for idx, _ in kids[:DEFAULT_LIMIT]]))
         else:
-            data = b",".join(self.render(acct, ch, idx) for idx, _ in kids[:10])
-        return b'{"object":"list","data":[' + data + b'],"has_more":' + (b"true" if len(kids) > 10 else b"false") \
-            + b',"total_count":' + str(len(kids)).encode() \
+            data = b",".join(self.render(acct, ch, idx) for idx, _ in kids[:DEFAULT_LIMIT])
+        count = b',"total_count":' + str(len(kids)).encode() if total_count else b""
+        return b'{"object":"list","data":[' + data + b'],"has_more":' \
+            + (b"true" if len(kids) > DEFAULT_LIMIT else b"false") + count \
             + b',"url":' + orjson.dumps(self.child_url(ch, parent_id)) + b"}"
+
+    def includable_child(self, st: Stream, field: str) -> Stream | None:
+        """The child stream whose list `st`'s objects return in `field` only when the request
+        expands it (`expand[]=<field>` on a retrieve, `expand[]=data.<field>` on a list: a
+        customer's `tax_ids`, facts.EMBEDDED_BY_DEFAULT); None for any other field."""
+        if (st.otype, field) in EMBEDDED_BY_DEFAULT:
+            return None
+        for ch in st.children:
+            if ch.spec.embedded_field == field and (field in st.props or not st.props):
+                return ch
+        return None
+
+    def included_list(self, acct: int, st: Stream, ch: Stream, parent_id: str) -> bytes:
+        """An includable child list of one parent, as its expansion returns it: the first 10
+        items in the child list endpoint's order, `has_more` when there are more, and the
+        endpoint's `url` (Stripe's spec gives such a list `data`, `has_more`, `object`, `url`)."""
+        pi, _ = self.locate(acct, st, parent_id)
+        return self._embedded(acct, ch, pi, parent_id, total_count=False)
 
     def child_url(self, ch: Stream, parent_id: str) -> str:
         if ch.spec.parent_via == "query":

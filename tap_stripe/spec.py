@@ -47,6 +47,10 @@ class StreamSpec:
     """Extra query parameters taken from parent record fields: (param, parent field)."""
     embedded_field: str | None = None
     """The parent field that embeds this list (first page only; `has_more` says more)."""
+    embedded_when_expanded: bool = False
+    """Stripe returns `embedded_field` only when the parent's request expands it (an "includable"
+    list: a customer's `tax_ids`): the parent's list asks `expand[]=data.<embedded_field>` while
+    this stream is read (`engine.children.Children.parent_query`)."""
     created_filter: bool = False
     """The list accepts `created[gte]`/`created[lt]`."""
     created_field: str | None = None

@@ -31,6 +31,41 @@ class Children:
         self.expand = expand
         self.summary = summary
 
+    def includable(self, member: Member) -> tuple[str, ...]:
+        """The fields of `member`'s objects that embed a child list only when expanded
+        (`StreamSpec.embedded_when_expanded`) and that its own expansions do not ask for: the
+        run may add them for its children, never for `member`'s records (`included`)."""
+        own = member.spec.expansions(self.expand)
+        return tuple(child.spec.embedded_field for child in member.children
+                     if child.spec.embedded_when_expanded and child.spec.embedded_field
+                     and child.spec.embedded_field not in own)
+
+    def parent_query(self, member: Member, feed: Feed) -> tuple[list[tuple[str, Any]], list[str]]:
+        """The parameters of `member`'s list calls, and the child lists they ask Stripe to
+        embed: `expand[]=data.<field>` for each includable list (`includable`) of a child read
+        now (not skipped) that has no expansions of its own (an embedded list is never
+        expanded), so a parent whose whole list is embedded costs no request for it. None once
+        a call that asked was refused (`feed.include_refused`): a key may read the parent and
+        not the child."""
+        params = member.spec.list_query(self.expand)
+        if feed.include_refused:
+            return params, []
+        fields = self.includable(member)
+        added = [f"data.{child.spec.embedded_field}" for child in member.children
+                 if child.spec.embedded_field in fields and not child.skipped
+                 and not child.spec.expansions(self.expand)]
+        return params + [("expand[]", value) for value in added], added
+
+    @staticmethod
+    def included(fields: tuple[str, ...], obj: dict) -> tuple[dict, dict]:
+        """(`obj` for its own record, `obj` for its children): the child lists of `fields`
+        (`includable`) are taken out of the first, so a parent's record is the same whether
+        or not its list asked for them, and kept in the second."""
+        if not fields or not any(f in obj for f in fields):
+            return obj, obj
+        lists = {f: obj.pop(f) for f in fields if f in obj}
+        return obj, {**obj, **lists}
+
     def embedded(self, spec: StreamSpec, parent_obj: dict) -> dict | None:
         """The child list embedded in its parent (`{"data": [...], "has_more": …}`), if this run
         uses it: an embedded list is never expanded, so with expansions the child endpoint is read."""

@@ -191,6 +191,9 @@ class Feed:
         # Child lists the key may not read, found by workers: (member, error), for the main
         # thread to skip before it writes anything more of the feed.
         self.child_failures: list[tuple[Member, StripeError]] = []
+        # A list call that asked Stripe to embed child lists was refused: its lists ask no more
+        # (`Children.parent_query`; set by a worker, read by all, only ever set to True).
+        self.include_refused = False
         self.progress_lo: int | None = None
         self.listed = 0  # objects its list windows have read so far (workers, under the paging lock)
         self.object_bytes = FIRST_OBJECT_BYTES  # running average size of its objects (main thread)

@@ -6,13 +6,14 @@ fetched window waits in memory as compact bytes until the main thread writes it 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tap_stripe import reports
 from tap_stripe.api.client import StripeClient
@@ -23,7 +24,7 @@ from tap_stripe.engine.feeds import Feed, GroupKind, Output, Paging, Part, Rende
 from tap_stripe.engine.plan import Scope
 from tap_stripe.engine.state import State
 from tap_stripe.engine.windows import created_params, split_if_dense
-from tap_stripe.errors import Stopped
+from tap_stripe.errors import PermissionDenied, Stopped
 from tap_stripe.output.records import rfc3339
 from tap_stripe.output.summary import RunSummary
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from tap_stripe.settings import Settings
 
 Render = Callable[[dict, str, int | None], bytes]
+_T = TypeVar("_T")
+LOGGER = logging.getLogger("tap_stripe")
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,9 @@ class Fetcher:
             shaper, now = self.scope.shapers[spec.name], int(time.time())
             return SegmentResult(output=[(spec.name, shaper.shape(row, feed.record_account, now)) for row in rows])
         if segment.kind == SegmentKind.PAGES:
-            page = get_page(self.client, spec.path, spec.list_query(self.expand), segment.cursor, segment.earlier,
-                            account=feed.account, endpoint=spec.path, stream=spec.name, paginated=spec.paginated)
+            page = self._asking(feed, lambda params: get_page(
+                self.client, spec.path, params, segment.cursor, segment.earlier, account=feed.account,
+                endpoint=spec.path, stream=spec.name, paginated=spec.paginated))
             self.summary.page(spec.name)
             result = self._parents(feed, page.get("data") or [])
             # A full-table list's pages are fetched one after the other, so one set of the
@@ -170,10 +174,14 @@ class Fetcher:
 
     def _list_window(self, feed: Feed, segment: Segment) -> SegmentResult:
         spec = feed.spec
-        params = spec.list_query(self.expand) + created_params(segment.lo, segment.hi)
-        bodies = list_pages(self.client, spec.path, params, account=feed.account, endpoint=spec.path, stream=spec.name)
+
+        def first_page(params: list) -> tuple[Generator[dict, None, None], dict]:
+            bodies = list_pages(self.client, spec.path, params + created_params(segment.lo, segment.hi),
+                                account=feed.account, endpoint=spec.path, stream=spec.name)
+            return bodies, next(bodies)
+
         before = self.client.received()
-        first = next(bodies)
+        bodies, first = self._asking(feed, first_page)
         objects = first.get("data") or []
         created_field = spec.created_field or "created"
         # Windows are sized from this page's objects, the freshest measure there is.
@@ -225,6 +233,24 @@ class Fetcher:
         result.rendered = True
         return result
 
+    def _asking(self, feed: Feed, read: Callable[[list], _T]) -> _T:
+        """`read(params)` with the feed's list parameters (`Children.parent_query`). A call that
+        asked Stripe to embed child lists and was refused (a restricted key may read customers
+        and not their tax ids) is made again without them, as the feed's calls are from then on:
+        its children are read from their endpoints, as without the embedding, and skipped there
+        if the key may not read them."""
+        params, added = self.children.parent_query(feed.root, feed)
+        try:
+            return read(params)
+        except PermissionDenied:
+            if not added:
+                raise
+            if not feed.include_refused:
+                feed.include_refused = True
+                LOGGER.info("Stream %s: a list call that embeds child lists (expand[]=%s) was refused; "
+                            "their endpoints are read instead.", feed.label(), ", ".join(added))
+            return read(self.children.parent_query(feed.root, feed)[0])
+
     def _parents(self, feed: Feed, objects: list[dict]) -> SegmentResult:
         """Shape parent objects (ascending) and start fetching their children.
 
@@ -237,9 +263,13 @@ class Fetcher:
         shaper = self.scope.shapers[root.spec.name]
         created_field = root.spec.created_field
         unsettled = root.spec.unsettled
+        includable = self.children.includable(root)
         for obj in objects:
             created = obj.get(created_field) if created_field else None
             changed = obj.get("updated") or created
+            # The child lists the list embedded for the children only (`parent_query`) are not
+            # the parent's: its record is as without them.
+            obj, parent_of = self.children.included(includable, obj)
             if root.selected and root.wanted(created):
                 result.output.append((root.spec.name, shaper.shape(obj, feed.record_account)))
                 if unsettled and isinstance(created, int) and any(obj.get(f) == v for f, v in unsettled):
@@ -247,13 +277,13 @@ class Fetcher:
             for child in root.children:
                 if child.skipped or not child.wanted(created):
                     continue
-                if self.children.complete_in(child, obj):  # nothing to fetch: no task, no thread hand-off
-                    result.output.extend(self.children.records(feed, child, obj, changed))
+                if self.children.complete_in(child, parent_of):  # nothing to fetch: no task, no thread hand-off
+                    result.output.extend(self.children.records(feed, child, parent_of, changed))
                 else:
                     # Its own shallow copy: the parent's record may swap protected copies into
                     # its top-level fields while the child task reads them on another thread.
-                    result.subs.append(self.submit(feed.version, False, self.children.records, feed, child, dict(obj),
-                                                    changed))
+                    result.subs.append(self.submit(feed.version, False, self.children.records, feed, child,
+                                                    dict(parent_of), changed))
         return result
 
     def _events_window(self, feed: Feed, segment: Segment) -> SegmentResult:

@@ -40,6 +40,38 @@ class PricesStream(generated.PricesStream):
     default_expand = ("tiers", "currency_options")
 
 
+# Child lists Stripe embeds in their parent only when the parent's request expands them
+# ("includable"): a customer's `sources` and `tax_ids` since API version 2020-08-27
+# (https://docs.stripe.com/upgrades#2020-08-27), the `line_items` of a Checkout Session, a
+# payment link or a quote ("This field is not included by default. To include it in the
+# response, expand the `line_items` field", https://docs.stripe.com/api/checkout/sessions/object),
+# an account's `external_accounts`. The parent's list asks for them while the child is read, so
+# a parent whose list fits in the first 10 items costs no request of its own.
+
+class CustomerSourcesStream(generated.CustomerSourcesStream):
+    embedded_when_expanded = True
+
+
+class CustomerTaxIdsStream(generated.CustomerTaxIdsStream):
+    embedded_when_expanded = True
+
+
+class CheckoutSessionLineItemsStream(generated.CheckoutSessionLineItemsStream):
+    embedded_when_expanded = True
+
+
+class PaymentLinkLineItemsStream(generated.PaymentLinkLineItemsStream):
+    embedded_when_expanded = True
+
+
+class QuoteLineItemsStream(generated.QuoteLineItemsStream):
+    embedded_when_expanded = True
+
+
+class ExternalAccountsStream(generated.ExternalAccountsStream):
+    embedded_when_expanded = True
+
+
 # The financial reports (Striim's eleven report tables): one report run per interval.
 
 class ReportBalanceSummaryStream(ReportStream):

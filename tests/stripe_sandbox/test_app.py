@@ -144,6 +144,30 @@ def test_embedded_children_match_child_lists(client, session_sandbox):
     assert all(i["subscription"] == sub["id"] for i in items)
 
 
+def test_includable_child_lists_only_when_expanded(client, session_sandbox):
+    """A customer's `tax_ids` and `sources` (includable since 2020-08-27) are absent unless the
+    request expands them; expanded, each is its first page in Stripe's shape: 10 items in the
+    child endpoint's order, `has_more` exactly when there are more, the endpoint's `url`, and no
+    `total_count` (Stripe's spec has none for these lists)."""
+    plain = client.all("/v1/customers")
+    assert plain and not any("tax_ids" in c or "sources" in c for c in plain)
+    expanded = client.all("/v1/customers", [("expand[]", "data.tax_ids"), ("expand[]", "data.sources")])
+    assert [c["id"] for c in expanded] == [c["id"] for c in plain]
+    assert any(c["tax_ids"]["has_more"] for c in expanded), "expected a customer with more than 10 tax ids"
+    for customer in expanded:
+        for field in ("tax_ids", "sources"):
+            listing, url = customer[field], f"/v1/customers/{customer['id']}/{field}"
+            assert set(listing) == {"object", "data", "has_more", "url"} and listing["object"] == "list"
+            assert listing["url"] == url
+            full = client.all(url)
+            assert listing["data"] == full[:10] and listing["has_more"] == (len(full) > 10)
+    one = client.get(f"/v1/customers/{plain[0]['id']}", {"expand[]": "tax_ids"}).json()
+    assert one["tax_ids"] == expanded[0]["tax_ids"]
+    assert "tax_ids" not in client.get(f"/v1/customers/{plain[0]['id']}").json()
+    # on a list, the expansion starts with `data.`, as any other
+    assert client.get("/v1/customers", {"expand[]": "tax_ids"}).status_code == 400
+
+
 def test_expand(client, session_sandbox):
     body = client.get("/v1/charges", {"limit": 20, "expand[]": "data.customer"}).json()
     exp = [c for c in body["data"] if isinstance(c["customer"], dict)]

@@ -158,6 +158,30 @@ def test_create_child_updates_parent(c, sb):
     assert e["type"] == "invoice.updated" and e["data"]["object"]["id"] == inv["id"]
 
 
+def test_expanded_tax_ids_follow_changes(c, sb):
+    """An expanded includable list is the child list as it is now: a customer with 11 tax ids
+    has `has_more`, its first 10 as the endpoint lists them; a deleted one is gone from it."""
+    customer = sb.truth("customers")[-1]["id"]
+    url = f"/v1/customers/{customer}/tax_ids"
+    for i in range(11 - len(c.all(url))):
+        sb.create("customer_tax_ids", {"type": "eu_vat", "value": f"DE{100000000 + i}"}, parent=customer)
+
+    def expanded():
+        body = c.get("/v1/customers", [("limit", 100), ("expand[]", "data.tax_ids")]).json()
+        return next(o for o in body["data"] if o["id"] == customer)["tax_ids"]
+
+    full = c.all(url)
+    assert len(full) == 11
+    listing = expanded()
+    assert listing["has_more"] is True and listing["data"] == full[:10]
+    sb.delete("customer_tax_ids", full[0]["id"])
+    listing = expanded()
+    assert listing["has_more"] is False and listing["data"] == c.all(url) == full[1:]
+    # the customer's events carry no includable list
+    assert all("tax_ids" not in e["data"]["object"] for e in c.all("/v1/events")
+               if e["data"]["object"].get("object") == "customer")
+
+
 def test_configured_restricted_key():
     with Sandbox(seed=1, scale=0.02, now=NOW, keys=("rk_test_abc123",)) as sb:
         ok = requests.get(sb.url + "/v1/customers", headers={"Authorization": "Bearer rk_test_abc123"})

@@ -265,6 +265,9 @@ class App:
                        headers=[("Stripe-Should-Retry", "true")])
         if k == "400":
             return err(400, "Invalid request (injected fault).", headers=[("Stripe-Should-Retry", "false")])
+        if k == "unexpandable":  # Stripe's answer to an `expand[]` it does not allow on this call
+            return err(400, "This property cannot be expanded (injected fault).", param="expand",
+                       headers=[("Stripe-Should-Retry", "false")])
         if k == "404":
             return err(404, "No such resource (injected fault).", code="resource_missing")
         if k == "429":

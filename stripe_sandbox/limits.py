@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-FAULT_KINDS = ("500", "503", "400", "reset", "truncated", "slow", "403", "not_setup", "429", "404")
+FAULT_KINDS = ("500", "503", "400", "unexpandable", "reset", "truncated", "slow", "403", "not_setup", "429", "404")
 
 
 @dataclass

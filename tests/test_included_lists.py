@@ -111,15 +111,16 @@ def test_a_changed_customer_s_tax_ids_are_read_from_their_endpoint(account, run_
     assert changed and changed[-1]["metadata"] == {"note": "changed"} and "tax_ids" not in changed[-1]
 
 
-def test_a_refused_embedding_reads_the_child_endpoints_instead(account, run_tap):
-    """A list call that asks for the embedded lists and is refused (a key that may read customers
-    and not their tax ids) is made again without them; the feed asks no more, and the tax ids are
-    read from their endpoints."""
+@pytest.mark.parametrize("refusal", ["403", "unexpandable"])
+def test_a_refused_embedding_reads_the_child_endpoints_instead(account, run_tap, refusal):
+    """A list call that asks for the embedded lists and is refused — a key that may read customers
+    and not their tax ids (403), or a 400 saying the field cannot be expanded there — is made
+    again without them; the feed asks no more, and the tax ids are read from their endpoints."""
     sb, client = account
     customers = sb.truth("customers")
     expected = from_endpoints(client, customers)
     sb.reset_stats()
-    sb.add_fault("/v1/customers", "403", count=1)
+    sb.add_fault("/v1/customers", refusal, count=1)
 
     run = run_tap(tap_config(sb, max_workers=1), catalog=catalog_for(STREAMS))
 

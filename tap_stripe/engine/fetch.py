@@ -24,7 +24,7 @@ from tap_stripe.engine.feeds import Feed, GroupKind, Output, Paging, Part, Rende
 from tap_stripe.engine.plan import Scope
 from tap_stripe.engine.state import State
 from tap_stripe.engine.windows import created_params, split_if_dense
-from tap_stripe.errors import PermissionDenied, Stopped
+from tap_stripe.errors import PermissionDenied, Stopped, StripeError
 from tap_stripe.output.records import rfc3339
 from tap_stripe.output.summary import RunSummary
 
@@ -238,12 +238,14 @@ class Fetcher:
         asked Stripe to embed child lists and was refused (a restricted key may read customers
         and not their tax ids) is made again without them, as the feed's calls are from then on:
         its children are read from their endpoints, as without the embedding, and skipped there
-        if the key may not read them."""
+        if the key may not read them. So is one Stripe answers that it cannot expand (400,
+        `param: expand`)."""
         params, added = self.children.parent_query(feed.root, feed)
         try:
             return read(params)
-        except PermissionDenied:
-            if not added:
+        except StripeError as exc:
+            refused = isinstance(exc, PermissionDenied) or (exc.status == 400 and exc.error.get("param") == "expand")
+            if not added or not refused:
                 raise
             if not feed.include_refused:
                 feed.include_refused = True

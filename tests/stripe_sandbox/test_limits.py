@@ -45,6 +45,7 @@ def test_endpoint_rate_limit(c, sb, limiter_clock):
 
 
 @pytest.mark.parametrize("kind,status,retry", [("500", 500, None), ("503", 503, "true"), ("400", 400, "false"),
+                                               ("unexpandable", 400, "false"),
                                                ("429", 429, None)])
 def test_status_faults(c, sb, kind, status, retry):
     sb.add_fault("/v1/charges*", kind, count=2)

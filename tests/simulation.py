@@ -1259,13 +1259,14 @@ class Simulation:
 
         Exactly: a run reading several accounts starts with an events bookmark e of the
         stream and account, and a deletion at d with e <= d < Stripe's clock - 30 days, and
-        no run while the event was kept (d up to d + 30 days) read that stream and account
-        as a full resync (such a run had the chance the tap did not take: the known loss of
+        no run without end_date while the event was kept (d up to d + 30 days) read that stream
+        and account as a full resync (such a run had the chance the tap did not take: the known loss of
         deletions by full-resync streams with several accounts is not excused). Nothing else
         is: not a single account (the tap can version its re-read), not a deletion still in
         Stripe's retention, not a stream without an events bookmark."""
         account_ids = {self.account_id(a): a for a in self.proc_accounts(proc)}
-        resync = [s for s in self.resync_streams() if self.readable(s)]
+        # A run bounded by end_date begins no full resync and reads no event after end_date: no chance.
+        resync = [s for s in self.resync_streams() if self.readable(s)] if self.end is None else []
         for account in account_ids.values():
             for stream in resync:
                 self.resync_runs.setdefault((stream, account), []).append((self.sb.now, self.seq))

@@ -138,3 +138,16 @@ def test_a_reconciliation_that_skipped_a_child_list_drops_none_of_its_orphans():
     outcome = sim.simulate(history)
     assert not [f for f in outcome.findings if f.category == "orphan-child-kept"], outcome.report()
     assert outcome.allowed_extra >= 1, outcome.report()
+
+
+def test_a_deletion_read_by_no_run_without_end_date_is_the_retention_limit():
+    """Two accounts: a customer deleted while every run is bounded by an end_date 43 days back
+    (such runs read no event after it and begin no reconciliation), then nothing for 35 days:
+    the deletion's event is gone from Stripe and no ACTIVATE_VERSION can drop the row — the
+    30-day limit, which bounded runs do not lift, and not a loss the checker blames on them."""
+    history = sim.History(seed=60484, mode="connected", accounts=2, steps=(
+        sim.Run(), sim.SetEndDate(43), sim.Advance(8 * sim.DAY), sim.Delete("customers", 1, 92), sim.Run(),
+        sim.Advance(35 * sim.DAY)))
+    outcome = sim.simulate(history)
+    assert not [f for f in outcome.findings if f.category in ("deleted-kept", "state-ahead")], outcome.report()
+    assert outcome.allowed_extra >= 1, outcome.report()

@@ -97,6 +97,17 @@ def test_a_malformed_resync_is_refused(resync):
     assert refused(one({"resync": resync})) == "state 'bookmarks.charges.accounts.acct_1.resync' is malformed"
 
 
+def test_a_full_table_read_in_progress_is_accepted():
+    table = {"version": 1, "cursor": "cus_9", "earlier": ["cus_8"], "streams": ["customers"]}
+    assert validate(one({"table": table})) == one({"table": table})
+
+
+@pytest.mark.parametrize("table", [{}, {"version": 1}, {"cursor": "cus_9"}, {"version": "1", "cursor": "cus_9"},
+                                   {"version": 1, "cursor": 9}, {"version": None, "cursor": "cus_9"}, "cus_9", [1]])
+def test_a_malformed_full_table_read_is_refused(table):
+    assert refused(one({"table": table})) == "state 'bookmarks.charges.accounts.acct_1.table' is malformed"
+
+
 def test_every_stream_and_account_is_checked():
     state = {"bookmarks": {"a": {"accounts": {"x": {"created": 1}}},
                            "b": {"accounts": {"x": {"created": 1}, "y": {"events": "bad"}}}}}

@@ -143,9 +143,9 @@ EQUIVALENT = {
         "with more pieces than seconds, lo + (hi - lo) * i // pieces takes every second anyway: same bounds"),
     "tap_stripe.engine.windows.x__geometric__mutmut_21": (
         "if bounds[-1] >= lo:", "when bounds[-1] == lo it sets bounds[-1] = lo: no change"),
-    "tap_stripe.engine.state.x_validate__mutmut_108": (
+    "tap_stripe.engine.state.x_validate__mutmut_118": (
         'ours.get("state_format", None)', "a missing format read as None passes `isinstance(fmt, int)` as 1 does"),
-    "tap_stripe.engine.state.x_validate__mutmut_110": (
+    "tap_stripe.engine.state.x_validate__mutmut_120": (
         'ours.get("state_format", )', "the same: a missing format is None, which is accepted like 1"),
     "tap_stripe.engine.state.x__seconds__mutmut_8": (
         'value.replace("XXZXX", "+00:00")',
@@ -172,7 +172,7 @@ EQUIVALENT = {
         "only selected members are asked, so `created` holds the member's own bookmark: never empty"),
     "tap_stripe.engine.plan.xǁPlannerǁplan__mutmut_13": (
         "break", "the family is the same for every account: none of the remaining accounts has one either"),
-    "tap_stripe.engine.plan.xǁPlannerǁplan_feed__mutmut_91": (
+    "tap_stripe.engine.plan.xǁPlannerǁplan_feed__mutmut_83": (
         "lo <= feed.hi",
         "with lo == hi no window fits (and no done span), only listed_from becomes hi, which no event "
         "created before hi can fall in: the same as None"),

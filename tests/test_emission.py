@@ -108,6 +108,36 @@ def test_a_resync_window_drops_the_done_spans_behind_it_and_keeps_the_resync_s_o
     assert cursors(run)["resync"] == other
 
 
+def test_a_resync_s_streams_keep_out_a_stream_that_missed_its_earlier_windows():
+    """The resync names the streams that received every window of its version: a child read
+    now but not in its earlier windows (deselected or skipped then) stays out, so a resumed
+    resync that needs it begins again rather than activate a version that lacks its rows."""
+    run = make_run(state_of(), selected=("customers", "customer_tax_ids"), full_resync_streams=frozenset({"customers"}))
+    feed = planned(run, "customers", "acct_1")
+    resync = {**cursors(run, "customers", "acct_1")["resync"], "streams": ["customers"]}
+    run.state.set("customers", "acct_1", "resync", resync)
+    run.emission.emit_segment(feed, Segment("window", NOW - 10 * DAY, NOW - 6 * DAY), [])
+    assert cursors(run, "customers", "acct_1")["resync"]["streams"] == ["customers"]
+    run.state.set("customers", "acct_1", "resync", {k: v for k, v in resync.items() if k != "streams"})
+    run.emission.emit_segment(feed, Segment("window", NOW - 6 * DAY, NOW - 3 * DAY), [])
+    assert cursors(run, "customers", "acct_1")["resync"]["streams"] == ["customer_tax_ids", "customers"]
+
+
+def test_a_full_table_s_written_page_saves_where_the_next_one_starts():
+    run = make_run(selected=("country_specs",))
+    feed = planned(run, "country_specs", "acct_1")
+    feed.segments.append(Segment("pages", cursor="cs_9", earlier=["cs_10", "cs_11"]))
+    assert feed.full_read and len(feed.segments) == 2
+    run.emission.emit_segment(feed, feed.segments[0], [])
+    assert cursors(run, "country_specs", "acct_1")["table"] == {
+        "version": feed.version, "cursor": "cs_9", "earlier": ["cs_10", "cs_11"], "streams": ["country_specs"]}
+    run = make_run(selected=("country_specs",))
+    feed = planned(run, "country_specs", "acct_1")
+    feed.segments.append(Segment("pages"))  # no cursor: nothing to resume from
+    run.emission.emit_segment(feed, feed.segments[0], [])
+    assert "table" not in (cursors(run, "country_specs", "acct_1") or {})
+
+
 # --------------------------------------------------------------------------- objects that settle later
 def test_the_oldest_object_that_may_still_change_is_where_the_next_run_re_reads_from():
     name = "balance_transactions"

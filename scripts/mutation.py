@@ -152,7 +152,7 @@ EQUIVALENT = {
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
     "tap_stripe.engine.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
-    "tap_stripe.engine.plan.xǁPlannerǁplan_resync__mutmut_38": (
+    "tap_stripe.engine.plan.xǁPlannerǁplan_resync__mutmut_52": (
         'resync = ""',
         "`resync` is only tested for truth next: an empty string is as false as None"),
     "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_6": (
@@ -160,7 +160,7 @@ EQUIVALENT = {
         "a window segment always has both bounds: the None checks only narrow types for mypy"),
     "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_7": (
         "segment.closed and lo is None or hi is None", "the same: lo and hi are never None for a window"),
-    "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_40": (
+    "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_38": (
         "lo is None and reached is None or reached - lo < 2",
         "the same: the window was chosen with both set, and they are only ever raised, never cleared"),
     "tap_stripe.engine.plan.xǁPlannerǁplan_floors__mutmut_61": (
@@ -199,7 +199,7 @@ EQUIVALENT = {
     "tap_stripe.engine.events.x_read_window__mutmut_27": (
         "segment.lo is not None or segment.hi is not None",
         "an events window is planned with both bounds: the assertion only narrows types"),
-    "tap_stripe.engine.loop.xǁRunǁadvance__mutmut_45": (
+    "tap_stripe.engine.loop.xǁRunǁadvance__mutmut_43": (
         "break", "a report feed's report_plan is its only segment: nothing follows it in the loop"),
     "tap_stripe.engine.emission.xǁEmissionǁwrite_state__mutmut_18": (
         "self.state_dirty = None", "the flag is only tested for truth: None is as false as False"),

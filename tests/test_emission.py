@@ -138,6 +138,17 @@ def test_a_full_table_s_written_page_saves_where_the_next_one_starts():
     assert "table" not in (cursors(run, "country_specs", "acct_1") or {})
 
 
+def test_the_end_of_a_full_table_s_read_drops_its_progress_for_its_account_only():
+    progress = {"version": 7, "cursor": "cs_9", "earlier": [], "streams": ["country_specs"]}
+    run = make_run(state_of(country_specs={"acct_1": {"table": dict(progress)}, "acct_2": {"table": dict(progress)}}),
+                   selected=("country_specs",))
+    feed = planned(run, "country_specs", "acct_1")
+    assert feed.version == 7
+    run.emission.finish(feed)
+    assert cursors(run, "country_specs", "acct_1") == {"version": 7}
+    assert cursors(run, "country_specs", "acct_2") == {"table": progress}
+
+
 # --------------------------------------------------------------------------- objects that settle later
 def test_the_oldest_object_that_may_still_change_is_where_the_next_run_re_reads_from():
     name = "balance_transactions"

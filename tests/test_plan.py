@@ -94,6 +94,30 @@ def test_a_full_table_s_first_read_saves_where_each_member_s_events_start():
     assert segs(feed) == [("pages", None, None)] and run.state.data["bookmarks"] == {}
 
 
+def test_a_full_table_read_a_killed_run_left_goes_on_from_its_next_page_in_its_version():
+    progress = {"version": 7, "cursor": "plink_9", "earlier": ["plink_10", "plink_11"],
+                "streams": ["payment_link_line_items", "payment_links"]}
+    # Between reconciliations (events would be read), a read in progress is finished first.
+    accounts = {"acct_1": {"events": NOW - DAY, "reconciled": NOW - DAY, "version": 5, "table": progress}}
+    run = table_run(state_of(payment_links=accounts, payment_link_line_items={"acct_1": {"events": NOW - DAY}}))
+    feed = planned(run, "payment_links", "acct_1")
+    first = feed.segments[0]
+    assert (first.kind, first.cursor, first.earlier) == ("pages", "plink_9", ["plink_10", "plink_11"])
+    assert feed.version == 7 and feed.full_read and feed.activate
+    # Without `earlier` (an older state): no cursors to fall back on.
+    accounts["acct_1"]["table"] = {k: v for k, v in progress.items() if k != "earlier"}
+    run = table_run(state_of(payment_links=accounts, payment_link_line_items={"acct_1": {"events": NOW - DAY}}))
+    assert planned(run, "payment_links", "acct_1").segments[0].earlier == []
+
+
+def test_a_full_table_read_left_under_another_selection_begins_again():
+    progress = {"version": 7, "cursor": "plink_9", "earlier": [], "streams": ["payment_links"]}
+    run = table_run(state_of(payment_links={"acct_1": {"table": progress}}))  # the line items are selected now
+    feed = planned(run, "payment_links", "acct_1")
+    assert (feed.segments[0].kind, feed.segments[0].cursor) == ("pages", None)
+    assert feed.version == VERSION and feed.full_read
+
+
 def test_between_reconciliations_a_full_table_reads_only_its_events():
     events, lookback = NOW - 2 * DAY, 60
     accounts = {"default": {"events": NOW - 9 * DAY, "reconciled": NOW - 20 * DAY, "version": 9},

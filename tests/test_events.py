@@ -248,6 +248,26 @@ def test_a_parent_s_update_and_its_child_s_deletion_in_one_window_are_both_appli
             in records
 
 
+def test_a_parent_s_deletion_is_kept_over_a_later_child_event_of_one_window():
+    """A customer deleted and, later in the same window (the same second), a tax id event that
+    names it: the child's event is keyed by its parent, and re-reading a parent that is gone
+    emits nothing, so it must not replace the deletion (the customer would stay in the target)."""
+    from tap_stripe.engine.events import apply_event, ends_object, event_key
+
+    feed = family("customers", {"customers", "customer_tax_ids"})
+    customer = {"id": "cus_1", "object": "customer", "created": 100}
+    deletion = ev_("customer.deleted", customer, 300)
+    child = ev_("customer.tax_id.created", {"id": "txi_2", "object": "tax_id", "customer": "cus_1"}, 300)
+    other = ev_("customer.updated", {"id": "cus_2", "object": "customer", "created": 100}, 300)
+    events = [deletion, other, child, ev_("customer.updated", customer, 300)]
+    newest = newest_per_object(events, key=lambda e: event_key(feed, e), final=lambda e: ends_object(feed, e))
+    assert newest == [deletion, other]
+    records = [r for e in newest for r in apply_event(context([{**other["data"]["object"]}]), feed, e)]
+    assert ("customers", {"deleted": "cus_1", "object": "customer", "account": "acct_1", "at": 300}) in records
+    assert newest_per_object(events, key=lambda e: event_key(feed, e)) == [other, events[-1]]  # without `final`
+    assert not ends_object(feed, child) and not ends_object(feed, other) and ends_object(feed, deletion)
+
+
 def test_event_keys_the_object_the_parent_a_child_re_reads_or_the_deleted_child():
     from tap_stripe.engine.events import event_key
 

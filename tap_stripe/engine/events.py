@@ -67,19 +67,24 @@ def read_window(ctx: EventContext, feed: Feed, segment: Segment) -> tuple[list[d
     return [e for page in reversed(collected) for e in reversed(page)], None
 
 
-def newest_per_object(events: list[dict], key: Callable[[dict], str | None] | None = None) -> list[dict]:
+def newest_per_object(events: list[dict], key: Callable[[dict], str | None] | None = None,
+                      final: Callable[[dict], bool] | None = None) -> list[dict]:
     """The last event of each object (or of each `key`), in ascending order of that event.
     Every one's (`previous_attributes`, object) is kept on it, in order, as `_changes`: what
     the object held before (an embedded list's items since removed) is not lost with the
-    events it keeps only the newest of."""
+    events it keeps only the newest of. An event `final` says ends its object (its deletion)
+    is kept over any later one of its key: a child's event re-reads a parent that is gone."""
     newest: dict[str, dict] = {}
     previous: dict[str, list[tuple[dict, dict]]] = {}
+    ended: set[str] = set()
     for event in events:  # ascending
         obj = (event.get("data") or {}).get("object") or {}
         k = key(event) if key else obj.get("id")
-        if k:
+        if k and k not in ended:
             newest.pop(k, None)
             newest[k] = event
+            if final is not None and final(event):
+                ended.add(k)
             attributes = (event.get("data") or {}).get("previous_attributes")
             if attributes:
                 previous.setdefault(k, []).append((attributes, obj))
@@ -99,6 +104,13 @@ def event_key(feed: Feed, event: dict) -> str | None:
     if _is_deletion(child.spec, event):
         return f"deleted {obj.get('id')}"
     return parent_id(child.spec, obj)
+
+
+def ends_object(feed: Feed, event: dict) -> bool:
+    """Whether an event deletes the feed's object (`newest_per_object`'s `final`): a child's
+    event keyed by that object later in the window must not replace it (it would re-read a
+    parent that is gone and emit nothing, and the deletion record would be lost)."""
+    return _is_deletion(feed.spec, event)
 
 
 def parent_id(spec: StreamSpec, obj: dict) -> str | None:

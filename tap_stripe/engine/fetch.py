@@ -291,7 +291,8 @@ class Fetcher:
     def _events_window(self, feed: Feed, segment: Segment) -> SegmentResult:
         events_list, split = ev.read_window(self.events, feed, segment)
         result = SegmentResult(split=split)
-        for event in ev.newest_per_object(events_list, key=lambda event: ev.event_key(feed, event)):
+        for event in ev.newest_per_object(events_list, key=lambda event: ev.event_key(feed, event),
+                                          final=lambda event: ev.ends_object(feed, event)):
             result.subs.append(self.submit(feed.version, True, ev.apply_event, self.events, feed, event))
         return result
 

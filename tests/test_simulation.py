@@ -151,3 +151,14 @@ def test_a_deletion_read_by_no_run_without_end_date_is_the_retention_limit():
     outcome = sim.simulate(history)
     assert not [f for f in outcome.findings if f.category in ("deleted-kept", "state-ahead")], outcome.report()
     assert outcome.allowed_extra >= 1, outcome.report()
+
+
+def test_a_customer_deleted_in_the_second_of_a_tax_id_event_naming_it_is_deleted_in_the_target():
+    """A customer deleted, then in the same second tax ids created that name it: the tax id
+    events (keyed by the customer they re-read) came after the deletion in one events window
+    and replaced it, so the customer stayed in the target (found by a soak, shrunk to this)."""
+    history = sim.History(seed=61052, mode="platform", start_days=80, steps=(
+        sim.Create("tax_ids", 0, 0), sim.Run(), sim.Delete("customers", 0, 109), sim.Create("tax_ids", 0, 0),
+        sim.Create("tax_ids", 0, 0)))
+    outcome = sim.simulate(history)
+    assert outcome.ok, outcome.report()

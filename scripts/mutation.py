@@ -153,9 +153,9 @@ EQUIVALENT = {
         "Python 3.11's fromisoformat reads `Z` itself (on 3.10 the test with a `Z` time kills it)"),
     "tap_stripe.engine.state.x__seconds__mutmut_9": (
         'value.replace("z", "+00:00")', "the same: not replacing `Z` is harmless on Python >= 3.11"),
-    "tap_stripe.engine.plan.xǁPlannerǁplan_resync__mutmut_52": (
-        'resync = ""',
-        "`resync` is only tested for truth next: an empty string is as false as None"),
+    **{f"tap_stripe.engine.plan.xǁPlannerǁplan_resync__mutmut_{n}": (
+        'resync = ""', "`resync` is only tested for truth next: an empty string is as false as None")
+       for n in (38, 52)},
     "tap_stripe.engine.scheduler.xǁSchedulerǁsteal__mutmut_6": (
         "lo is None and hi is None:",
         "a window segment always has both bounds: the None checks only narrow types for mypy"),

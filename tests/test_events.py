@@ -366,10 +366,19 @@ def test_a_resync_s_update_events_only_delete_the_children_the_update_removed():
     assert apply_event(ctx, feed, event) == [
         ("subscription_items", {"deleted": "si_1", "object": "subscription_item", "account": "acct_1", "at": 500})]
     assert ctx.client.gets == [] and ctx.children.calls == []
-    # A list that goes on past its first page, a previous value that is not a list, a member
-    # unselected or skipped: nothing is removed.
+    # A list that goes on past its first page: the whole list is read once, and only an item on
+    # no page is removed (one that moved past the first page is kept).
     more = {**after, "items": {"data": [{"id": "si_2"}], "has_more": True}}
-    assert apply_event(ctx, feed, ev_("customer.subscription.updated", more, _changes=[(before, more)])) == []
+    longer = context(lists={"subscription_items": {"sub_1": ["si_2", "si_9", "si_1"]}})
+    assert apply_event(longer, feed, ev_("customer.subscription.updated", more, _changes=[(before, more)])) == []
+    assert longer.children.calls == [("subscription_items", "sub_1", 500)]
+    shorter = context(lists={"subscription_items": {"sub_1": ["si_2", "si_9"]}})
+    assert apply_event(shorter, feed, ev_("customer.subscription.updated", more, _changes=[(before, more)])) == [
+        ("subscription_items", {"deleted": "si_1", "object": "subscription_item", "account": "acct_1", "at": 500})]
+    unchanged = {"items": {"data": [{"id": "si_2"}], "has_more": True}}
+    assert apply_event(shorter, feed, ev_("customer.subscription.updated", more, _changes=[(unchanged, more)])) == []
+    assert len(shorter.children.calls) == 1  # nothing missing from the first page: no read
+    # A previous value that is not a list, a member unselected or skipped: nothing is removed.
     assert apply_event(ctx, feed, ev_("customer.subscription.updated", after,
                                       _changes=[({"items": None}, after)])) == []
     assert apply_event(ctx, feed, ev_("customer.subscription.updated", after,

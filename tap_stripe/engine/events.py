@@ -211,19 +211,27 @@ def _object_now(ctx: EventContext, feed: Feed, obj: dict, changed_at: int, previ
 def _removed_children(ctx: EventContext, feed: Feed, event: dict, changed_at: int) -> Output:
     """Deletion records of the children an update removed from its object, without reading
     the object again (a full re-read reads it): the items of an embedded list before the
-    update (`previous_attributes`) that are not in the list after it, when that list is
-    complete (`has_more` false: an item that only left the first page is not removed)."""
+    update (`previous_attributes`) that are not in the list after it. When that list goes on
+    past its first page (`has_more`), an item missing from the page may only have moved: the
+    whole child list is read once to tell (an item on no page is gone)."""
     output: Output = []
     for member in feed.root.children:
         field = member.spec.embedded_field
         if not field or not member.selected or member.skipped:
             continue
         gone: dict[str, dict] = {}
+        longer: dict | None = None  # the newest object whose list goes on past its first page
         for attributes, obj in event.get("_changes") or ():
             after = obj.get(field)
-            if isinstance(attributes.get(field), dict) and isinstance(after, dict) and not after.get("has_more"):
-                kept = _items(after)
-                gone.update((k, v) for k, v in _items(attributes[field]).items() if k not in kept)
+            if isinstance(attributes.get(field), dict) and isinstance(after, dict):
+                missing = {k: v for k, v in _items(attributes[field]).items() if k not in _items(after)}
+                gone.update(missing)
+                if missing and after.get("has_more"):
+                    longer = obj
+        if gone and longer is not None:
+            now = {record.get("id") for stream, record in ctx.children.records(feed, member, longer, changed_at)
+                   if stream == member.spec.name}
+            gone = {k: v for k, v in gone.items() if k not in now}
         output.extend(_deletions(ctx, feed, member, gone, changed_at))
     return output
 

@@ -193,9 +193,11 @@ class ChildLists:
     def __init__(self, lists=None):
         self.lists = lists or {}
         self.calls = []
+        self.feeds = []  # the feed each read was for (its account's child list)
 
     def records(self, feed, member, obj, changed_at):
         self.calls.append((member.spec.name, obj["id"], changed_at))
+        self.feeds.append(feed)
         if not member.selected:
             return []
         return [(member.spec.name, {"id": i}) for i in self.lists.get(member.spec.name, {}).get(obj["id"], [])]
@@ -371,7 +373,7 @@ def test_a_resync_s_update_events_only_delete_the_children_the_update_removed():
     more = {**after, "items": {"data": [{"id": "si_2"}], "has_more": True}}
     longer = context(lists={"subscription_items": {"sub_1": ["si_2", "si_9", "si_1"]}})
     assert apply_event(longer, feed, ev_("customer.subscription.updated", more, _changes=[(before, more)])) == []
-    assert longer.children.calls == [("subscription_items", "sub_1", 500)]
+    assert longer.children.calls == [("subscription_items", "sub_1", 500)] and longer.children.feeds == [feed]
     shorter = context(lists={"subscription_items": {"sub_1": ["si_2", "si_9"]}})
     assert apply_event(shorter, feed, ev_("customer.subscription.updated", more, _changes=[(before, more)])) == [
         ("subscription_items", {"deleted": "si_1", "object": "subscription_item", "account": "acct_1", "at": 500})]

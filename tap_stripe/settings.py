@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from singer_sdk import typing as th
@@ -282,8 +284,7 @@ def schema_problem(error: ValidationError) -> str:
 
 
 def _read(given: Mapping[str, Any], name: str) -> Any:
-    """A setting's value, or its default as CONFIG_SCHEMA (and so `--about` and the README)
-    declares it; a number's as a float, an integer's as an int."""
+    """A setting's value, or its CONFIG_SCHEMA default (as `--about` and the README show it); numbers as float."""
     value = given.get(name, OWN_SETTINGS[name].get("default"))
     types = OWN_SETTINGS[name]["type"]
     if value is None or not {"integer", "number"} & set(types):
@@ -314,14 +315,11 @@ def _credentials(given: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
     if not oauth:
         if not api_key:
             raise ConfigError("setting 'api_key' is required (or TAP_STRIPE_API_KEY, or the OAuth settings)")
-        if api_key != api_key.strip():
-            raise ConfigError("setting 'api_key' begins or ends with whitespace or a line break: remove it")
-        if not KEY_PATTERN.fullmatch(api_key):
-            raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key "
-                              "(expected sk_live_…, sk_test_…, rk_live_… or rk_test_…)")
+        if not KEY_PATTERN.fullmatch(api_key):  # a line break read from a file with it, too
+            raise ConfigError("setting 'api_key' is not a Stripe secret or restricted key (expected sk_live_…, "
+                              "sk_test_…, rk_live_… or rk_test_…, without spaces or line breaks)")
     elif not KEY_PATTERN.fullmatch(oauth["oauth_client_secret"]):
         raise ConfigError("setting 'oauth_client_secret' is not a Stripe secret key (expected sk_…)")
-
     return api_key, oauth
 
 
@@ -344,7 +342,6 @@ def _accounts(given: Mapping[str, Any], oauth: dict[str, str]) -> tuple[list[str
         raise ConfigError(f"setting 'account_shard' must be {LOOKS_LIKE['account_shard']}")
     if not (connected or account_ids):
         raise ConfigError("setting 'account_shard' needs 'connected_accounts' or 'account_ids'")
-
     return account_ids, (index, count)
 
 
@@ -360,7 +357,6 @@ def _dates(given: Mapping[str, Any]) -> tuple[int | None, int | None]:
     start, end = dates
     if start is not None and end is not None and end <= start:
         raise ConfigError("setting 'end_date' must be after 'start_date'")
-
     return start, end
 
 
@@ -396,14 +392,9 @@ def _sensitive_data(given: Mapping[str, Any], stream_names: set[str]) -> None:
 def _local_files(given: Mapping[str, Any]) -> None:
     """What the machine must have: the time zone's entry in the time zone database, the CA bundle."""
     if "report_timezone" in given:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(given["report_timezone"])
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError("setting 'report_timezone' is not an IANA time zone (e.g. Europe/Paris)") from None
-    if "ca_bundle" in given:
-        import os
-
-        if not os.path.isfile(given["ca_bundle"]):
-            raise ConfigError("setting 'ca_bundle' must be the path of a readable CA bundle file")
+    if "ca_bundle" in given and not os.path.isfile(given["ca_bundle"]):
+        raise ConfigError("setting 'ca_bundle' must be the path of a readable CA bundle file")

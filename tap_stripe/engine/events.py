@@ -224,7 +224,8 @@ def _removed_children(ctx: EventContext, feed: Feed, event: dict, changed_at: in
         for attributes, obj in event.get("_changes") or ():
             after = obj.get(field)
             if isinstance(attributes.get(field), dict) and isinstance(after, dict):
-                missing = {k: v for k, v in _items(attributes[field]).items() if k not in _items(after)}
+                kept = _items(after)
+                missing = {k: v for k, v in _items(attributes[field]).items() if k not in kept}
                 gone.update(missing)
                 if missing and after.get("has_more"):
                     longer = obj

@@ -22,7 +22,6 @@ from tap_stripe.engine.fetch import Fetcher, Handoff, RunContext
 from tap_stripe.engine.plan import Planner, Scope
 from tap_stripe.engine.scheduler import Scheduler
 from tap_stripe.engine.state import State
-from tap_stripe.engine.windows import Split
 from tap_stripe.errors import (
     FatalRunError,
     PermissionDenied,
@@ -125,7 +124,7 @@ class Run:
                 _splice(feed.segments, position, [Segment(SegmentKind.REPORT, task=task) for task in result.tasks])
                 continue
             if result.split is not None:
-                _splice(feed.segments, position, _split_window(segment, result.split, result))
+                _splice(feed.segments, position, _split_window(segment, result))
                 continue
             segment.output, segment.subs, segment.ready = result.output, result.subs, True
             segment.pending = result.pending
@@ -224,9 +223,11 @@ def _splice(segments: deque, position: int, replacement: list[Segment]) -> None:
         segments.insert(position + offset, segment)
 
 
-def _split_window(segment: Segment, split: Split, result: SegmentResult) -> list[Segment]:
+def _split_window(segment: Segment, result: SegmentResult) -> list[Segment]:
     """A window that was split (`result.split`): its new sub-windows, then the kept newest
     objects as a ready tail after them."""
+    split = result.split
+    assert split is not None  # the caller splits only a result that says how
     windows = [Segment(segment.kind, lo, hi, estimate=split.estimate(lo, hi),
                        fanout=split.fanout_of(lo, hi), types=segment.types, advances=segment.advances)
                for lo, hi in split.windows]
